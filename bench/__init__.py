@@ -1,0 +1,1 @@
+"""Benchmarks: the load harness and per-stage microbenchmarks (see docs/performance.md)."""

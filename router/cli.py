@@ -1,0 +1,135 @@
+"""The `ai-router` command: serve, demo, check a config, or dry-run a routing decision.
+
+    ai-router serve [--config FILE] [--host H] [--port 8082] [--workers N]
+    ai-router demo [--port 8082]
+    ai-router check FILE                       exit 2 with the failing key path on a bad config
+    ai-router route [--config FILE] "prompt" | --file req.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from typing import Any
+
+import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from router.accesslog import setup_logging
+from router.config import Config, ConfigError, default_path, load
+from router.errors import ProxyError
+from router.exchange import Exchange
+from router.pipeline import Pipeline
+from router.validate import check
+
+
+def _load(path: str | None) -> Config:
+    return load(path or default_path())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    setup_logging(config.logging.level)
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
+    workers = args.workers or config.server.workers
+    if workers > 1:
+        from router.workers import run_workers
+
+        return run_workers(config, host, port, workers)
+    from router.server import run_worker
+
+    run_worker(config, host, port)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from router.demo import main
+
+    setup_logging("info")
+    return main(args.port)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from router.server import RouterService
+
+    config = load(args.file)
+    service = RouterService(config)  # builds backends, catalog and every stage: full validation
+    print(f"{args.file}: OK — {len(config.backends)} backends, {len(service.catalog.all)} models, "
+          f"tiers {', '.join(config.routing.tiers)}, pipeline {', '.join(config.pipeline)}")
+    return 0
+
+
+def preview(config: Config, body: dict[str, Any]) -> dict[str, Any]:
+    """The routing decision for `body`, as `POST /v1/route` answers it, without calling any upstream."""
+    from router.server import RouterService
+
+    service = RouterService(config)
+    stages = [s for s in service.pipeline.stages if s.name != "auth"]  # the operator needs no client key
+    pipeline = Pipeline(stages, service.dispatch)
+    check("chat", body)
+    ex = Exchange(uuid.uuid4().hex, "chat", body, None, CIMultiDictProxy(CIMultiDict()))
+    ex.dry_run = True
+    reply = asyncio.run(pipeline(ex))
+    assert reply.body is not None
+    return orjson.loads(reply.body)  # type: ignore[no-any-return]
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if args.file:
+        with open(args.file, "rb") as f:
+            body = orjson.loads(f.read())
+    elif args.prompt:
+        body = {"model": "auto", "messages": [{"role": "user", "content": args.prompt}]}
+    else:
+        print("ai-router route: give a prompt or --file req.json", file=sys.stderr)
+        return 2
+    print(orjson.dumps(preview(config, body), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ai-router", description="OpenAI-compatible cost-aware LLM router")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the proxy")
+    s.add_argument("--config", help="config file (default: $AI_ROUTER_CONFIG, else config/router.yaml)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--workers", type=int)
+    s.set_defaults(func=cmd_serve)
+    d = sub.add_parser("demo", help="run the proxy with two simulated upstreams")
+    d.add_argument("--port", type=int, default=8082)
+    d.set_defaults(func=cmd_demo)
+    c = sub.add_parser("check", help="validate a config file")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_check)
+    r = sub.add_parser("route", help="dry run: print the routing decision for a prompt")
+    r.add_argument("--config")
+    r.add_argument("--file", help="a JSON chat completions request body")
+    r.add_argument("prompt", nargs="?")
+    r.set_defaults(func=cmd_route)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    except ProxyError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
+    except (OSError, orjson.JSONDecodeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

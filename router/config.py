@@ -1,0 +1,478 @@
+"""Config: YAML in, validated typed settings out, read once at start-up (and on reload).
+
+`load(path)` expands `${VAR}` / `${VAR:-default}` from the environment in string values, checks every
+key and type, and names the failing key path in its error (`backends[1].models[0].price.input:
+expected a number`). Everything downstream (server, pipeline, backends, stages) reads these objects,
+never the raw YAML, except the sections a stage owns (`auth`, `tenants`, `cache`, `routing.tasks`),
+which arrive as plain dicts to the stage that validates them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_PIPELINE = ["auth", "ratelimit", "redact", "classify", "cache", "budget", "route", "retry"]
+COMPLEXITIES = ("low", "medium", "high")
+PROMOTION_TRIGGERS = ("error", "timeout", "overload", "slow_first_token")
+CAPABILITIES = ("tools", "vision", "json")
+BACKEND_KINDS = ("openai", "anthropic", "azure")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message starts with the key path."""
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    input: float = 0.0
+    output: float = 0.0
+    cached_input: float | None = None
+
+
+@dataclass(slots=True)
+class ModelSpec:
+    id: str
+    backend: str
+    tier: str | None = None
+    type: str = "chat"
+    context: int = 8192
+    capabilities: frozenset[str] = frozenset()
+    price: Price = field(default_factory=Price)
+    params: dict[str, Any] = field(default_factory=dict)
+    encoding: str | None = None
+    location: str = "cloud"
+
+    @property
+    def is_free(self) -> bool:
+        return self.price.input == 0 and self.price.output == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect_s: float = 5.0
+    first_byte_s: float = 60.0
+    idle_s: float = 60.0
+    total_s: float = 600.0
+
+
+@dataclass(slots=True)
+class BackendSpec:
+    name: str
+    kind: str
+    base_url: str
+    location: str = "cloud"
+    api_key_env: str | None = None
+    max_concurrency: int = 64
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    models: list[ModelSpec] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    api_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    tier: str
+    task: str | None = None
+    max_prompt_tokens: int | None = None
+    complexity: str | None = None
+    tenant: str | None = None
+    has_tools: bool | None = None
+    has_images: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    on: frozenset[str] = frozenset(PROMOTION_TRIGGERS)
+    first_token_ms: float = 2500.0
+    max_steps: int = 2
+
+
+@dataclass(slots=True)
+class Routing:
+    tiers: list[str]
+    rules: list[Rule]
+    min_confidence: float = 0.5
+    promotion: Promotion = field(default_factory=Promotion)
+    tasks: dict[str, Any] | None = None
+    encoding: str = "o200k_base"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    host: str = "0.0.0.0"
+    port: int = 8082
+    workers: int = 1
+    max_body_mb: float = 32.0
+    shutdown_grace_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSpec:
+    level: str = "info"
+    access_log: bool = True
+
+
+@dataclass(slots=True)
+class Config:
+    server: ServerSpec
+    state_url: str
+    backends: list[BackendSpec]
+    routing: Routing
+    pipeline: list[str]
+    auth: dict[str, Any]
+    tenants: list[dict[str, Any]]
+    cache: dict[str, Any]
+    logging: LoggingSpec
+    source: str = "<memory>"
+
+    def models(self) -> list[ModelSpec]:
+        return [m for b in self.backends for m in b.models]
+
+
+# ---------------------------------------------------------------- environment expansion
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, env: dict[str, str] | None = None) -> Any:
+    """Expand `${VAR}` and `${VAR:-default}` in every string of a loaded YAML tree."""
+    env = os.environ if env is None else env
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+        return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [expand_env(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v, env) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------- typed reading with key paths
+
+
+class _Node:
+    """A mapping being read, with its key path for error messages."""
+
+    __slots__ = ("data", "path", "seen")
+
+    def __init__(self, data: Any, path: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path or '<root>'}: expected a mapping")
+        self.data = data
+        self.path = path
+        self.seen: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.seen.add(key)
+        return self.data.get(key, default)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
+        v = self.get(key)
+        if v is None:
+            if required:
+                raise ConfigError(f"{self._key(key)}: required")
+            return default
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise ConfigError(f"{self._key(key)}: expected a string")
+        return str(v)
+
+    def num(self, key: str, default: float | None = None, *, minimum: float | None = None) -> Any:
+        v = self.get(key)
+        if v is None:
+            return default
+        if isinstance(v, str):
+            try:
+                v = float(v) if any(c in v for c in ".eE") else int(v)
+            except ValueError:
+                raise ConfigError(f"{self._key(key)}: expected a number") from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{self._key(key)}: expected a number")
+        if minimum is not None and v < minimum:
+            raise ConfigError(f"{self._key(key)}: must be >= {minimum}")
+        return v
+
+    def int(self, key: str, default: int | None = None, *, minimum: int | None = None) -> Any:
+        v = self.num(key, default, minimum=minimum)
+        if v is not None and v != int(v):
+            raise ConfigError(f"{self._key(key)}: expected a whole number")
+        return None if v is None else int(v)
+
+    def bool(self, key: str, default: bool | None = None) -> Any:
+        v = self.get(key)
+        if v is None:
+            return default
+        if isinstance(v, str) and v.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return v.lower() in ("true", "yes", "1")
+        if not isinstance(v, bool):
+            raise ConfigError(f"{self._key(key)}: expected true or false")
+        return v
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> Any:
+        v = self.str(key, default)
+        if v is not None and v not in choices:
+            raise ConfigError(f"{self._key(key)}: expected one of {', '.join(choices)}, got {v!r}")
+        return v
+
+    def list(self, key: str) -> list[Any]:
+        v = self.get(key)
+        if v is None:
+            return []
+        if not isinstance(v, list):
+            raise ConfigError(f"{self._key(key)}: expected a list")
+        return v
+
+    def str_list(self, key: str) -> list[str]:
+        out = []
+        for i, v in enumerate(self.list(key)):
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+                raise ConfigError(f"{self._key(key)}[{i}]: expected a string")
+            out.append(str(v))
+        return out
+
+    def child(self, key: str) -> _Node:
+        return _Node(self.get(key), self._key(key))
+
+    def item(self, key: str, i: int, value: Any) -> _Node:
+        return _Node(value, f"{self._key(key)}[{i}]")
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        v = self.get(key)
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise ConfigError(f"{self._key(key)}: expected a mapping")
+        return v
+
+    def no_unknown(self, allowed: tuple[str, ...]) -> None:
+        for k in self.data:
+            if k not in allowed:
+                raise ConfigError(f"{self._key(str(k))}: unknown key (expected one of {', '.join(allowed)})")
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _server(n: _Node) -> ServerSpec:
+    n.no_unknown(("host", "port", "workers", "max_body_mb", "shutdown_grace_s"))
+    return ServerSpec(
+        host=n.str("host", "0.0.0.0"),
+        port=n.int("port", 8082, minimum=0),
+        workers=n.int("workers", 1, minimum=1),
+        max_body_mb=n.num("max_body_mb", 32.0, minimum=0.001),
+        shutdown_grace_s=n.num("shutdown_grace_s", 30.0, minimum=0),
+    )
+
+
+def _model(n: _Node, backend: str, location: str) -> ModelSpec:
+    n.no_unknown(("id", "tier", "type", "context", "capabilities", "price", "params", "encoding"))
+    caps = n.str_list("capabilities")
+    for i, c in enumerate(caps):
+        if c not in CAPABILITIES:
+            raise ConfigError(f"{n.path}.capabilities[{i}]: expected one of {', '.join(CAPABILITIES)}")
+    p = n.child("price")
+    p.no_unknown(("input", "output", "cached_input"))
+    price = Price(
+        input=p.num("input", 0.0, minimum=0), output=p.num("output", 0.0, minimum=0),
+        cached_input=p.num("cached_input", None, minimum=0),
+    )
+    return ModelSpec(
+        id=n.str("id", required=True),
+        backend=backend,
+        tier=n.str("tier"),
+        type=n.choice("type", ("chat", "embedding"), "chat"),
+        context=n.int("context", 8192, minimum=1),
+        capabilities=frozenset(caps),
+        price=price,
+        params=n.mapping("params"),
+        encoding=n.str("encoding"),
+        location=location,
+    )
+
+
+def _backend(n: _Node) -> BackendSpec:
+    n.no_unknown(("name", "kind", "location", "base_url", "api_key_env", "max_concurrency", "timeouts",
+                  "models", "headers", "api_version"))
+    name = n.str("name", required=True)
+    location = n.choice("location", ("local", "cloud"), "cloud")
+    base_url = n.str("base_url", required=True).rstrip("/")
+    if not re.match(r"^https?://[^/]", base_url):
+        raise ConfigError(f"{n.path}.base_url: expected an http:// or https:// URL")
+    t = n.child("timeouts")
+    t.no_unknown(("connect_s", "first_byte_s", "idle_s", "total_s"))
+    d = Timeouts()
+    timeouts = Timeouts(
+        connect_s=t.num("connect_s", d.connect_s, minimum=0.001),
+        first_byte_s=t.num("first_byte_s", d.first_byte_s, minimum=0.001),
+        idle_s=t.num("idle_s", d.idle_s, minimum=0.001),
+        total_s=t.num("total_s", d.total_s, minimum=0.001),
+    )
+    headers = {str(k): str(v) for k, v in n.mapping("headers").items()}
+    models = [_model(n.item("models", i, m), name, location) for i, m in enumerate(n.list("models"))]
+    if not models:
+        raise ConfigError(f"{n.path}.models: at least one model is required")
+    return BackendSpec(
+        name=name,
+        kind=n.choice("kind", BACKEND_KINDS, "openai"),
+        base_url=base_url,
+        location=location,
+        api_key_env=n.str("api_key_env"),
+        max_concurrency=n.int("max_concurrency", 64, minimum=1),
+        timeouts=timeouts,
+        models=models,
+        headers=headers,
+        api_version=n.str("api_version"),
+    )
+
+
+def _rule(n: _Node, tiers: list[str]) -> Rule:
+    n.no_unknown(("tier", "task", "max_prompt_tokens", "complexity", "tenant", "has_tools", "has_images"))
+    tier = n.str("tier", required=True)
+    if tier not in tiers:
+        raise ConfigError(f"{n.path}.tier: {tier!r} is not in routing.tiers")
+    return Rule(
+        tier=tier,
+        task=n.str("task"),
+        max_prompt_tokens=n.int("max_prompt_tokens", None, minimum=0),
+        complexity=n.choice("complexity", COMPLEXITIES),
+        tenant=n.str("tenant"),
+        has_tools=n.bool("has_tools"),
+        has_images=n.bool("has_images"),
+    )
+
+
+def _routing(n: _Node, models: list[ModelSpec]) -> Routing:
+    n.no_unknown(("tiers", "rules", "min_confidence", "promotion", "tasks", "encoding"))
+    tiers = n.str_list("tiers")
+    if not tiers:
+        seen: list[str] = []
+        for m in models:
+            if m.tier and m.tier not in seen:
+                seen.append(m.tier)
+        tiers = seen
+    for i, m in enumerate(models):
+        if m.tier and m.tier not in tiers:
+            raise ConfigError(f"routing.tiers: model {m.id!r} (#{i}) has tier {m.tier!r}, which is not listed")
+    rules = [_rule(n.item("rules", i, r), tiers) for i, r in enumerate(n.list("rules"))]
+    if not rules and tiers:
+        rules = [Rule(tier=tiers[0])]
+    p = n.child("promotion")
+    p.no_unknown(("on", "first_token_ms", "max_steps"))
+    on = p.str_list("on") if p.has("on") else list(PROMOTION_TRIGGERS)
+    for i, o in enumerate(on):
+        if o not in PROMOTION_TRIGGERS:
+            raise ConfigError(f"routing.promotion.on[{i}]: expected one of {', '.join(PROMOTION_TRIGGERS)}")
+    tasks = n.get("tasks")
+    if tasks is not None and not isinstance(tasks, dict):
+        raise ConfigError("routing.tasks: expected a mapping")
+    mc = n.num("min_confidence", 0.5, minimum=0)
+    if mc > 1:
+        raise ConfigError("routing.min_confidence: must be between 0 and 1")
+    return Routing(
+        tiers=tiers,
+        rules=rules,
+        min_confidence=mc,
+        promotion=Promotion(
+            on=frozenset(on),
+            first_token_ms=p.num("first_token_ms", 2500.0, minimum=1),
+            max_steps=p.int("max_steps", 2, minimum=0),
+        ),
+        tasks=tasks,
+        encoding=n.str("encoding", "o200k_base"),
+    )
+
+
+def _logging(n: _Node) -> LoggingSpec:
+    n.no_unknown(("level", "access_log"))
+    return LoggingSpec(
+        level=n.choice("level", ("debug", "info", "warning", "error"), "info"),
+        access_log=n.bool("access_log", True),
+    )
+
+
+TOP_KEYS = ("server", "state", "backends", "routing", "auth", "tenants", "cache", "pipeline", "logging")
+
+
+def parse(raw: Any, source: str = "<memory>") -> Config:
+    """Validate an already-loaded (and env-expanded) YAML tree into a Config."""
+    root = _Node(raw, "")
+    root.no_unknown(TOP_KEYS)
+    backends = [_backend(root.item("backends", i, b)) for i, b in enumerate(root.list("backends"))]
+    if not backends:
+        raise ConfigError("backends: at least one backend is required")
+    names = [b.name for b in backends]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise ConfigError(f"backends[{i}].name: duplicate backend name {name!r}")
+    models = [m for b in backends for m in b.models]
+    state = root.child("state")
+    state.no_unknown(("url",))
+    state_url = state.str("url", "memory://")
+    if not re.match(r"^(memory://|sqlite:///|redis://|rediss://)", state_url):
+        raise ConfigError("state.url: expected memory://, sqlite:///path or redis://host:port/db")
+    pipeline = root.str_list("pipeline") if root.has("pipeline") else list(DEFAULT_PIPELINE)
+    tenants = root.list("tenants")
+    for i, t in enumerate(tenants):
+        if not isinstance(t, dict) or not isinstance(t.get("match"), str):
+            raise ConfigError(f"tenants[{i}].match: required (a tenant glob such as 'acme/*')")
+    return Config(
+        server=_server(root.child("server")),
+        state_url=state_url,
+        backends=backends,
+        routing=_routing(root.child("routing"), models),
+        pipeline=pipeline,
+        auth=root.mapping("auth"),
+        tenants=tenants,
+        cache=root.mapping("cache"),
+        logging=_logging(root.child("logging")),
+        source=source,
+    )
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2-style booleans: only true/false, so `on:` (promotion.on) stays a key, not True."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
+
+
+def load(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
+    """Read, expand and validate a YAML config file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
+    try:
+        raw = load_yaml(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e})") from None
+    return parse(expand_env(raw, env), source=str(p))
+
+
+def default_path() -> str:
+    return os.environ.get("AI_ROUTER_CONFIG") or "config/router.yaml"

@@ -1,0 +1,152 @@
+"""Typed errors of the request's journey, and their OpenAI-shaped JSON.
+
+Every refusal or failure a stage, the server or a backend can raise is one of these; the server turns
+it into `{"error": {"message", "type", "param", "code"}}` with the right status. The tree:
+
+    ProxyError                      (status, type, code)
+    ├── InvalidRequest              400 invalid_request_error
+    ├── AuthenticationFailed        401 authentication_error
+    ├── PermissionDenied            403 permission_error
+    ├── ModelNotFound               404 model_not_found
+    ├── NotFound                    404 not_found
+    ├── RequestTooLarge             413 request_too_large
+    ├── RateLimited                 429 rate_limit_exceeded   (retry-after)
+    ├── BudgetExceeded              429 budget_exceeded       (retry-after)
+    ├── NoBackendAvailable          503 no_backend_available
+    └── UpstreamFailure             an upstream call failed; `reason` tells retry/promotion why
+        ├── UpstreamError           502 upstream_error        (connection refused/reset, 5xx, bad reply)
+        ├── UpstreamOverloaded      503 upstream_overloaded   (429 / 503 from the upstream)
+        └── UpstreamTimeout         504 upstream_timeout      (connect, first byte, idle, total, slow first token)
+"""
+
+from __future__ import annotations
+
+import orjson
+
+
+class ProxyError(Exception):
+    """A failure the client is told about, as OpenAI-shaped JSON with `status`."""
+
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        return orjson.dumps(
+            {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        )
+
+    def anthropic_body(self) -> bytes:
+        """The same error in Anthropic's shape, for `/v1/messages` clients."""
+        kind = _ANTHROPIC_TYPES.get(self.status, "api_error")
+        return orjson.dumps({"type": "error", "error": {"type": kind, "message": self.message}})
+
+
+class InvalidRequest(ProxyError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class AuthenticationFailed(ProxyError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(ProxyError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class ModelNotFound(ProxyError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class NotFound(ProxyError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class RequestTooLarge(ProxyError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class RateLimited(ProxyError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(ProxyError):
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
+class NoBackendAvailable(ProxyError):
+    status = 503
+    type = "server_error"
+    code = "no_backend_available"
+
+
+class UpstreamFailure(ProxyError):
+    """An upstream call failed before its answer reached the client; retry may promote on `reason`."""
+
+    status = 502
+    type = "server_error"
+    code = "upstream_error"
+    reason = "error"  # one of routing.promotion.on: error | timeout | overload | slow_first_token
+
+
+class UpstreamError(UpstreamFailure):
+    pass
+
+
+class UpstreamOverloaded(UpstreamFailure):
+    status = 503
+    code = "upstream_overloaded"
+    reason = "overload"
+
+
+class UpstreamTimeout(UpstreamFailure):
+    status = 504
+    code = "upstream_timeout"
+    reason = "timeout"
+
+    def __init__(self, message: str, *, reason: str = "timeout", **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.reason = reason
+
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}

@@ -1,0 +1,163 @@
+"""The per-request objects every stage shares: the Exchange going in, the Reply coming back.
+
+The server builds one `Exchange` per proxied request after parsing the body once; stages read and fill
+it (tenant, features, decision, usage, cost) and the terminal step hands it to a backend. A `Reply` is
+either a complete body (`body`) or a stream of raw SSE byte chunks (`stream`), which the server pumps
+to the client once. All classes use `__slots__`: they are made on every request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from backends.base import Backend
+    from router.config import ModelSpec
+
+
+class ByteStream(Protocol):
+    """An async iterator of raw byte chunks that can be closed early."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Features:
+    """What the classifier learnt about the request."""
+
+    task: str = "chat"
+    complexity: str = "low"
+    confidence: float = 1.0
+    tokens: int = 0
+    tokens_exact: bool = True
+    signals: list[str] = field(default_factory=list)
+    has_tools: bool = False
+    has_images: bool = False
+    wants_json: bool = False
+    max_output_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One model on one backend that may serve the request."""
+
+    model: ModelSpec
+    backend: Backend
+    tier: str | None
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.model.id, "backend": self.model.backend, "tier": self.tier}
+
+
+@dataclass(slots=True)
+class Decision:
+    """Where the request goes: the first candidate, then the fallbacks in order."""
+
+    candidates: list[Candidate]
+    reasons: list[str] = field(default_factory=list)
+    rule: int | None = None
+
+    @property
+    def primary(self) -> Candidate:
+        return self.candidates[0]
+
+
+@dataclass(slots=True)
+class Attempt:
+    model: str
+    backend: str
+    tier: str | None
+    outcome: str  # ok | error | timeout | overload | slow_first_token
+    ms: float
+
+
+class Exchange:
+    """One request's journey through the pipeline."""
+
+    __slots__ = (
+        "attempts",
+        "body",
+        "client_model",
+        "cost_usd",
+        "decision",
+        "dry_run",
+        "endpoint",
+        "features",
+        "finish_hooks",
+        "first_byte_s",
+        "headers",
+        "include_usage",
+        "key_name",
+        "max_tier",
+        "prefer",
+        "raw",
+        "reply_headers",
+        "request_id",
+        "started",
+        "status",
+        "stream",
+        "target",
+        "tenant",
+        "upstream_s",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        endpoint: str,
+        body: dict[str, Any],
+        raw: bytes | None,
+        headers: Any,
+    ) -> None:
+        self.request_id = request_id
+        self.endpoint = endpoint  # chat | completions | embeddings | responses | messages
+        self.body = body
+        self.raw = raw  # the client's bytes; a stage that changes `body` sets this to None
+        self.headers = headers
+        self.started = time.perf_counter()
+        model = body.get("model")
+        self.client_model: str = model if isinstance(model, str) else "auto"
+        self.stream: bool = body.get("stream") is True
+        self.include_usage = False  # did the client itself ask for stream usage?
+        self.tenant: str | None = None
+        self.key_name: str | None = None
+        self.features: Features | None = None
+        self.decision: Decision | None = None
+        self.target: Candidate | None = None
+        self.attempts: list[Attempt] = []
+        self.usage: dict[str, Any] | None = None
+        self.cost_usd: float | None = None
+        self.prefer: str | None = None
+        self.max_tier: str | None = None
+        self.dry_run = False
+        self.first_byte_s: float | None = None  # a tighter first-byte limit set by retry (first_token_ms)
+        self.status = 0
+        self.upstream_s = 0.0  # time spent waiting on upstreams, so overhead = elapsed - upstream_s
+        self.reply_headers: dict[str, str] = {}
+        self.finish_hooks: list[Callable[[Exchange], None]] = []
+
+
+class Reply:
+    """What comes back through the stages: a complete body, or a stream of raw SSE chunks."""
+
+    __slots__ = ("body", "headers", "status", "stream")
+
+    def __init__(
+        self,
+        status: int,
+        headers: dict[str, str],
+        body: bytes | None = None,
+        stream: ByteStream | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.stream = stream
+
+
+CallNext = Callable[[Exchange], Awaitable[Reply]]

@@ -1,0 +1,356 @@
+"""The HTTP server: the request's entry and exit. Parses once, runs the pipeline, pumps the answer.
+
+`RouterService` is one loaded config made live (backends with their pools, the catalog, the composed
+pipeline, the terminal step that calls the chosen backend). `create_app` wraps it in an aiohttp
+application with the endpoints of DESIGN.md; `run_worker` serves it on uvloop with graceful drain on
+SIGTERM/SIGINT. Streams are pumped here, once, chunk by chunk: no stage re-encodes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
+
+from backends import make_backend
+from backends.base import Backend
+from router.accesslog import AccessLog
+from router.catalog import Catalog
+from router.config import Config
+from router.context import Context
+from router.cost import cost_usd
+from router.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    NoBackendAvailable,
+    NotFound,
+    ProxyError,
+    RequestTooLarge,
+    UpstreamFailure,
+)
+from router.exchange import Exchange, Reply
+from router.pipeline import Pipeline
+from router.preview import describe
+from router.validate import check
+
+log = logging.getLogger("ai_router")
+
+ENDPOINTS = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+    "/v1/responses": "responses",
+}
+JSON = "application/json"
+SERVICE_KEY = web.AppKey("service", object)
+
+
+class RouterService:
+    """A config made live: backends, catalog, pipeline and the terminal step."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.backends: dict[str, Backend] = {b.name: make_backend(b) for b in config.backends}
+        self.catalog = Catalog(config, self.backends)
+        self.ctx = Context(config=config, backends=self.backends, catalog=self.catalog)
+        self.pipeline = Pipeline.from_config(config.pipeline, self.ctx, self.dispatch)
+        self.max_body = int(config.server.max_body_mb * 1024 * 1024)
+        self.access = AccessLog(enabled=config.logging.access_log)
+        self.draining = False
+        self.models_body = orjson.dumps({"object": "list", "data": self.catalog.models_json()})
+
+    async def start(self) -> None:
+        for b in self.backends.values():
+            await b.start()
+
+    async def aclose(self) -> None:
+        for b in self.backends.values():
+            await b.aclose()
+
+    async def dispatch(self, ex: Exchange) -> Reply:
+        """The terminal step: send the exchange to its target (or describe the decision on a dry run)."""
+        target = ex.target
+        if target is None:
+            if ex.decision is None or not ex.decision.candidates:
+                raise NoBackendAvailable("No route was decided for this request (is `route` in the pipeline?)")
+            target = ex.target = ex.decision.candidates[0]
+        if ex.dry_run:
+            return Reply(200, {"Content-Type": JSON}, body=orjson.dumps(describe(ex)))
+        reply = await target.backend.send(ex, target, ex.first_byte_s)
+        if reply.body is not None and ex.usage is not None:
+            ex.cost_usd = cost_usd(target.model, ex.usage)
+        return reply
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def _decision_headers(ex: Exchange, overhead_ms: float) -> dict[str, str]:
+    h = {"x-request-id": ex.request_id, "x-router-overhead-ms": f"{overhead_ms:.3f}"}
+    t = ex.target
+    if t is not None:
+        h["x-router-model"] = t.model.id
+        h["x-router-backend"] = t.model.backend
+        h["x-router-tier"] = t.tier or ""
+    f = ex.features
+    if f is not None:
+        h["x-router-task"] = f.task
+        h["x-router-complexity"] = f.complexity
+    h["x-router-attempts"] = str(len(ex.attempts) or 1)
+    return h
+
+
+def _error_response(e: ProxyError, request_id: str, anthropic: bool = False) -> web.Response:
+    headers = {"x-request-id": request_id, **e.headers}
+    if e.status == 429 and "Retry-After" not in headers:
+        headers["Retry-After"] = "1"
+    body = e.anthropic_body() if anthropic else e.body()
+    return web.Response(status=e.status, body=body, content_type=JSON, headers=headers)
+
+
+class Handlers:
+    """The endpoints; the live service is looked up per request so a reload can swap it."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    @property
+    def service(self) -> RouterService:
+        return self.app[SERVICE_KEY]  # type: ignore[return-value]
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(body=b'{"status":"ok"}', content_type=JSON)
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        svc = self.service
+        if svc.draining:
+            return web.Response(status=503, body=b'{"status":"draining"}', content_type=JSON)
+        healthy = [b.name for b in svc.backends.values() if b.healthy]
+        if not healthy:
+            return web.Response(status=503, body=b'{"status":"no healthy backend"}', content_type=JSON)
+        return web.Response(body=orjson.dumps({"status": "ready", "backends": healthy}), content_type=JSON)
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.service.models_body, content_type=JSON)
+
+    async def model(self, request: web.Request) -> web.Response:
+        model_id = request.match_info["model_id"]
+        m = self.service.catalog.model_json(model_id)
+        if m is None:
+            e = ModelNotFound(f"The model '{model_id}' does not exist", param="model")
+            return _error_response(e, request.headers.get("x-request-id") or uuid.uuid4().hex)
+        return web.Response(body=orjson.dumps(m), content_type=JSON)
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        if request.path in ENDPOINTS or request.path == "/v1/route":
+            e: ProxyError = InvalidRequest(f"Method {request.method} is not allowed on {request.path}; use POST.")
+            e.status = 405
+            return _error_response(e, rid)
+        return _error_response(NotFound(f"Unknown path: {request.method} {request.path}"), rid)
+
+    async def _read_body(self, request: web.Request, svc: RouterService, endpoint: str) -> dict[str, Any] | Any:
+        cl = request.content_length
+        if cl is not None and cl > svc.max_body:
+            raise RequestTooLarge(f"Request body of {cl} bytes exceeds the limit of {svc.max_body} bytes.")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise RequestTooLarge(f"Request body exceeds the limit of {svc.max_body} bytes.") from None
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest(
+                "We could not parse the JSON body of your request. The body must be valid JSON.",
+                code="invalid_json",
+            ) from None
+        return raw, check(endpoint, body)
+
+    async def proxy(self, request: web.Request) -> web.StreamResponse:
+        svc = self.service
+        endpoint = ENDPOINTS[request.path]
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        ex: Exchange | None = None
+        try:
+            raw, body = await self._read_body(request, svc, endpoint)
+            ex = Exchange(rid, endpoint, body, raw, request.headers)
+            reply = await svc.pipeline(ex)
+        except ProxyError as e:
+            if ex is not None:
+                ex.status = e.status
+                svc.access.write(ex, error=e.code)
+            return _error_response(e, rid)
+        if reply.stream is not None:
+            return await self._pump(request, svc, ex, reply)
+        overhead = (time.perf_counter() - ex.started - ex.upstream_s) * 1000
+        headers = {**reply.headers, **_decision_headers(ex, overhead)}
+        if ex.cost_usd is not None:
+            headers["x-router-cost-usd"] = f"{ex.cost_usd:.8f}"
+        ex.status = reply.status
+        _finish(ex)
+        svc.access.write(ex)
+        return web.Response(status=reply.status, body=reply.body, headers=headers)
+
+    async def _pump(self, request: web.Request, svc: RouterService, ex: Exchange, reply: Reply) -> web.StreamResponse:
+        """Relay the stream once, chunk by chunk; close the upstream when the client goes away."""
+        stream = reply.stream
+        assert stream is not None
+        overhead = (time.perf_counter() - ex.started - ex.upstream_s) * 1000
+        resp = web.StreamResponse(status=reply.status, headers={**reply.headers, **_decision_headers(ex, overhead)})
+        ex.status = reply.status
+        error: str | None = None
+        try:
+            await resp.prepare(request)
+            async for chunk in stream:
+                await resp.write(chunk)
+        except UpstreamFailure as e:
+            error = e.code
+            try:
+                await resp.write(b"data: " + e.body() + b"\n\n")
+            except (ConnectionResetError, ClientConnectionResetError):
+                pass
+        except (ConnectionResetError, ClientConnectionResetError, asyncio.CancelledError) as e:
+            error = "client_closed"
+            await stream.aclose()
+            _close_stream(svc, ex, stream, error)
+            if isinstance(e, asyncio.CancelledError):
+                raise
+            return resp
+        await stream.aclose()
+        _close_stream(svc, ex, stream, error)
+        try:
+            await resp.write_eof()
+        except (ConnectionResetError, ClientConnectionResetError):
+            pass
+        return resp
+
+    async def route_preview(self, request: web.Request) -> web.Response:
+        svc = self.service
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        try:
+            raw, body = await self._read_body(request, svc, "chat")
+            ex = Exchange(rid, "chat", body, raw, request.headers)
+            ex.dry_run = True
+            reply = await svc.pipeline(ex)
+        except ProxyError as e:
+            return _error_response(e, rid)
+        return web.Response(status=reply.status, body=reply.body, content_type=JSON, headers={"x-request-id": rid})
+
+
+def _close_stream(svc: RouterService, ex: Exchange, stream: Any, error: str | None) -> None:
+    ex.usage = getattr(stream, "usage", None) or ex.usage
+    if ex.usage is not None and ex.target is not None:
+        ex.cost_usd = cost_usd(ex.target.model, ex.usage)
+    _finish(ex)
+    svc.access.write(ex, error=error)
+
+
+def _finish(ex: Exchange) -> None:
+    for hook in ex.finish_hooks:
+        try:
+            hook(ex)
+        except Exception:
+            log.exception("finish hook %r failed for request %s", hook, ex.request_id)
+
+
+def create_app(service: RouterService) -> web.Application:
+    """The aiohttp application for one service; `on_startup` opens its pools, `on_cleanup` closes them."""
+    app = web.Application(client_max_size=service.max_body + 1, handler_args={"max_field_size": 65536})
+    app[SERVICE_KEY] = service
+    h = Handlers(app)
+    r = app.router
+    r.add_get("/healthz", h.healthz)
+    r.add_get("/readyz", h.readyz)
+    r.add_get("/v1/models", h.models)
+    r.add_get("/v1/models/{model_id:.+}", h.model)
+    for path in ENDPOINTS:
+        r.add_post(path, h.proxy)
+    r.add_post("/v1/route", h.route_preview)
+    r.add_route("*", "/{tail:.*}", h.not_found)
+
+    async def _start(app: web.Application) -> None:
+        await app[SERVICE_KEY].start()  # type: ignore[attr-defined]
+
+    async def _stop(app: web.Application) -> None:
+        await app[SERVICE_KEY].aclose()  # type: ignore[attr-defined]
+
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+# ---------------------------------------------------------------- serving
+
+
+def bind_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A listening socket; with reuse_port, several workers bind the same port and the kernel balances."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    config: Config,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    stop: asyncio.Event | None = None,
+    ready: Any = None,
+) -> None:
+    """Serve until `stop` is set (or SIGTERM/SIGINT), then drain in-flight requests and close."""
+    service = RouterService(config)
+    app = create_app(service)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, handler_cancellation=True,
+        shutdown_timeout=config.server.shutdown_grace_s,
+    )
+    await runner.setup()
+    sock = bind_socket(host, port, reuse_port)
+    site = web.SockSite(runner, sock)
+    await site.start()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    log.info("ai-router listening on http://%s:%d (%d backends, pipeline: %s)",
+             host, sock.getsockname()[1], len(service.backends),
+             ", ".join(s.name for s in service.pipeline.active) or "-")
+    if ready is not None:
+        ready(sock.getsockname()[1])
+    await stop.wait()
+    service.draining = True
+    log.info("draining: no new connections, waiting up to %gs for in-flight requests",
+             config.server.shutdown_grace_s)
+    await runner.cleanup()
+    log.info("stopped")
+
+
+def install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def run_worker(config: Config, host: str, port: int, reuse_port: bool = False) -> None:
+    install_uvloop()
+    asyncio.run(serve(config, host, port, reuse_port=reuse_port))

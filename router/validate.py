@@ -1,0 +1,78 @@
+"""Request checks at the door: the parsed body has the shape its endpoint needs, or a clear 400.
+
+Only what the router itself relies on is checked (types of `model`, `stream`, `messages`, `prompt`,
+`input`, `max_tokens`); everything else is the upstream's business and passes through untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router.errors import InvalidRequest
+
+
+def _messages(body: dict[str, Any], param: str = "messages") -> None:
+    msgs = body.get(param)
+    if msgs is None:
+        raise InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    if not isinstance(msgs, list):
+        raise InvalidRequest(f"Invalid type for '{param}': expected an array of objects.", param=param,
+                             code="invalid_type")
+    if not msgs:
+        raise InvalidRequest(f"Invalid '{param}': empty array. Expected an array with minimum length 1.",
+                             param=param, code="empty_array")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            raise InvalidRequest(f"Invalid type for '{param}[{i}]': expected an object.", param=f"{param}[{i}]",
+                                 code="invalid_type")
+        role = m.get("role")
+        if not isinstance(role, str):
+            raise InvalidRequest(f"Missing required parameter: '{param}[{i}].role'.", param=f"{param}[{i}].role",
+                                 code="missing_required_parameter")
+
+
+def _present(body: dict[str, Any], param: str, types: tuple[type, ...], what: str) -> None:
+    v = body.get(param)
+    if v is None:
+        raise InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    if not isinstance(v, types):
+        raise InvalidRequest(f"Invalid type for '{param}': expected {what}.", param=param, code="invalid_type")
+
+
+def _common(body: dict[str, Any]) -> None:
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequest("Invalid type for 'model': expected a string.", param="model", code="invalid_type")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("Invalid type for 'stream': expected a boolean.", param="stream", code="invalid_type")
+    for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        v = body.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise InvalidRequest(f"Invalid '{key}': expected a non-negative integer.", param=key, code="invalid_value")
+    so = body.get("stream_options")
+    if so is not None and not isinstance(so, dict):
+        raise InvalidRequest("Invalid type for 'stream_options': expected an object.", param="stream_options",
+                             code="invalid_type")
+
+
+def check(endpoint: str, body: Any) -> dict[str, Any]:
+    """Raise InvalidRequest unless `body` fits `endpoint`; return it typed."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    _common(body)
+    if endpoint == "chat":
+        _messages(body)
+    elif endpoint == "completions":
+        _present(body, "prompt", (str, list), "a string or an array")
+    elif endpoint == "embeddings":
+        _present(body, "input", (str, list), "a string or an array")
+        if body.get("stream") is True:
+            raise InvalidRequest("Embeddings cannot be streamed.", param="stream", code="invalid_value")
+    elif endpoint == "responses":
+        _present(body, "input", (str, list), "a string or an array")
+    elif endpoint == "messages":
+        _messages(body)
+        if not isinstance(body.get("max_tokens"), int):
+            raise InvalidRequest("max_tokens: Field required", param="max_tokens", code="missing_required_parameter")
+    return body
