@@ -90,7 +90,9 @@ class SimulatedUpstream:
 
     async def _admit(self, request: web.Request) -> tuple[dict[str, Any], web.Response | None]:
         body = orjson.loads(await request.read())
-        self.requests.append({"body": body, "headers": dict(request.headers), "path": request.path})
+        self.requests.append(
+            {"body": body, "headers": {k.lower(): v for k, v in request.headers.items()}, "path": request.path}
+        )
         b = self.behavior
         if b.hang:
             await asyncio.sleep(3600)

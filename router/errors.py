@@ -4,6 +4,7 @@ Every refusal or failure a stage, the server or a backend can raise is one of th
 it into `{"error": {"message", "type", "param", "code"}}` with the right status. The tree:
 
     ProxyError                      (status, type, code)
+    ├── InternalError               500 server_error (a bug; never carries a traceback)
     ├── InvalidRequest              400 invalid_request_error
     ├── AuthenticationFailed        401 authentication_error
     ├── PermissionDenied            403 permission_error
@@ -55,6 +56,10 @@ class ProxyError(Exception):
         """The same error in Anthropic's shape, for `/v1/messages` clients."""
         kind = _ANTHROPIC_TYPES.get(self.status, "api_error")
         return orjson.dumps({"type": "error", "error": {"type": kind, "message": self.message}})
+
+
+class InternalError(ProxyError):
+    """A bug: logged with its traceback server-side, answered as a plain 500."""
 
 
 class InvalidRequest(ProxyError):

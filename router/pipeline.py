@@ -48,7 +48,7 @@ class Stage:
 
     def __init__(self, ctx: Context, **options: Any) -> None:
         if options:
-            raise ConfigError(f"pipeline: stage {self.name!r} takes no options, got {sorted(options)}")
+            raise TypeError(f"stage {self.name!r} takes no options, got {sorted(options)}")
         self.ctx = ctx
 
     async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:

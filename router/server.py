@@ -28,6 +28,7 @@ from router.config import Config
 from router.context import Context
 from router.cost import cost_usd
 from router.errors import (
+    InternalError,
     InvalidRequest,
     ModelNotFound,
     NoBackendAvailable,
@@ -157,7 +158,9 @@ class Handlers:
             return _error_response(e, rid)
         return _error_response(NotFound(f"Unknown path: {request.method} {request.path}"), rid)
 
-    async def _read_body(self, request: web.Request, svc: RouterService, endpoint: str) -> dict[str, Any] | Any:
+    async def _read_body(
+        self, request: web.Request, svc: RouterService, endpoint: str
+    ) -> tuple[bytes, dict[str, Any]]:
         cl = request.content_length
         if cl is not None and cl > svc.max_body:
             raise RequestTooLarge(f"Request body of {cl} bytes exceeds the limit of {svc.max_body} bytes.")
@@ -184,10 +187,16 @@ class Handlers:
             ex = Exchange(rid, endpoint, body, raw, request.headers)
             reply = await svc.pipeline(ex)
         except ProxyError as e:
+            resp = _error_response(e, rid)
             if ex is not None:
                 ex.status = e.status
+                overhead = (time.perf_counter() - ex.started - ex.upstream_s) * 1000
+                resp.headers.update(_decision_headers(ex, overhead))
                 svc.access.write(ex, error=e.code)
-            return _error_response(e, rid)
+            return resp
+        except Exception:
+            log.exception("request %s failed unexpectedly", rid)  # the traceback, never the body
+            return _error_response(InternalError("The router failed to handle this request."), rid)
         if reply.stream is not None:
             return await self._pump(request, svc, ex, reply)
         overhead = (time.perf_counter() - ex.started - ex.upstream_s) * 1000
@@ -311,9 +320,10 @@ async def serve(
     reuse_port: bool = False,
     stop: asyncio.Event | None = None,
     ready: Any = None,
+    service: RouterService | None = None,
 ) -> None:
     """Serve until `stop` is set (or SIGTERM/SIGINT), then drain in-flight requests and close."""
-    service = RouterService(config)
+    service = service or RouterService(config)
     app = create_app(service)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, handler_cancellation=True,
@@ -328,7 +338,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
             pass
     log.info("ai-router listening on http://%s:%d (%d backends, pipeline: %s)",
              host, sock.getsockname()[1], len(service.backends),

@@ -1,0 +1,90 @@
+"""The `classify` stage: reads the request once and fills `Exchange.features` (task, complexity, tokens).
+
+It runs before `cache`, `budget` and `route`, which read the features; the server copies task and
+complexity into `x-router-task` / `x-router-complexity`. `Analyzer` is the whole job (prompt extraction,
+token count, classification, and an exact recount when a routing threshold is near); `route` uses it too
+when this stage is not in the pipeline. A request for a concrete model id is still classified (for headers
+and metrics) but its tokens are only estimated when large: it is not rerouted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from router.classifier import Classifier
+from router.config import ConfigError
+from router.exchange import CallNext, Exchange, Features, Reply
+from router.pipeline import Stage
+from router.policy import Policy
+from router.tokens import ENCODINGS, Prompt, count, count_exact, extract, get_encoding
+
+
+class Analyzer:
+    """Features of an exchange, computed with one config's classifier and policy."""
+
+    def __init__(self, classifier: Classifier, policy: Policy, encoding: str) -> None:
+        self.classifier = classifier
+        self.policy = policy
+        self.encoding = encoding
+        get_encoding(encoding)  # load the BPE now, not on the first request
+
+    def features(self, ex: Exchange) -> tuple[Features, Prompt]:
+        prompt = extract(ex.endpoint, ex.body)
+        tc = count(prompt, self.encoding)
+        f = self.classifier.classify(prompt, tc.tokens, ex.endpoint)
+        f.tokens_exact = tc.exact
+        if not tc.exact:
+            for t in self.policy.thresholds(f, ex.tenant, ex.client_model):
+                if tc.low <= t < tc.high:
+                    f.tokens = count_exact(prompt, get_encoding(self.encoding))
+                    f.tokens_exact = True
+                    break
+        return f, prompt
+
+    @staticmethod
+    def recounter(ex: Exchange, prompt: Prompt | None = None) -> Callable[[str], int]:
+        """`tokens_for(encoding)` for models whose tokenizer differs (upper bound), memoised per request."""
+        memo: dict[str, int] = {}
+
+        def tokens_for(encoding: str) -> int:
+            nonlocal prompt
+            if encoding not in memo:
+                prompt = prompt or extract(ex.endpoint, ex.body)
+                memo[encoding] = count(prompt, encoding).high
+            return memo[encoding]
+
+        return tokens_for
+
+
+def build_analyzer(ctx: Any) -> Analyzer:
+    """The classifier and policy of a context's config; config mistakes raise ConfigError with key paths."""
+    routing = ctx.config.routing
+    if routing.encoding not in ENCODINGS:
+        raise ConfigError(f"routing.encoding: unknown encoding {routing.encoding!r} (known: {', '.join(ENCODINGS)})")
+    for i, b in enumerate(ctx.config.backends):
+        for j, m in enumerate(b.models):
+            if m.encoding is not None and m.encoding not in ENCODINGS:
+                raise ConfigError(
+                    f"backends[{i}].models[{j}].encoding: unknown encoding {m.encoding!r} "
+                    f"(known: {', '.join(ENCODINGS)})"
+                )
+    classifier = Classifier(routing.tasks)
+    policy = Policy(routing, ctx.catalog, ctx.config.tenants, classifier.names)
+    return Analyzer(classifier, policy, routing.encoding)
+
+
+class ClassifyStage(Stage):
+    """Fill `ex.features` before the stages that read them."""
+
+    name = "classify"
+
+    def __init__(self, ctx: Any, **options: Any) -> None:
+        super().__init__(ctx, **options)
+        self.analyzer = build_analyzer(ctx)
+
+    async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
+        ex.features = self.analyzer.features(ex)[0]
+        return await call_next(ex)
+
+

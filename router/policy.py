@@ -1,0 +1,356 @@
+"""Policy: from a request's features to the ordered chain of models that may serve it.
+
+`route` asks `Policy.decide` for a `Decision`: the first candidate is where the request goes, the rest is
+the fallback chain `retry` walks on failure. The steps, each leaving a reason string for the preview:
+
+1. What the client asked: `model: auto` (rules decide), `model: tier:NAME` (start at that tier), or a
+   concrete id (only the backends serving it, no rerouting). `/v1/embeddings` goes to embedding models.
+2. Rules (`routing.rules`), first match wins: `task`, `max_prompt_tokens` and `complexity` (upper bounds),
+   `tenant` (glob), `has_tools`, `has_images`.
+3. Low confidence (below `routing.min_confidence`) starts one tier higher.
+4. Caps: the tenant's `max_tier` always; the client's `x-router-max-tier` unless the tenant sets
+   `steering: false`; `Exchange.max_tier` (set by other stages, e.g. a budget downgrade).
+5. Chain: the start tier, then the next tiers upward to the cap (`routing.tiers` order); in each tier only
+   the models that fit (type, capabilities the request uses, context window for prompt + max_tokens),
+   cheapest for this request first, ties to the lowest recent latency (untried backends first). Healthy
+   candidates come before unhealthy ones. If nothing at or above the start tier fits, lower tiers are tried.
+6. `x-router-prefer: local|cloud` (unless forbidden) moves candidates of that location to the front,
+   reaching below the start tier when none is at or above it.
+
+Nothing fits at all: `NoBackendAvailable` (503) saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from router.catalog import Catalog
+from router.config import COMPLEXITIES, ConfigError, Routing, Rule
+from router.errors import InvalidRequest, NoBackendAvailable, PermissionDenied
+from router.exchange import Candidate, Decision, Features
+
+RANK = {c: i for i, c in enumerate(COMPLEXITIES)}
+PREFER_HEADER = "x-router-prefer"
+MAX_TIER_HEADER = "x-router-max-tier"
+LOCATIONS = ("local", "cloud")
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPolicy:
+    """The part of a `tenants:` entry routing reads."""
+
+    match: str
+    steering: bool = True
+    max_tier: str | None = None
+
+
+def parse_tenants(raw: list[dict[str, Any]], tiers: list[str]) -> list[TenantPolicy]:
+    """Validate the routing keys of `tenants:` (`steering`, `max_tier`); errors name the key path."""
+    out = []
+    for i, t in enumerate(raw):
+        steering = t.get("steering", True)
+        if not isinstance(steering, bool):
+            raise ConfigError(f"tenants[{i}].steering: expected true or false")
+        max_tier = t.get("max_tier")
+        if max_tier is not None and max_tier not in tiers:
+            raise ConfigError(f"tenants[{i}].max_tier: {max_tier!r} is not in routing.tiers ({', '.join(tiers)})")
+        out.append(TenantPolicy(match=str(t["match"]), steering=steering, max_tier=max_tier))
+    return out
+
+
+def rule_text(i: int, r: Rule) -> str:
+    conds = [f"task={r.task}"] if r.task else []
+    if r.max_prompt_tokens is not None:
+        conds.append(f"tokens<={r.max_prompt_tokens}")
+    if r.complexity:
+        conds.append(f"complexity<={r.complexity}")
+    if r.tenant:
+        conds.append(f"tenant~{r.tenant}")
+    if r.has_tools is not None:
+        conds.append(f"has_tools={str(r.has_tools).lower()}")
+    if r.has_images is not None:
+        conds.append(f"has_images={str(r.has_images).lower()}")
+    return f"rule {i} ({', '.join(conds) or 'default'}) -> {r.tier}"
+
+
+class Policy:
+    """Rules, tiers and tenants compiled once; `decide()` is pure apart from reading backend health."""
+
+    def __init__(
+        self,
+        routing: Routing,
+        catalog: Catalog,
+        tenants: list[dict[str, Any]] | None = None,
+        tasks: list[str] | None = None,
+    ) -> None:
+        self.routing = routing
+        self.catalog = catalog
+        self.tiers = list(catalog.tiers)
+        self.rank = dict(catalog.tier_rank)
+        self.rules = list(routing.rules)
+        self.tenants = parse_tenants(tenants or [], self.tiers)
+        if tasks is not None:
+            for i, r in enumerate(self.rules):
+                if r.task is not None and r.task not in tasks:
+                    raise ConfigError(f"routing.rules[{i}].task: unknown task {r.task!r} (known: {', '.join(tasks)})")
+        self.contexts = sorted({c.model.context for c in catalog.all})
+        self.embedders = [c for c in catalog.all if c.model.type == "embedding"]
+
+    # ------------------------------------------------------------ rules and thresholds
+
+    def tenant_policy(self, tenant: str | None) -> TenantPolicy | None:
+        if tenant is None:
+            return None
+        for t in self.tenants:
+            if fnmatchcase(tenant, t.match):
+                return t
+        return None
+
+    def _matches(self, r: Rule, f: Features, tenant: str | None, tokens: bool = True) -> bool:
+        return (
+            (r.task is None or r.task == f.task)
+            and (r.complexity is None or RANK.get(f.complexity, 0) <= RANK[r.complexity])
+            and (r.tenant is None or (tenant is not None and fnmatchcase(tenant, r.tenant)))
+            and (r.has_tools is None or r.has_tools == f.has_tools)
+            and (r.has_images is None or r.has_images == f.has_images)
+            and (not tokens or r.max_prompt_tokens is None or f.tokens <= r.max_prompt_tokens)
+        )
+
+    def match_rule(self, f: Features, tenant: str | None) -> tuple[int | None, Rule | None]:
+        for i, r in enumerate(self.rules):
+            if self._matches(r, f, tenant):
+                return i, r
+        return None, None
+
+    def thresholds(self, f: Features, tenant: str | None, client_model: str = "auto") -> list[int]:
+        """Token counts where this request's routing could flip: the `max_prompt_tokens` of the rules that
+        could match it (up to the first that matches whatever its size) and every context window less the
+        output reserve. A concrete model id has none: it is not rerouted."""
+        if client_model not in ("", "auto") and not client_model.startswith("tier:"):
+            return []
+        out: list[int] = []
+        if client_model in ("", "auto"):
+            for r in self.rules:
+                if self._matches(r, f, tenant, tokens=False):
+                    if r.max_prompt_tokens is None:
+                        break
+                    out.append(r.max_prompt_tokens)
+        reserve = f.max_output_tokens or 0
+        out += [c - reserve for c in self.contexts]
+        return out
+
+    # ------------------------------------------------------------ candidates
+
+    def _fits(self, c: Candidate, f: Features, kind: str, tokens_for: Callable[[str], int] | None) -> str | None:
+        """Why a candidate cannot take the request, or None when it can."""
+        m = c.model
+        if m.type != kind:
+            return "type"
+        if kind == "chat":
+            caps = m.capabilities
+            if f.has_images and "vision" not in caps:
+                return "vision"
+            if f.has_tools and "tools" not in caps:
+                return "tools"
+            if f.wants_json and "json" not in caps:
+                return "json"
+        tokens = f.tokens
+        if m.encoding and m.encoding != self.routing.encoding and tokens_for is not None:
+            tokens = tokens_for(m.encoding)
+        if tokens + (f.max_output_tokens or 0) > m.context:
+            return "context"
+        return None
+
+    @staticmethod
+    def _order(cands: list[Candidate], f: Features) -> list[Candidate]:
+        out = f.max_output_tokens or 256
+
+        def key(c: Candidate) -> tuple[float, float]:
+            p = c.model.price
+            lat = c.backend.latency_ms
+            return (f.tokens * p.input + out * p.output, 0.0 if lat is None else lat)
+
+        return sorted(cands, key=key)
+
+    def _tier(self, tier: str, f: Features, kind: str, why: dict[str, int], tokens_for: Any) -> list[Candidate]:
+        ok = []
+        for c in self.catalog.by_tier.get(tier, ()):
+            reason = self._fits(c, f, kind, tokens_for)
+            if reason is None:
+                ok.append(c)
+            else:
+                why[reason] = why.get(reason, 0) + 1
+        return self._order(ok, f)
+
+    # ------------------------------------------------------------ the decision
+
+    def decide(
+        self,
+        f: Features,
+        *,
+        endpoint: str = "chat",
+        model: str = "auto",
+        tenant: str | None = None,
+        headers: Any = None,
+        max_tier: str | None = None,
+        prefer: str | None = None,
+        tokens_for: Callable[[str], int] | None = None,
+    ) -> Decision:
+        """The ordered candidates for one request, with the reasons. `headers` carry client steering;
+        `max_tier`/`prefer` come from other stages and always apply. `tokens_for(encoding)` recounts the
+        prompt for a model whose tokenizer differs from `routing.encoding`."""
+        reasons: list[str] = []
+        kind, want = self.catalog.resolve(model)
+        tp = self.tenant_policy(tenant)
+        h_prefer, h_max = self._steering(headers, tp, reasons)
+        prefer = prefer or h_prefer
+        if kind == "model":
+            return self._concrete(want or model, tp, reasons)
+        if endpoint == "embeddings":
+            return self._embeddings(f, reasons, tokens_for)
+        rule_i: int | None = None
+        if kind == "tier":
+            start = want or self.tiers[0]
+            reasons.append(f"client asked for tier:{start}")
+        else:
+            rule_i, rule = self.match_rule(f, tenant)
+            start = rule.tier if rule else self.tiers[0]
+            reasons.append(rule_text(rule_i, rule) if rule else f"no rule matched -> {start}")
+            if f.confidence < self.routing.min_confidence and self.rank[start] + 1 < len(self.tiers):
+                bumped = self.tiers[self.rank[start] + 1]
+                reasons.append(
+                    f"confidence {f.confidence:.2f} < min_confidence {self.routing.min_confidence:g}: "
+                    f"{start} -> {bumped}"
+                )
+                start = bumped
+        cap = len(self.tiers) - 1
+        for source, t in (
+            ("tenant policy", tp.max_tier if tp else None),
+            (MAX_TIER_HEADER, h_max),
+            ("max tier set by an earlier stage", max_tier),
+        ):
+            if t is not None and t in self.rank and self.rank[t] < cap:
+                cap = self.rank[t]
+                reasons.append(f"{source}: max tier {t}")
+        s = self.rank[start]
+        if s > cap:
+            reasons.append(f"{start} capped to {self.tiers[cap]}")
+            s = cap
+        why: dict[str, int] = {}
+        kind_needed = "chat"
+        chain: list[Candidate] = []
+        for t in self.tiers[s : cap + 1]:
+            chain += self._tier(t, f, kind_needed, why, tokens_for)
+        if chain and chain[0].tier != self.tiers[s]:
+            reasons.append(f"no model in {self.tiers[s]} can take it ({_why(why)}): starting at {chain[0].tier}")
+        below: list[Candidate] = []
+        if not chain or prefer:
+            for t in reversed(self.tiers[:s]):
+                below += self._tier(t, f, kind_needed, why, tokens_for)
+        if not chain:
+            if not below:
+                raise NoBackendAvailable(self._none_fits(f, why, cap))
+            reasons.append(f"nothing at or above {self.tiers[s]} can take it ({_why(why)}): trying lower tiers")
+            chain, below = below, []
+        if prefer:
+            chain = self._prefer(chain, below, prefer, reasons)
+        chain = _healthy_first(chain, reasons)
+        return Decision(candidates=chain, reasons=reasons, rule=rule_i)
+
+    def _steering(self, headers: Any, tp: TenantPolicy | None, reasons: list[str]) -> tuple[str | None, str | None]:
+        if headers is None:
+            return None, None
+        prefer = headers.get(PREFER_HEADER)
+        max_tier = headers.get(MAX_TIER_HEADER)
+        if prefer is None and max_tier is None:
+            return None, None
+        if tp is not None and not tp.steering:
+            named = ", ".join(h for h, v in ((PREFER_HEADER, prefer), (MAX_TIER_HEADER, max_tier)) if v is not None)
+            reasons.append(f"tenant policy ({tp.match}) forbids steering: ignored {named}")
+            return None, None
+        if prefer is not None:
+            prefer = prefer.strip().lower()
+            if prefer not in LOCATIONS:
+                raise InvalidRequest(
+                    f"{PREFER_HEADER}: expected local or cloud, got {prefer!r}", param=PREFER_HEADER
+                )
+        if max_tier is not None:
+            max_tier = max_tier.strip().removeprefix("tier:")
+            if max_tier not in self.rank:
+                raise InvalidRequest(
+                    f"{MAX_TIER_HEADER}: unknown tier {max_tier!r} (known: {', '.join(self.tiers)})",
+                    param=MAX_TIER_HEADER,
+                )
+        return prefer, max_tier
+
+    def _concrete(self, model_id: str, tp: TenantPolicy | None, reasons: list[str]) -> Decision:
+        cands = list(self.catalog.by_id[model_id])
+        tier = cands[0].tier
+        if tp and tp.max_tier and tier in self.rank and self.rank[tier] > self.rank[tp.max_tier]:
+            raise PermissionDenied(
+                f"model {model_id!r} is in tier {tier}, above this tenant's max tier {tp.max_tier}", param="model"
+            )
+        reasons.append(f"client asked for model {model_id}: no rerouting")
+        cands.sort(key=lambda c: 0.0 if c.backend.latency_ms is None else c.backend.latency_ms)
+        return Decision(candidates=_healthy_first(cands, reasons), reasons=reasons, rule=None)
+
+    def _embeddings(self, f: Features, reasons: list[str], tokens_for: Any) -> Decision:
+        ok = [c for c in self.embedders if self._fits(c, f, "embedding", tokens_for) is None]
+        if not ok:
+            if not self.embedders:
+                raise NoBackendAvailable("no embedding model is configured")
+            raise NoBackendAvailable(
+                f"no embedding model can take a {f.tokens}-token input "
+                f"(largest context: {max(c.model.context for c in self.embedders)})"
+            )
+        reasons.append("embeddings request: embedding models only, cheapest first")
+        return Decision(candidates=_healthy_first(self._order(ok, f), reasons), reasons=reasons, rule=None)
+
+    def _prefer(
+        self, chain: list[Candidate], below: list[Candidate], prefer: str, reasons: list[str]
+    ) -> list[Candidate]:
+        first = [c for c in chain if c.model.location == prefer]
+        if first:
+            if first[0] is not chain[0]:
+                reasons.append(f"{PREFER_HEADER}: {prefer}: {first[0].model.id} ({first[0].tier}) first")
+            return first + [c for c in chain if c.model.location != prefer]
+        lower = [c for c in below if c.model.location == prefer]
+        if not lower:
+            reasons.append(f"{PREFER_HEADER}: {prefer}: no {prefer} model can take it")
+            return chain
+        top = lower[0].tier
+        pick = [c for c in lower if c.tier == top]
+        reasons.append(f"{PREFER_HEADER}: {prefer}: {pick[0].model.id} ({top}), below the rule's tier")
+        return pick + chain
+
+    def _none_fits(self, f: Features, why: dict[str, int], cap: int) -> str:
+        chat = [c for c in self.catalog.all if c.model.type == "chat" and self.rank.get(c.tier or "", 99) <= cap]
+        need = f.tokens + (f.max_output_tokens or 0)
+        if chat and all(need > c.model.context for c in chat):
+            extra = f" plus {f.max_output_tokens} output tokens" if f.max_output_tokens else ""
+            return (
+                f"no model can take a {f.tokens}-token prompt{extra} "
+                f"(largest context: {max(c.model.context for c in chat)})"
+            )
+        uses = [n for n, on in (("images", f.has_images), ("tools", f.has_tools), ("JSON mode", f.wants_json)) if on]
+        scope = f" at or below tier {self.tiers[cap]}" if cap < len(self.tiers) - 1 else ""
+        return f"no model{scope} can take this request (uses: {', '.join(uses) or 'text'}; {_why(why)})"
+
+
+def _why(why: dict[str, int]) -> str:
+    names = {"vision": "no vision", "tools": "no tools", "json": "no JSON mode", "context": "context too small",
+             "type": "wrong model type"}
+    return ", ".join(f"{n} {names.get(k, k)}" for k, n in sorted(why.items())) or "no models"
+
+
+def _healthy_first(chain: list[Candidate], reasons: list[str]) -> list[Candidate]:
+    healthy = [c for c in chain if c.backend.healthy]
+    if len(healthy) == len(chain):
+        return chain
+    down = [c for c in chain if not c.backend.healthy]
+    if chain and not chain[0].backend.healthy and healthy:
+        reasons.append(f"backend {chain[0].backend.name} is unhealthy: {healthy[0].model.id} first")
+    return healthy + down

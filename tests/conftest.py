@@ -1,0 +1,156 @@
+"""Shared fixtures: simulated upstreams and a live router on real sockets.
+
+`stack` runs two simulated upstreams ("local" and "cloud") and the router in a background thread with
+its own uvloop loop, so that both the blocking and the async official `openai` clients can talk to it
+from the test. Tests steer the upstreams through their `behavior` and read what they received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from backends.simulated import Behavior, SimulatedUpstream
+from router.config import Config, parse
+from router.server import RouterService, serve
+
+os.environ.setdefault("AI_ROUTER_TEST_CLOUD_KEY", "sk-test-cloud-key")
+
+LOCAL_MODELS = ["qwen3:8b", "qwen3:14b", "nomic-embed-text"]
+CLOUD_MODELS = ["gpt-5-mini", "gpt-5-codex", "gpt-5", "text-embedding-3-small"]
+
+
+def make_config(local_url: str, cloud_url: str, **overrides: Any) -> dict[str, Any]:
+    """A config like config/router.yaml, pointing at the simulated upstreams."""
+    cfg: dict[str, Any] = {
+        "server": {"max_body_mb": 1},
+        "state": {"url": "memory://"},
+        "logging": {"access_log": False},
+        "backends": [
+            {
+                "name": "local", "kind": "openai", "location": "local", "base_url": local_url,
+                "timeouts": {"connect_s": 1, "first_byte_s": 2, "idle_s": 2, "total_s": 30},
+                "models": [
+                    {"id": "qwen3:8b", "tier": "local-small", "context": 32768},
+                    {"id": "qwen3:14b", "tier": "local-large", "context": 32768, "capabilities": ["tools", "vision"]},
+                    {"id": "nomic-embed-text", "type": "embedding", "context": 8192},
+                ],
+            },
+            {
+                "name": "cloud", "kind": "openai", "base_url": cloud_url, "api_key_env": "AI_ROUTER_TEST_CLOUD_KEY",
+                "timeouts": {"connect_s": 1, "first_byte_s": 2, "idle_s": 2, "total_s": 30},
+                "models": [
+                    {"id": "gpt-5-mini", "tier": "cloud-mini", "context": 400000,
+                     "capabilities": ["tools", "vision", "json"], "price": {"input": 0.25, "output": 2.0}},
+                    {"id": "gpt-5-codex", "tier": "cloud-code", "context": 400000, "capabilities": ["tools", "json"],
+                     "price": {"input": 1.25, "output": 10.0}},
+                    {"id": "gpt-5", "tier": "cloud-high", "context": 400000,
+                     "capabilities": ["tools", "vision", "json"], "price": {"input": 1.25, "output": 10.0}},
+                    {"id": "text-embedding-3-small", "type": "embedding", "context": 8191, "price": {"input": 0.02}},
+                ],
+            },
+        ],
+        "routing": {
+            "tiers": ["local-small", "local-large", "cloud-mini", "cloud-code", "cloud-high"],
+            "rules": [
+                {"task": "code", "max_prompt_tokens": 400, "complexity": "low", "tier": "local-large"},
+                {"task": "code", "max_prompt_tokens": 2000, "complexity": "medium", "tier": "cloud-code"},
+                {"task": "code", "tier": "cloud-high"},
+                {"task": "docs", "max_prompt_tokens": 600, "complexity": "low", "tier": "local-small"},
+                {"task": "docs", "max_prompt_tokens": 3000, "complexity": "medium", "tier": "cloud-mini"},
+                {"task": "docs", "tier": "cloud-high"},
+                {"task": "math", "complexity": "low", "tier": "local-large"},
+                {"task": "math", "tier": "cloud-high"},
+                {"task": "chat", "max_prompt_tokens": 2000, "tier": "local-small"},
+                {"task": "chat", "tier": "cloud-mini"},
+                {"tier": "local-small"},
+            ],
+            "min_confidence": 0.5,
+            "promotion": {"on": ["error", "timeout", "overload", "slow_first_token"], "first_token_ms": 500,
+                          "max_steps": 2},
+        },
+        "pipeline": ["auth", "ratelimit", "redact", "classify", "cache", "budget", "route", "retry"],
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+class Stack:
+    """Upstreams + router on a private loop in a thread; `url` is the router's base URL."""
+
+    def __init__(self, config_fn: Callable[[str, str], dict[str, Any]] | None = None) -> None:
+        self.local = SimulatedUpstream("local", LOCAL_MODELS, Behavior())
+        self.cloud = SimulatedUpstream("cloud", CLOUD_MODELS, Behavior())
+        self.config_fn = config_fn or make_config
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.url = ""
+        self.config: Config | None = None
+        self.service: RouterService | None = None
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Future[Any] | None = None
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> Stack:
+        self.thread.start()
+        local_url = self.run(self.local.start())
+        cloud_url = self.run(self.cloud.start())
+        self.local_url, self.cloud_url = local_url, cloud_url
+        self.config = parse(self.config_fn(local_url, cloud_url))
+        self.service = RouterService(self.config)
+        ports: list[int] = []
+        ready = threading.Event()
+
+        async def _serve() -> None:
+            self._stop = asyncio.Event()
+            await serve(self.config, "127.0.0.1", 0, stop=self._stop, service=self.service,  # type: ignore[arg-type]
+                        ready=lambda p: (ports.append(p), ready.set()))
+
+        self._task = asyncio.run_coroutine_threadsafe(_serve(), self.loop)
+        if not ready.wait(15):
+            raise RuntimeError("router did not start")
+        self.url = f"http://127.0.0.1:{ports[0]}"
+        return self
+
+    def reset(self) -> None:
+        for up in (self.local, self.cloud):
+            up.behavior = Behavior()
+            up.requests.clear()
+            up.disconnects = 0
+            up.completed_streams = 0
+        assert self.service is not None
+        for b in self.service.backends.values():  # forget passive health marks left by failure tests
+            b.failures = 0
+            b.down_until = 0.0
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+            assert self._task is not None
+            self._task.result(15)
+        self.run(self.local.stop())
+        self.run(self.cloud.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    s = Stack().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def live(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """The shared stack, with upstream behaviour reset before and after each test."""
+    stack.reset()
+    yield stack
+    stack.reset()

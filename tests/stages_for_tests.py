@@ -1,0 +1,43 @@
+"""Custom stages loaded by import path in tests (as a user's `mycompany.guards:ProfanityFilter` would be)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router.errors import PermissionDenied
+from router.exchange import CallNext, Exchange, Reply
+
+
+class Recorder:
+    """Records its place in the onion: before and after the rest of the pipeline."""
+
+    def __init__(self, ctx: Any, label: str = "r", log: list[str] | None = None) -> None:
+        self.label = label
+        self.log = log if log is not None else []
+
+    async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
+        self.log.append(f"{self.label}:before")
+        reply = await call_next(ex)
+        self.log.append(f"{self.label}:after")
+        reply.headers = {**reply.headers, f"x-seen-{self.label}": "1"}
+        return reply
+
+
+class BlockWord:
+    """Refuses any chat request whose last message contains `word`."""
+
+    name = "blockword"
+
+    def __init__(self, ctx: Any, word: str = "forbidden") -> None:
+        self.word = word
+
+    async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
+        content = ex.body.get("messages", [{}])[-1].get("content")
+        if isinstance(content, str) and self.word in content:
+            raise PermissionDenied("This request is not allowed by policy.", code="blocked_by_policy")
+        return await call_next(ex)
+
+
+class NoHandle:
+    def __init__(self, ctx: Any) -> None:
+        pass

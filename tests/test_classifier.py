@@ -1,0 +1,136 @@
+"""router.classifier: signals, word-boundary keywords, complexity, confidence and the routing.tasks config."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.classifier import Classifier, parse_tasks
+from router.config import ConfigError
+from router.exchange import Features
+from router.tokens import count, extract
+
+CLF = Classifier()
+
+
+def classify(text: str, clf: Classifier = CLF, **body: object) -> Features:
+    messages = [*body.pop("history", []), {"role": "user", "content": text}]  # type: ignore[misc]
+    p = extract("chat", {"messages": messages, **body})
+    return clf.classify(p, count(p).tokens)
+
+
+@pytest.mark.parametrize(
+    ("text", "task", "signal"),
+    [
+        ("Can you check this?\n```python\ndef add(a, b):\n    return a - b\n```", "code", "code_fence"),
+        ('Traceback (most recent call last):\n  File "x.py", line 3, in <module>\nValueError: bad',
+         "code", "stack_trace"),
+        ("diff --git a/x.go b/x.go\n@@ -1,3 +1,4 @@\n-old\n+new", "code", "diff"),
+        ("SELECT name, total FROM invoices WHERE total > 100 ORDER BY total", "code", "sql"),
+        ("$ grep -rn TODO src | wc -l", "code", "shell"),
+        ("Compute \\frac{3}{4} + \\sqrt{16}", "math", "math_notation"),
+        ("A baker makes 24 rolls an hour for 6 hours and sells them in bags of 8. How many bags does he fill?",
+         "math", "word_problem"),
+        ("Please summarize the attached minutes for the steering group.", "docs", "summarize"),
+        ("Translate 'see you tomorrow' into Italian", "docs", "translate"),
+        ("Rewrite this paragraph so it sounds friendlier: We regret to inform you.", "docs", "rewrite"),
+        ("Extract the invoice numbers from the email below.", "docs", "extract"),
+        ("hello there! how are you today?", "chat", "greeting"),
+    ],
+)
+def test_signals_pick_the_task(text: str, task: str, signal: str) -> None:
+    f = classify(text)
+    assert f.task == task
+    assert signal in f.signals
+
+
+def test_keywords_match_whole_words_only() -> None:
+    f = classify("What's the capital of Peru? I'm rapidly escaping the classroom.")
+    assert f.task == "chat"
+    assert "keywords:code" not in f.signals  # no "api" in "capital", no "class" in "classroom"
+    assert "keywords:code" in classify("Which api should the class call?").signals
+
+
+def test_no_signal_is_chat_with_decent_confidence() -> None:
+    f = classify("Any good names for a grey kitten?")
+    assert f.task == "chat"
+    assert f.confidence >= 0.5
+
+
+def test_confidence_is_lower_when_ambiguous() -> None:
+    clear = classify("```js\nconst x = await fetch(url);\n```\nwhy does this throw TypeError in node?")
+    vague = classify("numbers list")
+    assert clear.confidence > 0.9 > vague.confidence
+
+
+def test_complexity_levels() -> None:
+    assert classify("quick python one-liner to sum a list").complexity == "low"
+    assert classify("Prove that there are infinitely many primes.").complexity == "high"
+    hard = classify("Design a distributed, horizontally scalable job scheduler and analyze the trade-offs.")
+    assert hard.complexity == "high"
+    medium = classify("Review this and fix the bug:\n```python\ndef mean(xs):\n    return sum(xs) / len(xs) + 1\n```")
+    assert medium.complexity == "medium"
+
+
+def test_request_shape_signals() -> None:
+    history = [{"role": r, "content": "more about the trip"} for r in ("user", "assistant") * 4]
+    f = classify(
+        "ok and then?", history=history, max_tokens=5000,
+        tools=[{"type": "function", "function": {"name": "t", "parameters": {}}}],
+        response_format={"type": "json_object"},
+    )
+    assert f.has_tools
+    assert f.wants_json
+    assert f.max_output_tokens == 5000
+    assert {"depth:9", "tools:1", "response_format:json", "max_tokens:5000"} <= set(f.signals)
+    assert f.complexity == "high"
+    img = classify("")
+    assert not img.has_images
+    p = extract("chat", {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what's this"}, {"type": "image_url", "image_url": {"url": "https://a/b.png"}}]}]})
+    assert CLF.classify(p).has_images
+
+
+def test_huge_prompt_classifies_on_a_bounded_view() -> None:
+    doc = "The river rose slowly through the night while the town slept. " * 6000
+    f = classify("Summarize this report:\n\n" + doc)
+    assert f.task == "docs"
+
+
+# ---------------------------------------------------------------- routing.tasks
+
+
+def test_custom_task_and_extra_keywords() -> None:
+    clf = Classifier({
+        "legal": {"keywords": ["indemnify", "clause", "governing law"], "weight": 2},
+        "code": {"keywords": ["terraform"]},
+    })
+    assert clf.names == ["code", "math", "docs", "chat", "legal"]
+    assert classify("Does the indemnify clause survive termination under governing law?", clf).task == "legal"
+    assert "keywords:code" in classify("plan for terraform", clf).signals
+
+
+def test_disable_and_replace() -> None:
+    clf = Classifier({"math": False, "docs": {"replace": True, "patterns": [r"^memo:"]}})
+    assert "math" not in clf.names
+    assert classify("Summarize this for me please", clf).task == "chat"  # built-in docs signals dropped
+    assert classify("memo: staff party on Friday", clf).task == "docs"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"code": {"keywords": ["a", "b", 3]}}, "routing.tasks.code.keywords[2]: expected a string"),
+        ({"code": {"keywords": "nope"}}, "routing.tasks.code.keywords: expected a list of strings"),
+        ({"code": {"patterns": ["(unclosed"]}}, "routing.tasks.code.patterns[0]: invalid regex"),
+        ({"code": {"weight": "heavy"}}, "routing.tasks.code.weight: expected a number >= 0"),
+        ({"code": {"keyword": ["x"]}}, "routing.tasks.code.keyword: unknown key"),
+        ({"code": {"replace": "yes"}}, "routing.tasks.code.replace: expected true or false"),
+        ({"Bad Name": {}}, "routing.tasks.Bad Name: task names are lower-case words"),
+        ({"chat": False}, "routing.tasks.chat: 'chat' is the fallback class"),
+        ({"code": 3}, "routing.tasks.code: expected a mapping"),
+        (["code"], "routing.tasks: expected a mapping"),
+    ],
+)
+def test_tasks_config_errors_name_the_key_path(raw: object, message: str) -> None:
+    with pytest.raises(ConfigError, match="^" + message.replace("[", r"\[").replace("(", r"\(")):
+        parse_tasks(raw)

@@ -1,0 +1,108 @@
+"""The `ai-router` command: check, route (dry run), and serve --workers 2 with a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import yaml
+
+from tests.conftest import Stack, make_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ai_router(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "router", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_check_ok() -> None:
+    r = ai_router("check", "config/router.yaml")
+    assert r.returncode == 0, r.stderr
+    assert "OK" in r.stdout
+
+
+def test_check_names_the_key_path(tmp_path: Path) -> None:
+    cfg = yaml.safe_load((ROOT / "config/router.yaml").read_text())
+    cfg["backends"][1]["models"][0]["price"]["input"] = "cheap"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    r = ai_router("check", str(bad))
+    assert r.returncode == 2
+    assert "backends[1].models[0].price.input: expected a number" in r.stderr
+
+
+def test_route_dry_run() -> None:
+    r = ai_router("route", "--config", "config/router.yaml", "What's the capital of France?")
+    assert r.returncode == 0, r.stderr
+    d = orjson.loads(r.stdout)
+    assert {"model", "backend", "tier", "task", "complexity", "tokens", "estimated_cost_usd", "reasons",
+            "fallbacks"} <= set(d)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_serve_two_workers_and_sigterm(live: Stack, tmp_path: Path) -> None:
+    live.local.behavior.token_delay_s = 0.05
+    cfg = make_config(live.local_url, live.cloud_url)
+    cfg["server"] = {"workers": 2, "shutdown_grace_s": 10}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "router", "serve", "--config", str(path), "--host", "127.0.0.1",
+                             "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "AI_ROUTER_TEST_CLOUD_KEY": "k"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.time() < deadline, "router did not start"
+            time.sleep(0.1)
+        assert len(_children(proc.pid)) == 2
+        with httpx.Client(timeout=10) as c:
+            for _ in range(20):
+                r = c.post(base + "/v1/chat/completions",
+                           json={"model": "qwen3:8b", "messages": [{"role": "user", "content": "hi"}]})
+                assert r.status_code == 200
+        # A stream in flight when SIGTERM arrives is allowed to finish.
+        result: dict[str, bytes] = {}
+
+        def stream() -> None:
+            with httpx.Client(timeout=20) as c:
+                result["body"] = c.post(base + "/v1/chat/completions", json={
+                    "model": "qwen3:8b", "stream": True, "messages": [{"role": "user", "content": "hi"}]}).content
+
+        t = threading.Thread(target=stream)
+        t.start()
+        time.sleep(0.4)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        t.join(20)
+        assert result["body"].endswith(b"data: [DONE]\n\n")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
