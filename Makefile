@@ -1,13 +1,34 @@
-# ai-router developer tasks. PYTHON defaults to the active interpreter; override: make bench PYTHON=/path/to/python
-PYTHON ?= python
+# ai-router developer tasks: `make demo` sets up and runs the demo, `make test` sets up and runs the tests.
+# Everything runs from the project's own virtualenv (.venv), created on first use.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= $(BIN)/python
 
-.PHONY: bench bench-quick bench-stages
+.PHONY: setup demo lint test bench bench-quick bench-stages
 
-bench:          ## full benchmark (~5 min): rewrites docs/performance.md, raw data in bench/results/latest.json
+$(BIN)/ai-router: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+setup: $(BIN)/ai-router  ## create .venv and install the project with its test extra
+
+demo: setup             ## the router in front of two simulated upstreams on http://127.0.0.1:8082
+	$(BIN)/ai-router demo
+
+lint: setup             ## ruff
+	$(BIN)/ruff check .
+
+test: lint              ## ruff, then the whole test suite
+	$(BIN)/pytest -q
+
+bench: setup            ## full benchmark (~5 min): rewrites docs/performance.md, raw data in bench/results/latest.json
 	$(PYTHON) -m bench
 
-bench-quick:    ## ~90 s: shorter runs, no workers scaling, no profile
+bench-quick: setup      ## ~90 s: shorter runs, no workers scaling, no profile
 	$(PYTHON) -m bench --quick
 
-bench-stages:   ## per-stage microbenchmark only (µs per request at 300, 2k, 20k prompt tokens)
+bench-stages: setup     ## per-stage microbenchmark only (µs per request at 300, 2k, 20k prompt tokens)
 	$(PYTHON) -m bench.stages
