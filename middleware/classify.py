@@ -4,7 +4,13 @@ It runs before `cache`, `budget` and `route`, which read the features; the serve
 complexity into `x-router-task` / `x-router-complexity`. `Analyzer` is the whole job (prompt extraction,
 token count, classification, and an exact recount when a routing threshold is near); `route` uses it too
 when this stage is not in the pipeline. A request for a concrete model id is still classified (for headers
-and metrics) but its tokens are only estimated when large: it is not rerouted.
+and metrics) but its tokens are only estimated: it is not rerouted.
+
+Tokens: the prompt is first bounded without the tokenizer (`router.tokens.estimate`: character counts, or
+tokenizer samples for long texts). The tokenizer runs only when the band could change the decision: a rule's
+`max_prompt_tokens` or a context window (`Policy.thresholds`) inside it, or a complexity level that differs
+between its ends (complexity has a prompt-size part). `Features.tokens_exact` says which. A dry run
+(`POST /v1/route`, `ai-router route`) always counts exactly, for the preview.
 """
 
 from __future__ import annotations
@@ -12,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from router.classifier import Classifier
+from router.classifier import Classifier, complexity_level
 from router.config import ConfigError
 from router.exchange import CallNext, Exchange, Features, Reply
 from router.pipeline import Stage
 from router.policy import Policy
-from router.tokens import ENCODINGS, Prompt, count, count_exact, extract, get_encoding
+from router.tokens import ENCODINGS, Prompt, TokenCount, count, count_exact, estimate, extract, get_encoding
 
 
 class Analyzer:
@@ -31,16 +37,33 @@ class Analyzer:
 
     def features(self, ex: Exchange) -> tuple[Features, Prompt]:
         prompt = extract(ex.endpoint, ex.body)
-        tc = count(prompt, self.encoding)
-        f = self.classifier.classify(prompt, tc.tokens, ex.endpoint)
+        if ex.dry_run:
+            n = count_exact(prompt, get_encoding(self.encoding))
+            tc = TokenCount(n, True, n, n)
+        else:
+            tc = estimate(prompt, self.encoding)
+        f, base = self.classifier.analyse(prompt, tc.tokens, ex.endpoint)
+        model = ex.client_model
+        rerouted = model in ("", "auto") or model.startswith("tier:")  # a concrete id is not rerouted
+        if not tc.exact and rerouted and self._in_band(f, base, tc, ex):
+            tc = count(prompt, self.encoding)  # exact when small, else sampled (a narrower band)
+            if not tc.exact and self._in_band(f, base, tc, ex):
+                n = count_exact(prompt, get_encoding(self.encoding))
+                tc = TokenCount(n, True, n, n)
+        f.tokens = tc.tokens
         f.tokens_exact = tc.exact
-        if not tc.exact:
-            for t in self.policy.thresholds(f, ex.tenant, ex.client_model):
-                if tc.low <= t < tc.high:
-                    f.tokens = count_exact(prompt, get_encoding(self.encoding))
-                    f.tokens_exact = True
-                    break
+        f.complexity = complexity_level(base, tc.tokens)
         return f, prompt
+
+    def _in_band(self, f: Features, base: float, tc: TokenCount, ex: Exchange) -> bool:
+        """Could the token band [low, high] change this request's routing (or its complexity)?"""
+        if ex.client_model in ("", "auto"):
+            low = complexity_level(base, tc.low)
+            if low != complexity_level(base, tc.high):
+                return True
+            f.complexity = low
+        low, high = tc.low, tc.high
+        return any(low <= t < high for t in self.policy.thresholds(f, ex.tenant, ex.client_model))
 
     @staticmethod
     def recounter(ex: Exchange, prompt: Prompt | None = None) -> Callable[[str], int]:

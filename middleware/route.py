@@ -5,6 +5,10 @@ e.g. `pipeline: [route, retry]`), the client's `model` field and steering header
 an earlier stage set (`ex.max_tier`, `ex.prefer`), then asks `router.policy.Policy` for the chain. It sets
 `ex.decision` and `ex.target` (the primary; `retry` moves it along the chain). A dry run (`POST /v1/route`)
 goes through here exactly like a real request.
+
+Fast path: a request naming a concrete model id with no features yet (no `classify` stage) is not classified
+at all: it goes to the backends serving that model, unrerouted, so only the catalog lookup is needed and
+`ex.features` stays None (a dry run still computes them, for the preview).
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ class RouteStage(Stage):
         """Fill `ex.features` (if missing), `ex.decision` and `ex.target`."""
         prompt = None
         if ex.features is None:
-            ex.features, prompt = self.analyzer.features(ex)
+            model = ex.client_model
+            if ex.dry_run or model in ("", "auto") or model.startswith("tier:"):
+                ex.features, prompt = self.analyzer.features(ex)
         ex.decision = self.policy.decide(
             ex.features,
             endpoint=ex.endpoint,

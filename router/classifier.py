@@ -55,6 +55,7 @@ _WORD = re.compile(r"[a-z0-9_]+")
 # everything but letters, digits and "_" becomes a space before splitting into words (ASCII punctuation only)
 _SPLIT = str.maketrans({c: " " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~\t\n\r"})
 _NUM = re.compile(r"[$:/.]?\d[\d.,:/]*%?")
+_DIGITS = re.compile(r"\d[\d.,:/]*%?")  # _NUM without its optional prefix, which `_numbers` adds back
 _NUM_WORDS = frozenset(
     ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen", "twenty",
      "thirty", "forty", "fifty", "hundred", "dozen", "twice", "thrice", "half", "double", "triple"]
@@ -370,86 +371,124 @@ def parse_tasks(raw: Any, path: str = "routing.tasks") -> dict[str, TaskSpec | N
 
 
 # ---------------------------------------------------------------- the classifier
+#
+# Everything is indexed once at construction so that, per text, the work is one lower(), one translate+split
+# into a word set, and C-level set intersections with the index keys: only the alternatives and keywords
+# whose gate word occurs in the text are looked at.
 
 
-class _Words:
-    """A class's keywords, split into single words (set lookup) and phrases (substring + boundary check)."""
+class _Lexicon:
+    """Keywords of several categories (task strong/weak, complexity vocabularies) indexed by word.
 
-    __slots__ = ("firsts", "phrases", "weight", "words")
+    Single words are a dict lookup; phrases are indexed by their first word and confirmed with a substring
+    check and a word-boundary regex. `counts()` returns, per category, how many distinct keywords occur.
+    """
 
-    def __init__(self, keywords: list[str], weight: float) -> None:
-        self.weight = weight
-        self.words = frozenset(k for k in keywords if _WORD.fullmatch(k))
-        self.phrases: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
-        for k in keywords:
-            if not _WORD.fullmatch(k):
-                first = (k.translate(_SPLIT).split() or [k])[0]
-                rx = re.compile(r"(?<![\w])" + re.escape(k) + r"(?![\w])")
-                self.phrases.setdefault(first, []).append((k, rx))
-        self.firsts = frozenset(self.phrases)
+    __slots__ = ("n", "phrase_keys", "phrases", "word_keys", "words")
 
-    def hits(self, words: set[str], lowered: str) -> list[str]:
-        """Distinct keywords present as whole words (phrases: only those whose first word is present)."""
-        found = list(self.words & words)
-        for first in self.firsts & words:
-            for phrase, rx in self.phrases[first]:
+    def __init__(self, categories: list[list[str]]) -> None:
+        self.n = len(categories)
+        words: dict[str, set[int]] = {}
+        phrases: dict[str, set[int]] = {}
+        for cat, keywords in enumerate(categories):
+            for k in keywords:
+                (words if _WORD.fullmatch(k) else phrases).setdefault(k, set()).add(cat)
+        self.words: dict[str, tuple[int, ...]] = {w: tuple(sorted(c)) for w, c in words.items()}
+        self.word_keys = frozenset(self.words)
+        self.phrases: dict[str, list[tuple[tuple[int, ...], str, re.Pattern[str]]]] = {}
+        for k, cats in phrases.items():
+            first = (k.translate(_SPLIT).split() or [k])[0]
+            rx = re.compile(r"(?<![\w])" + re.escape(k) + r"(?![\w])")
+            self.phrases.setdefault(first, []).append((tuple(sorted(cats)), k, rx))
+        self.phrase_keys = frozenset(self.phrases)
+
+    def counts(self, words: set[str], lowered: str) -> list[int]:
+        out = [0] * self.n
+        for w in self.word_keys & words:
+            for c in self.words[w]:
+                out[c] += 1
+        for first in self.phrase_keys & words:
+            for cats, phrase, rx in self.phrases[first]:
                 if phrase in lowered and rx.search(lowered):
-                    found.append(phrase)
-        return found
+                    for c in cats:
+                        out[c] += 1
+        return out
 
 
-class _Signal:
-    """A structural detector: fires when any alternative's trigger occurs and its regex (if any) matches."""
+# an alternative of a structural signal: (signal index, trigger, match on the original text?, regex or None,
+# one ASCII punctuation byte of the trigger or None): a trigger with punctuation can only occur in a text whose
+# punctuation bytes (`_punctuation`) hold that byte, so ungated alternatives are mostly skipped with a bytes `in`
+_AltT = tuple[int, str, bool, "re.Pattern[str] | None", "int | None"]
+_PUNCT = frozenset(b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_NOT_PUNCT = bytes(c for c in range(256) if c not in _PUNCT)
 
-    __slots__ = ("alts", "name", "weight")
 
-    def __init__(self, name: str, weight: float, alts: list[_Alt]) -> None:
-        self.name = name
-        self.weight = weight
-        # (trigger, gate word or None, on original text?, regex): the longest word of a trigger must be in the
-        # message's word set (a hash lookup) before the text is scanned; triggers match on word boundaries
-        self.alts: list[tuple[str, str | None, bool, re.Pattern[str] | None]] = []
-        for trigger, rx in alts:
-            original = trigger.startswith("!")
-            trigger = trigger[1:] if original else trigger
-            substring = trigger.startswith("~")  # "~": the trigger may sit inside a longer word: no gate
-            trigger = trigger[1:] if substring else trigger
-            parts = trigger.lower().translate(_SPLIT).split()
-            gate = None if substring or not parts else max(parts, key=len)
-            self.alts.append((trigger, gate, original, None if rx is None else re.compile(rx, re.MULTILINE)))
+def _punctuation(text: str) -> bytes:
+    """The ASCII punctuation bytes of a text, in order (everything else deleted)."""
+    return text.encode("utf-8", "surrogatepass").translate(None, _NOT_PUNCT)
 
-    def fires(self, text: str, lowered: str, words: set[str]) -> bool:
-        for trigger, gate, original, rx in self.alts:
-            if gate is not None and gate not in words:
-                continue
-            hay = text if original else lowered
-            i = hay.find(trigger)
-            if i < 0:
-                continue
-            if rx is None:
-                return True
-            for _ in range(WINDOWS):  # the regex runs near the first few occurrences of its trigger only
-                if rx.search(hay, max(0, i - WINDOW_BACK), i + WINDOW_AHEAD):
-                    return True
-                i = hay.find(trigger, i + 1)
-                if i < 0:
-                    break
-        return False
+
+def _required(trigger: str) -> int | None:
+    """The rarest-looking ASCII punctuation byte of a trigger (None when it has none)."""
+    marks = [c for c in trigger.encode() if c in _PUNCT]
+    if not marks:
+        return None
+    common = b".,-'\"/:"
+    rare = [c for c in marks if c not in common]
+    return (rare or marks)[0]
+
+
+def _parse_alt(sig: int, trigger: str, rx: str | None) -> tuple[str | None, _AltT]:
+    """(gate word or None, alternative). The longest word of a trigger must be in the text's word set before
+    the text is scanned; a "~" trigger may sit inside a longer word and has no gate; "!" is case-sensitive."""
+    original = trigger.startswith("!")
+    trigger = trigger[1:] if original else trigger
+    substring = trigger.startswith("~")
+    trigger = trigger[1:] if substring else trigger
+    parts = trigger.lower().translate(_SPLIT).split()
+    gate = None if substring or not parts else max(parts, key=len)
+    return gate, (sig, trigger, original, None if rx is None else re.compile(rx, re.MULTILINE), _required(trigger))
+
+
+def _near(rx: re.Pattern[str], hay: str, trigger: str, i: int) -> bool:
+    """Does `rx` match near one of the first WINDOWS occurrences of `trigger` (the first is at `i`)?"""
+    for _ in range(WINDOWS):  # the regex runs near the first few occurrences of its trigger only
+        if rx.search(hay, max(0, i - WINDOW_BACK), i + WINDOW_AHEAD):
+            return True
+        i = hay.find(trigger, i + 1)
+        if i < 0:
+            break
+    return False
 
 
 @dataclass(slots=True)
 class _Task:
     name: str
-    structural: list[_Signal]
-    strong: _Words
-    weak: _Words
-    patterns: list[tuple[str, float, re.Pattern[str]]]
+    index: int
+    signals: list[tuple[int, str, float]]  # (global signal index, name, weight)
+    strong_weight: float
+    weak_weight: float
+    patterns: list[tuple[float, re.Pattern[str], str]]
+    code_tokens: bool  # the built-in code class: the code_tokens signal applies
+    keywords_key: str = ""
+    pattern_key: str = ""
 
 
 def _view(text: str) -> str:
     if len(text) <= HEAD_CHARS + TAIL_CHARS:
         return text
     return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
+
+
+_CODE_BY_REQ: dict[int, list[str]] = {}
+for _t in CODE_TOKENS:
+    if _required(_t) is not None:
+        _CODE_BY_REQ.setdefault(_required(_t), []).append(_t)  # type: ignore[arg-type]
+_CODE_REQ_KEYS = frozenset(_CODE_BY_REQ)
+_CODE_PLAIN = [t for t in CODE_TOKENS if _required(t) is None]
+_HARD, _MODERATE, _SIMPLE, _LONG_FORM, _ADVANCED_MATH = range(5)
+_HAS_DIGIT = re.compile(r"\d")
+_FIND, _AT_START, _ANCHORED, _NON_ASCII = range(4)
 
 
 class Classifier:
@@ -460,57 +499,147 @@ class Classifier:
         self.tasks: list[_Task] = []
         names = [t for t in BUILTIN_TASKS if not (t in specs and specs[t] is None)]
         names += [n for n in specs if n not in BUILTIN_TASKS and specs[n] is not None]
-        for name in names:
+        gated: dict[str, list[_AltT]] = {}
+        ungated: list[_AltT] = []
+        self._signal_count = 0
+        categories: list[list[str]] = []  # 2*i: strong keywords of task i, 2*i+1: weak ones
+        for ti, name in enumerate(names):
             spec = specs.get(name) or TaskSpec(name=name)
             builtin = name in BUILTIN_TASKS and not spec.replace
             kw, weak = KEYWORDS.get(name, ([], [])) if builtin else ([], [])
-            structural = [_Signal(sig, w, alts) for sig, task, w, alts in STRUCTURAL if task == name and builtin]
+            signals = []
+            for sig, task, w, alts in STRUCTURAL:
+                if task != name or not builtin:
+                    continue
+                si = self._signal_count
+                self._signal_count += 1
+                signals.append((si, sig, w))
+                for trigger, rx in alts:
+                    gate, alt = _parse_alt(si, trigger, rx)
+                    if gate is None:
+                        ungated.append(alt)
+                    else:
+                        gated.setdefault(gate, []).append(alt)
+            categories += [kw + spec.keywords, weak + spec.weak_keywords]
             self.tasks.append(
                 _Task(
                     name=name,
-                    structural=structural,
-                    strong=_Words(kw + spec.keywords, (1.0 if name == DEFAULT_TASK else 1.5) * spec.weight),
-                    weak=_Words(weak + spec.weak_keywords, 0.5 * spec.weight),
-                    patterns=[(p, 2.0 * spec.weight, re.compile(p, _RX)) for p in spec.patterns],
+                    index=ti,
+                    signals=signals,
+                    strong_weight=(1.0 if name == DEFAULT_TASK else 1.5) * spec.weight,
+                    weak_weight=0.5 * spec.weight,
+                    patterns=[(2.0 * spec.weight, re.compile(p, _RX), f"pattern:{name}") for p in spec.patterns],
+                    code_tokens=name == "code" and bool(signals),
+                    keywords_key=f"keywords:{name}",
                 )
             )
+        self._gated = gated
+        self._gate_keys = frozenset(gated)
+        # ungated alternatives with punctuation, by that byte; the rest (no gate, no punctuation) always run
+        self._by_req: dict[int, list[_AltT]] = {}
+        for alt in [a for a in ungated if a[4] is not None]:
+            self._by_req.setdefault(alt[4], []).append(alt)  # type: ignore[arg-type]
+        self._req_keys = frozenset(self._by_req)
+        # the rest (no gate, no punctuation) always run; "" triggers run at the start of the text only
+        self._always: list[tuple[int, str, bool, re.Pattern[str] | None, int]] = []
+        for si, trigger, original, rx, req in ungated:
+            if req is not None:
+                continue
+            mode = _FIND
+            if not trigger and rx is not None and rx.pattern.startswith("\\A"):
+                mode = _ANCHORED
+            elif not trigger and rx is not None and re.fullmatch(r"\[[^\x00-\x7f\]]+\]", rx.pattern):
+                mode = _NON_ASCII
+            elif not trigger:
+                mode = _AT_START
+            self._always.append((si, trigger, original, rx, mode))
+        self._keywords = _Lexicon(categories)
+        self._complexity_words = _Lexicon([HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH])
         self.names = [t.name for t in self.tasks]
-        self.hard, self.moderate = _Words(HARD, 1.0), _Words(MODERATE, 1.0)
-        self.long_form, self.advanced_math = _Words(LONG_FORM, 1.0), _Words(ADVANCED_MATH, 1.0)
-        self.simple = _Words(SIMPLE, 1.0)
 
     # ------------------------------------------------------------ scoring
+
+    def _fired_signals(self, text: str, lowered: str, words: set[str], punct: bytes) -> list[bool]:
+        """Which structural signals fire in a text (only the alternatives whose gate word occurs are tried)."""
+        on = [False] * self._signal_count
+        for gate in self._gate_keys & words:
+            for si, trigger, original, rx, _req in self._gated[gate]:
+                if on[si]:
+                    continue
+                hay = text if original else lowered
+                i = hay.find(trigger)
+                if i >= 0 and (rx is None or _near(rx, hay, trigger, i)):
+                    on[si] = True
+        for req in self._req_keys.intersection(punct):
+            for si, trigger, original, rx, _req in self._by_req[req]:
+                if on[si]:
+                    continue
+                hay = text if original else lowered
+                i = hay.find(trigger)
+                if i >= 0 and (rx is None or _near(rx, hay, trigger, i)):
+                    on[si] = True
+        for si, trigger, original, rx, mode in self._always:
+            if on[si]:
+                continue
+            hay = text if original else lowered
+            if mode == _AT_START:  # "" trigger: the union of its windows at the start is one window
+                if rx is None or rx.search(hay, 0, WINDOW_AHEAD + WINDOWS - 1):
+                    on[si] = True
+            elif mode == _ANCHORED:
+                if rx.match(hay, 0, WINDOW_AHEAD + WINDOWS - 1):  # type: ignore[union-attr]
+                    on[si] = True
+            elif mode == _NON_ASCII:  # a class of non-ASCII characters cannot match ASCII text
+                if not hay.isascii() and rx.search(hay, 0, WINDOW_AHEAD + WINDOWS - 1):  # type: ignore[union-attr]
+                    on[si] = True
+            else:
+                i = hay.find(trigger)
+                if i >= 0 and (rx is None or _near(rx, hay, trigger, i)):
+                    on[si] = True
+        return on
 
     def _score(
         self, text: str, factor: float, scores: dict[str, float], fired: dict[str, float]
     ) -> tuple[str, set[str]]:
         lowered = text.lower()
         words = set(lowered.translate(_SPLIT).split())
+        punct = _punctuation(text)
+        on = self._fired_signals(text, lowered, words, punct) if self._signal_count else []
+        kw = self._keywords.counts(words, lowered)
         for task in self.tasks:
             s = 0.0
-            for sig in task.structural:
-                if sig.fires(text, lowered, words):
-                    s += sig.weight
-                    fired[sig.name] = fired.get(sig.name, 0.0) + sig.weight * factor
-            if task.name == "code" and task.structural and sum(t in text for t in CODE_TOKENS) >= 2:
+            for si, name, w in task.signals:
+                if on[si]:
+                    s += w
+                    fired[name] = fired.get(name, 0.0) + w * factor
+            if task.code_tokens and _code_tokens(text, punct):
                 s += 1.0
                 fired["code_tokens"] = fired.get("code_tokens", 0.0) + factor
-            for _p, w, rx in task.patterns:
+            for w, rx, key in task.patterns:
                 if rx.search(text):
                     s += w
-                    fired[f"pattern:{task.name}"] = fired.get(f"pattern:{task.name}", 0.0) + w * factor
-            strong = task.strong.hits(words, lowered)
-            weak = task.weak.hits(words, lowered)
-            kw = min(4.5, len(strong) * task.strong.weight + min(2.0, len(weak) * task.weak.weight))
-            if kw:
-                s += kw
-                key = f"keywords:{task.name}"
-                fired[key] = fired.get(key, 0.0) + kw * factor
+                    fired[key] = fired.get(key, 0.0) + w * factor
+            i = task.index * 2
+            strong, weak = kw[i], kw[i + 1]
+            if strong or weak:
+                k = min(4.5, strong * task.strong_weight + min(2.0, weak * task.weak_weight))
+                if k:
+                    s += k
+                    key = task.keywords_key
+                    fired[key] = fired.get(key, 0.0) + k * factor
             scores[task.name] = scores.get(task.name, 0.0) + s * factor
         return lowered, words
 
     def classify(self, prompt: Prompt, tokens: int = 0, endpoint: str = "chat") -> Features:
         """Features of a request: task, complexity, confidence, signals (tokens are filled by the caller)."""
+        f, base = self.analyse(prompt, tokens, endpoint)
+        f.complexity = complexity_level(base, tokens)
+        return f
+
+    def analyse(self, prompt: Prompt, tokens: int = 0, endpoint: str = "chat") -> tuple[Features, float]:
+        """`classify` without the size part of complexity: (features, complexity score before size).
+
+        `complexity_level(score, tokens)` finishes it, so a caller holding only a token band can tell whether
+        the band's ends give the same complexity."""
         f = Features(tokens=tokens)
         f.has_tools = bool(prompt.tools)
         f.has_images = bool(prompt.image_tokens)
@@ -527,22 +656,33 @@ class Classifier:
             self._score(context, CONTEXT_WEIGHT, scores, fired)
         if DEFAULT_TASK in scores:
             scores[DEFAULT_TASK] += CHAT_PRIOR
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0] != DEFAULT_TASK))
-        if endpoint == "embeddings" or not ranked:
-            ranked = [(DEFAULT_TASK, CHAT_PRIOR)]
-        f.task, top = ranked[0]
-        second = ranked[1][1] if len(ranked) > 1 else 0.0
+        if endpoint == "embeddings" or not scores:
+            task, top, second = DEFAULT_TASK, CHAT_PRIOR, 0.0
+        else:
+            # the highest score wins; ties go to chat, then to the first class in order
+            top = max(scores.values())
+            task = ""
+            for name, v in scores.items():
+                if v == top and (not task or name == DEFAULT_TASK):
+                    task = name
+            second = 0.0
+            if len(scores) > 1:
+                second = -1e300
+                for name, v in scores.items():
+                    if name != task and v > second:
+                        second = v
+        f.task = task
         margin = (top - second) / (top + second) if top > 0 else 0.0
         evidence = min(1.0, top / 3.0)
         f.confidence = round(min(1.0, 0.35 + 1.5 * margin) * (0.8 + 0.2 * evidence), 3)
-        f.signals = [name for name, _ in sorted(fired.items(), key=lambda kv: -kv[1])]
-        f.complexity = self._complexity(prompt, f, last_view, lowered, words, fired)
-        return f
+        f.signals = sorted(fired, key=fired.__getitem__, reverse=True)
+        return f, self._complexity(prompt, f, last_view, lowered, words, fired)
 
     def _numbers(self, view: str, words: set[str], scores: dict[str, float], fired: dict[str, float]) -> int:
         """Quantities (not years) plus a question about them make a word problem."""
-        nums = [n for n in _numbers(view) if not _YEAR.fullmatch(n)]
-        nums += [w for w in _NUM_WORDS if w in words]
+        nums = [n for n in _numbers(view) if not _YEAR.fullmatch(n)] if _has_digit(view) else []
+        if not _NUM_WORDS.isdisjoint(words):
+            nums += [w for w in _NUM_WORDS if w in words]
         if "math" not in scores or not nums:
             return len(nums)
         if len(nums) == 1:
@@ -584,21 +724,18 @@ class Classifier:
 
     def _complexity(
         self, prompt: Prompt, f: Features, view: str, lowered: str, words: set[str], fired: dict[str, float]
-    ) -> str:
+    ) -> float:
+        """The complexity score of everything but the prompt's size (see `complexity_level`)."""
         score = 0.0
-        t = f.tokens
-        score += 0.0 if t < 150 else 0.5 if t < 500 else 1.5 if t < 1500 else 2.0 if t < 4000 else 3.0
-        hard = self.hard.hits(words, lowered)
-        moderate = self.moderate.hits(words, lowered)
-        simple = len(self.simple.hits(words, lowered))
-        score += min(3.0, 1.5 * len(hard)) + min(1.5, 0.75 * len(moderate)) - min(1.0, 0.5 * simple)
-        long_form = self.long_form.hits(words, lowered)
-        if _WORD_COUNT.search(lowered):
-            long_form.append("n words")
-        if (long_form and "compose" in fired) or len(long_form) > 1:
+        c = self._complexity_words.counts(words, lowered)
+        score += min(3.0, 1.5 * c[_HARD]) + min(1.5, 0.75 * c[_MODERATE]) - min(1.0, 0.5 * c[_SIMPLE])
+        long_form = c[_LONG_FORM]
+        if "word" in lowered and _WORD_COUNT.search(lowered):
+            long_form += 1
+        if (long_form and "compose" in fired) or long_form > 1:
             score += 1.5
             f.signals.append("long_form")
-        if self.advanced_math.hits(words, lowered):
+        if c[_ADVANCED_MATH]:
             score += 1.5
             f.signals.append("advanced_math")
         if "stack_trace" in fired:
@@ -633,13 +770,56 @@ class Classifier:
             score += 1.5 if prompt.max_output >= 4000 else 0.75 if prompt.max_output >= 1500 else 0.0
             score -= 0.5 if prompt.max_output <= 200 else 0.0
             f.signals.append(f"max_tokens:{prompt.max_output}")
-        return "low" if score < LOW_BELOW else "medium" if score < HIGH_FROM else "high"
+        return score
+
+
+def size_score(tokens: int) -> float:
+    """The prompt-size part of the complexity score."""
+    t = tokens
+    return 0.0 if t < 150 else 0.5 if t < 500 else 1.5 if t < 1500 else 2.0 if t < 4000 else 3.0
+
+
+def complexity_level(score: float, tokens: int) -> str:
+    """`low|medium|high` from the size-less complexity score (`Classifier.analyse`) and the prompt's tokens."""
+    score += size_score(tokens)
+    return "low" if score < LOW_BELOW else "medium" if score < HIGH_FROM else "high"
+
+
+_NOT_DIGIT = bytes(c for c in range(256) if not 48 <= c <= 57)
+
+
+def _has_digit(text: str) -> bool:
+    if text.isascii():
+        return bool(text.encode().translate(None, _NOT_DIGIT))
+    return _HAS_DIGIT.search(text) is not None
+
+
+def _code_tokens(text: str, punct: bytes) -> bool:
+    """At least two distinct code-ish punctuation marks or identifiers (CODE_TOKENS) occur."""
+    seen = False
+    for req in _CODE_REQ_KEYS.intersection(punct):
+        for t in _CODE_BY_REQ[req]:
+            if t in text:
+                if seen:
+                    return True
+                seen = True
+    for t in _CODE_PLAIN:
+        if t in text:
+            if seen:
+                return True
+            seen = True
+    return False
 
 
 def _numbers(text: str) -> list[str]:
     """Quantities in a text: integers, decimals, money and percentages; not times, dates, paths, IPs or versions."""
     out = []
-    for n in _NUM.findall(text):
+    prev = 0
+    for m in _DIGITS.finditer(text):  # = _NUM.findall(text), but the scan starts at digits (about 2x faster)
+        start, n = m.start(), m.group()
+        if start > prev and text[start - 1] in "$:/.":
+            n = text[start - 1] + n
+        prev = m.end()
         if n[0] in ":/." or ":" in n or "/" in n:
             continue
         n = n.rstrip(".,")

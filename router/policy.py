@@ -98,6 +98,23 @@ class Policy:
                     raise ConfigError(f"routing.rules[{i}].task: unknown task {r.task!r} (known: {', '.join(tasks)})")
         self.contexts = sorted({c.model.context for c in catalog.all})
         self.embedders = [c for c in catalog.all if c.model.type == "embedding"]
+        # precomputed per request-independent piece: rule texts, rule conditions, each tier's candidates with
+        # what the filters read (type, capabilities, context, another tokenizer?) and its static prices
+        self._rule_texts = [rule_text(i, r) for i, r in enumerate(self.rules)]
+        self._rule_conds = [
+            (i, r, r.task, None if r.complexity is None else RANK[r.complexity], r.max_prompt_tokens,
+             r.tenant is None and r.has_tools is None and r.has_images is None)
+            for i, r in enumerate(self.rules)
+        ]
+        self._by_tier: dict[str, list[tuple[Candidate, str, frozenset[str], int, bool, float, float]]] = {
+            t: [
+                (c, c.model.type, frozenset(c.model.capabilities), c.model.context,
+                 bool(c.model.encoding and c.model.encoding != routing.encoding),
+                 c.model.price.input, c.model.price.output)
+                for c in catalog.by_tier.get(t, ())
+            ]
+            for t in self.tiers
+        }
 
     # ------------------------------------------------------------ rules and thresholds
 
@@ -120,8 +137,13 @@ class Policy:
         )
 
     def match_rule(self, f: Features, tenant: str | None) -> tuple[int | None, Rule | None]:
-        for i, r in enumerate(self.rules):
-            if self._matches(r, f, tenant):
+        task, cx, tokens = f.task, RANK.get(f.complexity, 0), f.tokens
+        for i, r, r_task, r_cx, r_max, simple in self._rule_conds:
+            if (r_task is not None and r_task != task) or (r_cx is not None and cx > r_cx):
+                continue
+            if r_max is not None and tokens > r_max:
+                continue
+            if simple or self._matches(r, f, tenant):
                 return i, r
         return None, None
 
@@ -176,20 +198,38 @@ class Policy:
         return sorted(cands, key=key)
 
     def _tier(self, tier: str, f: Features, kind: str, why: dict[str, int], tokens_for: Any) -> list[Candidate]:
-        ok = []
-        for c in self.catalog.by_tier.get(tier, ()):
-            reason = self._fits(c, f, kind, tokens_for)
+        ok: list[tuple[float, float, Candidate]] = []
+        out = f.max_output_tokens or 0
+        need = f.tokens + out
+        images, tools, json = f.has_images, f.has_tools, f.wants_json
+        for c, mtype, caps, context, other_encoding, p_in, p_out in self._by_tier[tier]:
+            reason = None
+            if mtype != kind:
+                reason = "type"
+            elif kind == "chat" and (images or tools or json) and (
+                (images and "vision" not in caps) or (tools and "tools" not in caps) or (json and "json" not in caps)
+            ):
+                reason = "vision" if images and "vision" not in caps else "tools" if tools and "tools" not in caps \
+                    else "json"
+            elif other_encoding and tokens_for is not None:
+                reason = self._fits(c, f, kind, tokens_for)
+            elif need > context:
+                reason = "context"
             if reason is None:
-                ok.append(c)
+                lat = c.backend.latency_ms
+                ok.append((f.tokens * p_in + (out or 256) * p_out, 0.0 if lat is None else lat, c))
             else:
                 why[reason] = why.get(reason, 0) + 1
-        return self._order(ok, f)
+        if len(ok) == 1:
+            return [ok[0][2]]
+        ok.sort(key=_cost_latency)
+        return [x[2] for x in ok]
 
     # ------------------------------------------------------------ the decision
 
     def decide(
         self,
-        f: Features,
+        f: Features | None,
         *,
         endpoint: str = "chat",
         model: str = "auto",
@@ -209,6 +249,8 @@ class Policy:
         prefer = prefer or h_prefer
         if kind == "model":
             return self._concrete(want or model, tp, reasons)
+        if f is None:  # not classified (only a concrete model id may skip classification)
+            f = Features()
         if endpoint == "embeddings":
             return self._embeddings(f, reasons, tokens_for)
         rule_i: int | None = None
@@ -218,7 +260,7 @@ class Policy:
         else:
             rule_i, rule = self.match_rule(f, tenant)
             start = rule.tier if rule else self.tiers[0]
-            reasons.append(rule_text(rule_i, rule) if rule else f"no rule matched -> {start}")
+            reasons.append(self._rule_texts[rule_i] if rule_i is not None else f"no rule matched -> {start}")
             if f.confidence < self.routing.min_confidence and self.rank[start] + 1 < len(self.tiers):
                 bumped = self.tiers[self.rank[start] + 1]
                 reasons.append(
@@ -340,6 +382,10 @@ class Policy:
         return f"no model{scope} can take this request (uses: {', '.join(uses) or 'text'}; {_why(why)})"
 
 
+def _cost_latency(x: tuple[float, float, Candidate]) -> tuple[float, float]:
+    return x[0], x[1]
+
+
 def _why(why: dict[str, int]) -> str:
     names = {"vision": "no vision", "tools": "no tools", "json": "no JSON mode", "context": "context too small",
              "type": "wrong model type"}
@@ -347,9 +393,12 @@ def _why(why: dict[str, int]) -> str:
 
 
 def _healthy_first(chain: list[Candidate], reasons: list[str]) -> list[Candidate]:
-    healthy = [c for c in chain if c.backend.healthy]
-    if len(healthy) == len(chain):
+    for c in chain:
+        if not c.backend.healthy:
+            break
+    else:
         return chain
+    healthy = [c for c in chain if c.backend.healthy]
     down = [c for c in chain if not c.backend.healthy]
     if chain and not chain[0].backend.healthy and healthy:
         reasons.append(f"backend {chain[0].backend.name} is unhealthy: {healthy[0].model.id} first")

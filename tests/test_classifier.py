@@ -134,3 +134,12 @@ def test_disable_and_replace() -> None:
 def test_tasks_config_errors_name_the_key_path(raw: object, message: str) -> None:
     with pytest.raises(ConfigError, match="^" + message.replace("[", r"\[").replace("(", r"\(")):
         parse_tasks(raw)
+
+
+def test_complexity_splits_into_a_size_free_score_and_the_size() -> None:
+    from router.classifier import complexity_level
+
+    p = extract("chat", {"messages": [{"role": "user", "content": "Refactor this module and explain why."}]})
+    for tokens in (10, 200, 800, 2000, 9000):
+        _f, base = CLF.analyse(p, tokens)
+        assert CLF.classify(p, tokens).complexity == complexity_level(base, tokens)

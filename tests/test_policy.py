@@ -18,6 +18,7 @@ from router.errors import InvalidRequest, NoBackendAvailable, PermissionDenied
 from router.exchange import Exchange, Features, Reply
 from router.policy import Policy
 from router.preview import describe
+from router.tokens import count_exact, extract, get_encoding
 
 
 class FakeBackend(Backend):
@@ -273,3 +274,35 @@ async def test_stage_rejects_unknown_encoding() -> None:
     raw["routing"]["encoding"] = "gpt9_base"
     with pytest.raises(ConfigError, match=r"routing\.encoding: unknown encoding 'gpt9_base'"):
         RouteStage(make_ctx(raw))
+
+
+async def test_concrete_model_skips_classification_without_a_classify_stage(ctx: Context) -> None:
+    stage = RouteStage(ctx)
+    ex = _exchange({"model": "mini-b", "messages": [{"role": "user", "content": "Fix this:\n```py\nx = 1\n```"}]})
+    await stage.handle(ex, _terminal)
+    assert ex.features is None  # passthrough: nothing to classify
+    assert ex.target is not None
+    assert ex.target.model.id == "mini-b"
+    out = describe(ex)
+    assert out["model"] == "mini-b"
+    assert out["task"] is None
+    dry = _exchange({"model": "mini-b", "messages": [{"role": "user", "content": "hi"}]})
+    dry.dry_run = True
+    await stage.handle(dry, _terminal)
+    assert dry.features is not None
+    assert dry.features.tokens_exact
+
+
+async def test_tokens_are_counted_only_when_the_band_matters(ctx: Context) -> None:
+    stage = RouteStage(ctx)
+    chat = "Tell me something nice about the weekend and the weather in spring, please. " * 12  # ~200 tokens
+    ex = _exchange({"model": "auto", "messages": [{"role": "user", "content": chat}]})
+    await stage.handle(ex, _terminal)
+    assert ex.features is not None
+    assert not ex.features.tokens_exact
+    near = "Tell me something nice about the weekend. " * 222  # ~2000 tokens: the 2000-token rule is in any band
+    ex = _exchange({"model": "auto", "messages": [{"role": "user", "content": near}]})
+    await stage.handle(ex, _terminal)
+    assert ex.features is not None
+    assert ex.features.tokens_exact
+    assert ex.features.tokens == count_exact(extract("chat", ex.body), get_encoding())

@@ -151,3 +151,33 @@ def test_threshold_inside_the_estimate_band_forces_the_exact_count() -> None:
 def test_small_prompts_are_always_exact() -> None:
     tc = count(extract("chat", {"messages": [{"role": "user", "content": "hello " * 200}]}))
     assert tc.exact
+
+
+def test_cheap_estimate_bounds_the_exact_count_without_the_tokenizer() -> None:
+    enc = get_encoding()
+    texts = [
+        "The committee reviewed the quarterly figures and asked for a regional breakdown. " * 12,
+        "def f(x):\n    return [i * 2 for i in range(x) if i % 3]\n\n" * 15,
+        "Order 1234 shipped on 2024-05-02 for $19.99; 3 of 7 items (42%) arrived late.\n" * 10,
+        base64.b64encode(bytes(range(256)) * 3).decode(),
+        "日本語のテキストと English words mixed together. " * 20,
+    ]
+    for text in texts:
+        p = extract("chat", {"messages": [{"role": "user", "content": text}]})
+        tc = tokens.estimate(p)
+        exact = count_exact(p, enc)
+        assert not tc.exact
+        assert tc.low <= exact <= tc.high, (text[:30], tc, exact)
+        assert tc.low <= tc.tokens <= tc.high
+    empty = tokens.estimate(extract("chat", {"messages": []}))
+    assert empty.exact
+    assert empty.tokens == 3
+
+
+def test_tool_definitions_are_counted_once_per_distinct_set() -> None:
+    tool = {"type": "function", "function": {"name": "lookup", "description": "Look up.",
+                                             "parameters": {"type": "object", "properties": {}}}}
+    p = extract("chat", {"messages": [{"role": "user", "content": "hi"}], "tools": [tool]})
+    enc = get_encoding()
+    assert tokens.tool_tokens_cached(enc, p.tools) == tokens.tool_tokens(enc, p.tools)
+    assert tokens.tool_tokens_cached(enc, p.tools) == tokens.tool_tokens(enc, p.tools)  # memoised
