@@ -14,7 +14,6 @@ The last step of the request's journey before the network. It
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -60,6 +59,7 @@ class OpenAIBackend(Backend):
         self.urls = {ep: URL(spec.base_url + path) for ep, path in PATHS.items()}
         self.api_key: str | None = None
         self.headers: dict[str, str] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -79,14 +79,11 @@ class OpenAIBackend(Backend):
             **self.auth_headers(),
             **spec.headers,
         }
-        t = spec.timeouts
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=spec.max_concurrency, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300
             ),
-            timeout=aiohttp.ClientTimeout(
-                total=t.total_s, connect=t.connect_s, sock_connect=t.connect_s, sock_read=t.idle_s
-            ),
+            timeout=self.timeout_for(spec.timeouts.first_byte_s),
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
         )
@@ -125,6 +122,17 @@ class OpenAIBackend(Backend):
             return ex.raw, strip
         return orjson.dumps({**body, **changes} if changes else body), strip
 
+    def timeout_for(self, first_byte_s: float) -> aiohttp.ClientTimeout:
+        """One aiohttp timeout per first-byte limit, made once: `sock_read` is the first-byte limit until the
+        first chunk arrives (streams then switch it to `idle_s`), `total` caps the whole call."""
+        t = self._timeouts.get(first_byte_s)
+        if t is None:
+            s = self.spec.timeouts
+            t = self._timeouts[first_byte_s] = aiohttp.ClientTimeout(
+                total=s.total_s, connect=s.connect_s, sock_connect=s.connect_s, sock_read=first_byte_s
+            )
+        return t
+
     async def send(self, ex: Exchange, target: Candidate, first_byte_s: float | None = None) -> Reply:
         session = self.session
         if session is None:
@@ -135,29 +143,28 @@ class OpenAIBackend(Backend):
         data, strip = self.payload(ex, target.model)
         headers = {**self.headers, "X-Request-Id": ex.request_id}
         limit = first_byte_s if first_byte_s is not None else self.spec.timeouts.first_byte_s
-        slow_reason = "slow_first_token" if first_byte_s is not None else "timeout"
         t0 = time.perf_counter()
         resp: aiohttp.ClientResponse | None = None
         try:
-            async with asyncio.timeout(limit):
-                resp = await session.post(url, data=data, headers=headers)
-                if resp.status >= 400:
-                    return await self._error_reply(resp, ex, t0)
-                if ex.stream and resp.content_type == "text/event-stream":
-                    first = await resp.content.readany()
-                    if not first:
-                        raise UpstreamError(f"upstream {self.name!r} closed the stream before any event")
-                    ex.upstream_s += time.perf_counter() - t0
-                    self.record_success((time.perf_counter() - t0) * 1000)
-                    return Reply(200, SSE_HEADERS, stream=OpenAIStream(self, resp, first, strip))
+            resp = await session.post(url, data=data, headers=headers, timeout=self.timeout_for(limit))
+            if resp.status >= 400:
+                return await self._error_reply(resp, ex, t0)
+            if ex.stream and resp.content_type == "text/event-stream":
+                first = await resp.content.readany()
+                if not first:
+                    raise UpstreamError(f"upstream {self.name!r} closed the stream before any event")
+                conn = resp.connection
+                if conn is not None and conn.protocol is not None:
+                    conn.protocol.read_timeout = self.spec.timeouts.idle_s
+                elapsed = time.perf_counter() - t0
+                ex.upstream_s += elapsed
+                self.record_success(elapsed * 1000)
+                return Reply(200, SSE_HEADERS, stream=OpenAIStream(self, resp, first, strip))
             body = await resp.read()
-        except TimeoutError:
+        except TimeoutError as e:
             self._abort(resp)
             self.record_failure()
-            raise UpstreamTimeout(
-                f"upstream {self.name!r} sent no {'first token' if ex.stream else 'answer'} within {limit:g}s",
-                reason=slow_reason,
-            ) from None
+            raise self._timeout_error(e, ex, limit, first_byte_s is not None) from None
         except aiohttp.ClientError as e:
             self._abort(resp)
             self.record_failure()
@@ -170,6 +177,16 @@ class OpenAIBackend(Backend):
         self.record_success(elapsed * 1000)
         ex.usage = find_usage(body)
         return Reply(resp.status, JSON_HEADERS, body=body)
+
+    def _timeout_error(self, e: TimeoutError, ex: Exchange, limit: float, promoting: bool) -> UpstreamTimeout:
+        t = self.spec.timeouts
+        if isinstance(e, aiohttp.ConnectionTimeoutError):
+            return UpstreamTimeout(f"upstream {self.name!r}: no connection within {t.connect_s:g}s")
+        if isinstance(e, aiohttp.ServerTimeoutError):  # the first-byte limit (sock_read until the first chunk)
+            what = "first token" if ex.stream else "answer"
+            return UpstreamTimeout(f"upstream {self.name!r} sent no {what} within {limit:g}s",
+                                   reason="slow_first_token" if promoting else "timeout")
+        return UpstreamTimeout(f"upstream {self.name!r} did not finish within {t.total_s:g}s")
 
     @staticmethod
     def _abort(resp: aiohttp.ClientResponse | None) -> None:

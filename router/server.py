@@ -9,11 +9,13 @@ SIGTERM/SIGINT. Streams are pumped here, once, chunk by chunk: no stage re-encod
 from __future__ import annotations
 
 import asyncio
+import gc
+import itertools
 import logging
+import os
 import signal
 import socket
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -71,10 +73,12 @@ class RouterService:
     async def start(self) -> None:
         for b in self.backends.values():
             await b.start()
+        self.access.start()
 
     async def aclose(self) -> None:
         for b in self.backends.values():
             await b.aclose()
+        self.access.close()
 
     async def dispatch(self, ex: Exchange) -> Reply:
         """The terminal step: send the exchange to its target (or describe the decision on a dry run)."""
@@ -117,11 +121,25 @@ def _error_response(e: ProxyError, request_id: str, anthropic: bool = False) -> 
     return web.Response(status=e.status, body=body, content_type=JSON, headers=headers)
 
 
+class RequestIds:
+    """Request ids for clients that send none: a random per-process prefix and a counter (no syscall)."""
+
+    __slots__ = ("_next", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._next = itertools.count(1).__next__
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{self._next():010x}"
+
+
 class Handlers:
     """The endpoints; the live service is looked up per request so a reload can swap it."""
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
+        self.new_id = RequestIds()
 
     @property
     def service(self) -> RouterService:
@@ -147,11 +165,11 @@ class Handlers:
         m = self.service.catalog.model_json(model_id)
         if m is None:
             e = ModelNotFound(f"The model '{model_id}' does not exist", param="model")
-            return _error_response(e, request.headers.get("x-request-id") or uuid.uuid4().hex)
+            return _error_response(e, request.headers.get("x-request-id") or self.new_id())
         return web.Response(body=orjson.dumps(m), content_type=JSON)
 
     async def not_found(self, request: web.Request) -> web.Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        rid = request.headers.get("x-request-id") or self.new_id()
         if request.path in ENDPOINTS or request.path == "/v1/route":
             e: ProxyError = InvalidRequest(f"Method {request.method} is not allowed on {request.path}; use POST.")
             e.status = 405
@@ -180,7 +198,7 @@ class Handlers:
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         svc = self.service
         endpoint = ENDPOINTS[request.path]
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        rid = request.headers.get("x-request-id") or self.new_id()
         ex: Exchange | None = None
         try:
             raw, body = await self._read_body(request, svc, endpoint)
@@ -243,7 +261,7 @@ class Handlers:
 
     async def route_preview(self, request: web.Request) -> web.Response:
         svc = self.service
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        rid = request.headers.get("x-request-id") or self.new_id()
         try:
             raw, body = await self._read_body(request, svc, "chat")
             ex = Exchange(rid, "chat", body, raw, request.headers)
@@ -330,6 +348,8 @@ async def serve(
         shutdown_timeout=config.server.shutdown_grace_s,
     )
     await runner.setup()
+    gc.collect()
+    gc.freeze()  # config, catalog, classifier tables: never scanned again by the cyclic collector
     sock = bind_socket(host, port, reuse_port)
     site = web.SockSite(runner, sock)
     await site.start()

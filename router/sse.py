@@ -33,29 +33,25 @@ def find_usage(buf: bytes) -> dict[str, Any] | None:
         while j < len(buf) and buf[j] in b" \t":
             j += 1
         if j < len(buf) and buf[j] == 0x7B:  # "{"
-            obj = _balanced(buf, j)
-            if obj is not None:
-                try:
-                    usage = orjson.loads(obj)
-                except orjson.JSONDecodeError:
-                    usage = None
-                if isinstance(usage, dict):
-                    return usage
+            usage = _object_at(buf, j)
+            if usage is not None:
+                return usage
         end = i
 
 
-def _balanced(buf: bytes, start: int) -> bytes | None:
-    """The `{...}` object starting at `start` (usage objects hold no strings with braces)."""
-    depth = 0
+def _object_at(buf: bytes, start: int) -> dict[str, Any] | None:
+    """The JSON object starting at `start` (usage objects hold no strings with braces): the first closing
+    brace that balances the opening ones, found with C-level counts, then decoded once."""
     stop = min(len(buf), start + _MAX_USAGE_BYTES)
-    for k in range(start, stop):
-        c = buf[k]
-        if c == 0x7B:
-            depth += 1
-        elif c == 0x7D:
-            depth -= 1
-            if depth == 0:
-                return buf[start : k + 1]
+    k = buf.find(b"}", start, stop)
+    while k >= 0:
+        if buf.count(b"{", start, k) == buf.count(b"}", start, k + 1):
+            try:
+                obj = orjson.loads(buf[start : k + 1])
+            except orjson.JSONDecodeError:
+                return None
+            return obj if isinstance(obj, dict) else None
+        k = buf.find(b"}", k + 1, stop)
     return None
 
 

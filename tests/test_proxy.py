@@ -233,3 +233,15 @@ def test_route_preview_matches_real_call(live: Stack) -> None:
     assert real.headers["x-router-model"] == preview["model"]
     assert real.headers["x-router-tier"] == preview["tier"]
     assert real.headers["x-router-task"] == preview["task"]
+
+
+def test_idle_timeout_mid_stream_reports_in_band(live: Stack) -> None:
+    live.local.behavior.token_delay_s = 2.5  # over idle_s (2) between chunks; the first chunk comes at once
+    live.local.behavior.reply_tokens = 3
+    r = post(live, {"model": "qwen3:8b", "messages": MSG, "stream": True})
+    assert r.status_code == 200
+    events = r.content.strip().split(b"\n\n")
+    assert events[0].startswith(b'data: {"id"')
+    err = orjson.loads(events[-1][6:])["error"]
+    assert err["code"] == "upstream_timeout"
+    assert "stalled" in err["message"]
