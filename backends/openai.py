@@ -25,7 +25,9 @@ import orjson
 from yarl import URL
 
 from backends.base import Backend
+from router import __version__
 from router.config import BackendSpec, ModelSpec
+from router.cost import cost_usd
 from router.errors import (
     InvalidRequest,
     UpstreamError,
@@ -72,10 +74,13 @@ class OpenAIBackend(Backend):
             self.api_key = os.environ.get(spec.api_key_env) or None
             if not self.api_key:
                 log.warning("backend %s: $%s is not set; its calls will fail", spec.name, spec.api_key_env)
+        # Sent on every call as the session's defaults (one C-level copy per request, no per-request dict);
+        # giving User-Agent, Accept and Accept-Encoding ourselves leaves aiohttp no auto headers to add.
         self.headers = {
             "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream",
             "Accept-Encoding": "identity",
+            "User-Agent": f"ai-router/{__version__}",
             **self.auth_headers(),
             **spec.headers,
         }
@@ -84,8 +89,8 @@ class OpenAIBackend(Backend):
                 limit=spec.max_concurrency, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300
             ),
             timeout=self.timeout_for(spec.timeouts.first_byte_s),
+            headers=self.headers,
             auto_decompress=False,
-            skip_auto_headers=("User-Agent",),
         )
 
     async def aclose(self) -> None:
@@ -141,7 +146,7 @@ class OpenAIBackend(Backend):
             raise UpstreamError(f"backend {self.name!r} has no API key (${self.spec.api_key_env} is not set)")
         url = self.url_for(ex, target.model)
         data, strip = self.payload(ex, target.model)
-        headers = {**self.headers, "X-Request-Id": ex.request_id}
+        headers = {"X-Request-Id": ex.request_id}
         limit = first_byte_s if first_byte_s is not None else self.spec.timeouts.first_byte_s
         t0 = time.perf_counter()
         resp: aiohttp.ClientResponse | None = None
@@ -175,7 +180,9 @@ class OpenAIBackend(Backend):
         elapsed = time.perf_counter() - t0
         ex.upstream_s += elapsed
         self.record_success(elapsed * 1000)
-        ex.usage = find_usage(body)
+        usage = ex.usage = find_usage(body)
+        if usage is not None:
+            ex.cost_usd = cost_usd(target.model, usage)
         return Reply(resp.status, JSON_HEADERS, body=body)
 
     def _timeout_error(self, e: TimeoutError, ex: Exchange, limit: float, promoting: bool) -> UpstreamTimeout:

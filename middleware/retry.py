@@ -32,8 +32,10 @@ class RetryStage(Stage):
     async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
         if ex.dry_run or ex.decision is None:
             return await call_next(ex)
-        chain = [c for c in ex.decision.candidates if c.backend.healthy] or ex.decision.candidates
-        chain = chain[: self.max_attempts]
+        candidates = ex.decision.candidates
+        if len(candidates) > 1 and not all(c.backend.healthy for c in candidates):
+            candidates = [c for c in candidates if c.backend.healthy] or candidates
+        chain = candidates[: self.max_attempts]
         last: UpstreamFailure | None = None
         for i, cand in enumerate(chain):
             ex.target = cand
