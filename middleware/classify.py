@@ -32,8 +32,7 @@ class Analyzer:
     def __init__(self, classifier: Classifier, policy: Policy, encoding: str) -> None:
         self.classifier = classifier
         self.policy = policy
-        self.encoding = encoding
-        get_encoding(encoding)  # load the BPE now, not on the first request
+        self.encoding = encoding  # its BPE loads on the first exact count (most requests only need a bound)
 
     def features(self, ex: Exchange) -> tuple[Features, Prompt]:
         prompt = extract(ex.endpoint, ex.body)

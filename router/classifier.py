@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from router.config import ConfigError
@@ -45,7 +46,8 @@ BUILTIN_TASKS = ("code", "math", "docs", "chat")
 DEFAULT_TASK = "chat"
 CHAT_PRIOR = 1.0
 CONTEXT_WEIGHT = 0.5  # signals from the system prompt and earlier turns
-HEAD_CHARS, TAIL_CHARS, TURN_CHARS, MAX_TURNS = 2000, 600, 300, 6
+HEAD_CHARS, TAIL_CHARS, TURN_CHARS, MAX_TURNS = 600, 300, 200, 6  # the bounded view (see `_view`)
+CONTEXT_MEMO = 1024  # the system prompt and earlier turns' evidence, memoised by their text
 LOW_BELOW, HIGH_FROM = 1.25, 2.75
 WINDOWS, WINDOW_BACK, WINDOW_AHEAD = 4, 64, 240  # where a structural regex runs around its trigger
 
@@ -53,9 +55,22 @@ _TASK_KEYS = ("keywords", "weak_keywords", "patterns", "weight", "replace")
 _RX = re.IGNORECASE | re.MULTILINE
 _WORD = re.compile(r"[a-z0-9_]+")
 # everything but letters, digits and "_" becomes a space before splitting into words (ASCII punctuation only)
-_SPLIT = str.maketrans({c: " " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~\t\n\r"})
+_SEPARATORS = "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~\t\n\r"
+_SPLIT = str.maketrans({c: " " for c in _SEPARATORS})
+# the same on UTF-8 bytes (ASCII bytes never occur inside a multi-byte sequence): bytes.translate is ~5x faster
+_SPLIT_BYTES = bytes.maketrans(_SEPARATORS.encode(), b" " * len(_SEPARATORS))
+
+
+def _word_set(lowered: str) -> set[str]:
+    """The whole words of a (lower-cased) text: split on whitespace and ASCII punctuation but "_"."""
+    if lowered.isascii():
+        return set(lowered.encode().translate(_SPLIT_BYTES).decode().split())
+    raw = lowered.encode("utf-8", "surrogatepass").translate(_SPLIT_BYTES)
+    return set(raw.decode("utf-8", "surrogatepass").split())
+
 _NUM = re.compile(r"[$:/.]?\d[\d.,:/]*%?")
 _DIGITS = re.compile(r"\d[\d.,:/]*%?")  # _NUM without its optional prefix, which `_numbers` adds back
+_DIGITS_ASCII = re.compile(r"[0-9][0-9.,:/]*%?")  # the same on ASCII text (a character class scans faster)
 _NUM_WORDS = frozenset(
     ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen", "twenty",
      "thirty", "forty", "fifty", "hundred", "dozen", "twice", "thrice", "half", "double", "triple"]
@@ -63,6 +78,7 @@ _NUM_WORDS = frozenset(
 _YEAR = re.compile(r"1[5-9]\d\d|20\d\d")
 _SOURCE_FILE = re.compile(r"\b[\w/-]+\.(?:py|js|ts|tsx|go|rs|java|rb|cs|cpp|c|h|php|kt|swift|scala)\b")
 _CODE_CHARS = "{}<>=;|\\*#@^~`_"
+_NOT_CODE_CHARS = bytes(c for c in range(256) if chr(c) not in _CODE_CHARS)
 _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|my|me|we|our)\b")
 
 # ---------------------------------------------------------------- built-in signals
@@ -193,6 +209,56 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("pros and cons", None), ("brainstorm", None),
     ]),
 ]
+
+# Words an alternative's regex cannot match without (each group: at least one of its words must be among the
+# text's whole words). A sound pre-filter, checked with C-level set operations before any regex runs: on prose,
+# common gates ("to", "in", "how", "what", "that") would otherwise run their regexes for nothing.
+_LANGUAGES = ("french", "german", "spanish", "italian", "portuguese", "japanese", "chinese", "mandarin", "korean",
+              "russian", "arabic", "hindi", "dutch", "polish", "turkish", "swedish", "greek", "hebrew", "ukrainian",
+              "vietnamese")
+_DOC_NOUNS = ("text", "passage", "article", "paragraph", "document", "reference", "excerpt", "context", "email",
+              "transcript", "report")
+_ADVICE_NOUNS = ("ideas", "tips", "suggestions", "advice", "ways", "recommendations")
+_EXTRACT_NOUNS = ("name", "names", "date", "dates", "entities", "people", "places", "numbers", "emails", "items",
+                  "companies", "locations", "mentions")
+_COMPOSE_NOUNS = tuple(
+    w + s for n in (
+        "email", "mail", "letter", "essay", "paragraph", "story", "poem", "blog", "article", "speech", "memo", "bio",
+        "biography", "announcement", "tweet", "post", "release", "haiku", "limerick", "song", "lyrics", "toast",
+        "eulogy", "newsletter", "slogan", "tagline", "description", "review", "summary", "abstract", "headline",
+        "caption", "message", "note", "invitation", "proposal", "report", "outline", "scene", "dialogue",
+        "monologue", "screenplay", "character") for w in [n] for s in ("", "s"))
+_WRITING = ("wording", "tone", "flow", "prose", "writing", "draft")
+_Need = tuple[tuple[str, ...], ...]
+NEEDS: dict[tuple[str, str], _Need] = {
+    ("word_problem", "how "): (("many", "much", "long", "far", "fast", "old", "often"),),
+    ("word_problem", "what "): (
+        ("is", "was", "were", "are"),
+        ("total", "sum", "difference", "average", "mean", "median", "product", "probability", "percentage", "ratio",
+         "area", "perimeter", "volume", "remainder", "value", "cost", "price", "profit", "speed", "rate"),
+    ),
+    **{("word_problem", v): (("the", "his", "her", "their", "its", "how"),)
+       for v in ("find", "calculate", "compute", "determine", "work out")},
+    ("proof", " that"): (("prove", "show", "demonstrate"),),
+    ("summarize", "given "): (("paragraph", "text", "passage", "article", "document", "excerpt"),),
+    ("summarize", "in "): (("sentence", "sentences", "bullet", "paragraph", "paragraphs", "words"),),
+    ("translate", "to "): (_LANGUAGES,),
+    ("rewrite", "following"): (("passage", "text", "paragraph", "sentence", "sentences"),),
+    ("rewrite", "fix "): (("grammar", "spelling", "typos", "punctuation"),),
+    ("rewrite", "make "): (("more", "less", "sound"),),
+    ("rewrite", "improve "): (_WRITING,),
+    ("rewrite", "tighten "): (_WRITING,),
+    ("rewrite", "more "): (("formal", "concise", "professional"),),
+    **{("extract", v + " all "): (_EXTRACT_NOUNS,) for v in ("list", "find", "pull out", "identify")},
+    **{("extract", lead): (("the", "this"), _DOC_NOUNS) for lead in ("based on", "according to", "using", "from")},
+    **{("compose", v): (_COMPOSE_NOUNS,) for v in ("write", "draft", "compose", "create")},
+    **{("advice", lead): (_ADVICE_NOUNS,) for lead in ("give me", "suggest", "recommend", "any")},
+    ("shell", "one-liner"): (("bash", "zsh", "shell", "terminal", "awk", "sed"),),
+    ("shell", "command"): (("bash", "shell", "terminal"),),
+    ("shell", "!-"): (("grep", "awk", "sed", "chmod", "chown", "curl", "wget", "kubectl", "docker", "ssh", "rsync",
+                       "tar", "find", "ls", "cp", "mv", "rm", "pip", "npm", "git", "systemctl", "brew", "apt"),),
+}
+
 # code-ish punctuation and identifiers: the code_tokens signal fires when at least two distinct ones occur
 CODE_TOKENS = ("()", ");", "{", "}", "=>", "->", "::", "!=", "==", "&&", "||", "+=", "self.", "null", "None", "_",
                "[0]", "[i]", "/{", "</", "/>")
@@ -397,7 +463,8 @@ class _Lexicon:
         self.word_keys = frozenset(self.words)
         self.phrases: dict[str, list[tuple[tuple[int, ...], str, re.Pattern[str]]]] = {}
         for k, cats in phrases.items():
-            first = (k.translate(_SPLIT).split() or [k])[0]
+            # indexed by its longest word (the rarest-looking), which must be among the text's words too
+            first = max(k.translate(_SPLIT).split() or [k], key=len)
             rx = re.compile(r"(?<![\w])" + re.escape(k) + r"(?![\w])")
             self.phrases.setdefault(first, []).append((tuple(sorted(cats)), k, rx))
         self.phrase_keys = frozenset(self.phrases)
@@ -418,7 +485,7 @@ class _Lexicon:
 # an alternative of a structural signal: (signal index, trigger, match on the original text?, regex or None,
 # one ASCII punctuation byte of the trigger or None): a trigger with punctuation can only occur in a text whose
 # punctuation bytes (`_punctuation`) hold that byte, so ungated alternatives are mostly skipped with a bytes `in`
-_AltT = tuple[int, str, bool, "re.Pattern[str] | None", "int | None"]
+_AltT = tuple[int, str, bool, "re.Pattern[str] | None", "int | None", "tuple[frozenset[str], ...] | None", bool]
 _PUNCT = frozenset(b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 _NOT_PUNCT = bytes(c for c in range(256) if c not in _PUNCT)
 
@@ -438,7 +505,7 @@ def _required(trigger: str) -> int | None:
     return (rare or marks)[0]
 
 
-def _parse_alt(sig: int, trigger: str, rx: str | None) -> tuple[str | None, _AltT]:
+def _parse_alt(sig: int, trigger: str, rx: str | None, need: _Need | None = None) -> tuple[str | None, _AltT]:
     """(gate word or None, alternative). The longest word of a trigger must be in the text's word set before
     the text is scanned; a "~" trigger may sit inside a longer word and has no gate; "!" is case-sensitive."""
     original = trigger.startswith("!")
@@ -447,13 +514,38 @@ def _parse_alt(sig: int, trigger: str, rx: str | None) -> tuple[str | None, _Alt
     trigger = trigger[1:] if substring else trigger
     parts = trigger.lower().translate(_SPLIT).split()
     gate = None if substring or not parts else max(parts, key=len)
-    return gate, (sig, trigger, original, None if rx is None else re.compile(rx, re.MULTILINE), _required(trigger))
+    # the other words of a multi-word trigger that are whole words wherever the trigger occurs (not its first
+    # or last unless a separator bounds it: "in three " occurs in "within three ") must be among the words too
+    low = trigger.lower()
+    whole = parts[1 if low[:1].translate(_SPLIT).strip() else 0 : len(parts) - (1 if low[-1:].translate(_SPLIT).strip()
+                                                                                  else 0)]
+    groups = [(w,) for w in dict.fromkeys(whole) if w != gate] if gate is not None else []
+    groups += list(need or ())
+    needs = tuple(frozenset(g) for g in groups) if groups else None
+    # a regex that starts with its trigger (after an optional \b) can only match where the trigger occurs:
+    # it is tried there (`_at`), not searched for around it
+    at = rx is not None and bool(trigger) and (rx[2:] if rx.startswith("\\b") else rx).startswith(
+        re.escape(trigger).replace("\\ ", " "))
+    return gate, (sig, trigger, original, None if rx is None else re.compile(rx, re.MULTILINE), _required(trigger),
+                  needs, at)
 
 
 def _near(rx: re.Pattern[str], hay: str, trigger: str, i: int) -> bool:
     """Does `rx` match near one of the first WINDOWS occurrences of `trigger` (the first is at `i`)?"""
     for _ in range(WINDOWS):  # the regex runs near the first few occurrences of its trigger only
         if rx.search(hay, max(0, i - WINDOW_BACK), i + WINDOW_AHEAD):
+            return True
+        i = hay.find(trigger, i + 1)
+        if i < 0:
+            break
+    return False
+
+
+def _at(rx: re.Pattern[str], hay: str, trigger: str, i: int) -> bool:
+    """Does `rx` (which starts with `trigger`) match at one of the first WINDOWS occurrences of `trigger`?"""
+    match = rx.match
+    for _ in range(WINDOWS):
+        if match(hay, i, i + WINDOW_AHEAD):
             return True
         i = hay.find(trigger, i + 1)
         if i < 0:
@@ -515,7 +607,7 @@ class Classifier:
                 self._signal_count += 1
                 signals.append((si, sig, w))
                 for trigger, rx in alts:
-                    gate, alt = _parse_alt(si, trigger, rx)
+                    gate, alt = _parse_alt(si, trigger, rx, NEEDS.get((sig, trigger)))
                     if gate is None:
                         ungated.append(alt)
                     else:
@@ -542,7 +634,7 @@ class Classifier:
         self._req_keys = frozenset(self._by_req)
         # the rest (no gate, no punctuation) always run; "" triggers run at the start of the text only
         self._always: list[tuple[int, str, bool, re.Pattern[str] | None, int]] = []
-        for si, trigger, original, rx, req in ungated:
+        for si, trigger, original, rx, req, _need, _at_trigger in ungated:
             if req is not None:
                 continue
             mode = _FIND
@@ -556,6 +648,8 @@ class Classifier:
         self._keywords = _Lexicon(categories)
         self._complexity_words = _Lexicon([HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH])
         self.names = [t.name for t in self.tasks]
+        # the context part (system prompt, earlier turns) repeats across a conversation's requests
+        self._context_evidence = lru_cache(maxsize=CONTEXT_MEMO)(self._evidence)
 
     # ------------------------------------------------------------ scoring
 
@@ -563,20 +657,22 @@ class Classifier:
         """Which structural signals fire in a text (only the alternatives whose gate word occurs are tried)."""
         on = [False] * self._signal_count
         for gate in self._gate_keys & words:
-            for si, trigger, original, rx, _req in self._gated[gate]:
-                if on[si]:
+            for si, trigger, original, rx, req, need, at in self._gated[gate]:
+                if on[si] or (req is not None and req not in punct) or (
+                    need is not None and any(map(words.isdisjoint, need))
+                ):
                     continue
                 hay = text if original else lowered
                 i = hay.find(trigger)
-                if i >= 0 and (rx is None or _near(rx, hay, trigger, i)):
+                if i >= 0 and (rx is None or (_at if at else _near)(rx, hay, trigger, i)):
                     on[si] = True
         for req in self._req_keys.intersection(punct):
-            for si, trigger, original, rx, _req in self._by_req[req]:
-                if on[si]:
+            for si, trigger, original, rx, _req, need, at in self._by_req[req]:
+                if on[si] or (need is not None and any(map(words.isdisjoint, need))):
                     continue
                 hay = text if original else lowered
                 i = hay.find(trigger)
-                if i >= 0 and (rx is None or _near(rx, hay, trigger, i)):
+                if i >= 0 and (rx is None or (_at if at else _near)(rx, hay, trigger, i)):
                     on[si] = True
         for si, trigger, original, rx, mode in self._always:
             if on[si]:
@@ -597,36 +693,47 @@ class Classifier:
                     on[si] = True
         return on
 
-    def _score(
-        self, text: str, factor: float, scores: dict[str, float], fired: dict[str, float]
-    ) -> tuple[str, set[str]]:
+    def _evidence(self, text: str) -> tuple[str, set[str], list[tuple[str, float]], list[tuple[str, float]]]:
+        """(lowered, words, per-class scores, signals in firing order with their weights) of a text, unscaled."""
         lowered = text.lower()
-        words = set(lowered.translate(_SPLIT).split())
+        words = _word_set(lowered)
         punct = _punctuation(text)
         on = self._fired_signals(text, lowered, words, punct) if self._signal_count else []
         kw = self._keywords.counts(words, lowered)
+        task_ops: list[tuple[str, float]] = []
+        fired: list[tuple[str, float]] = []
         for task in self.tasks:
             s = 0.0
             for si, name, w in task.signals:
                 if on[si]:
                     s += w
-                    fired[name] = fired.get(name, 0.0) + w * factor
+                    fired.append((name, w))
             if task.code_tokens and _code_tokens(text, punct):
                 s += 1.0
-                fired["code_tokens"] = fired.get("code_tokens", 0.0) + factor
+                fired.append(("code_tokens", 1.0))
             for w, rx, key in task.patterns:
                 if rx.search(text):
                     s += w
-                    fired[key] = fired.get(key, 0.0) + w * factor
+                    fired.append((key, w))
             i = task.index * 2
             strong, weak = kw[i], kw[i + 1]
             if strong or weak:
                 k = min(4.5, strong * task.strong_weight + min(2.0, weak * task.weak_weight))
                 if k:
                     s += k
-                    key = task.keywords_key
-                    fired[key] = fired.get(key, 0.0) + k * factor
-            scores[task.name] = scores.get(task.name, 0.0) + s * factor
+                    fired.append((task.keywords_key, k))
+            task_ops.append((task.name, s))
+        return lowered, words, task_ops, fired
+
+    def _score(
+        self, text: str, factor: float, scores: dict[str, float], fired: dict[str, float], memo: bool = False
+    ) -> tuple[str, set[str]]:
+        """Add a text's evidence, times `factor`, to `scores` and `fired`; `memo`: look it up in the LRU first."""
+        lowered, words, task_ops, fired_ops = (self._context_evidence if memo else self._evidence)(text)
+        for name, w in fired_ops:
+            fired[name] = fired.get(name, 0.0) + w * factor
+        for name, v in task_ops:
+            scores[name] = scores.get(name, 0.0) + v * factor
         return lowered, words
 
     def classify(self, prompt: Prompt, tokens: int = 0, endpoint: str = "chat") -> Features:
@@ -653,7 +760,7 @@ class Classifier:
         numbers = self._numbers(last_view, words, scores, fired)
         self._passage(last_view, numbers, scores, fired)
         if context:
-            self._score(context, CONTEXT_WEIGHT, scores, fired)
+            self._score(context, CONTEXT_WEIGHT, scores, fired, memo=True)
         if DEFAULT_TASK in scores:
             scores[DEFAULT_TASK] += CHAT_PRIOR
         if endpoint == "embeddings" or not scores:
@@ -712,11 +819,16 @@ class Classifier:
         if len(rest) < 200 or rest.count(". ") + rest.count(".\n") + rest.endswith(".") < 1:
             return
         sample = rest[:2000]
-        if sum(map(sample.count, _CODE_CHARS)) / len(sample) > 0.02:
+        code_chars = (len(sample.encode().translate(None, _NOT_CODE_CHARS)) if sample.isascii()
+                      else sum(map(sample.count, _CODE_CHARS)))
+        if code_chars / len(sample) > 0.02:
             return
         words = sample.count(" ") + 1
-        if len(_FIRST_PERSON.findall(sample)) * 40 > words or numbers * 8 > words:
-            return  # the user's own story, or a quantitative problem, not a pasted document
+        if numbers * 8 > words:
+            return  # a quantitative problem, not a pasted document
+        for n, _ in enumerate(_FIRST_PERSON.finditer(sample), 1):  # stops as soon as there are enough
+            if n * 40 > words:
+                return  # the user's own story, not a pasted document
         scores["docs"] += 4.0
         fired["context_passage"] = 4.0
         if "word_problem" in fired and len(_numbers(ask)) < 2:
@@ -813,9 +925,20 @@ def _code_tokens(text: str, punct: bytes) -> bool:
 
 def _numbers(text: str) -> list[str]:
     """Quantities in a text: integers, decimals, money and percentages; not times, dates, paths, IPs or versions."""
-    out = []
+    out: list[str] = []
     prev = 0
-    for m in _DIGITS.finditer(text):  # = _NUM.findall(text), but the scan starts at digits (about 2x faster)
+    if text.isascii():  # start the scan at the first digit (str.find is memchr), with an ASCII-only class
+        first = -1
+        for d in "0123456789":
+            i = text.find(d)
+            if i >= 0 and (first < 0 or i < first):
+                first = i
+        if first < 0:
+            return out
+        found = _DIGITS_ASCII.finditer(text, first)
+    else:
+        found = _DIGITS.finditer(text)
+    for m in found:  # = _NUM.findall(text), but the scan starts at digits (about 2x faster)
         start, n = m.start(), m.group()
         if start > prev and text[start - 1] in "$:/.":
             n = text[start - 1] + n

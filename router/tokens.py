@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import gzip
 import hashlib
 import struct
@@ -95,9 +96,21 @@ class UnknownEncoding(ValueError):
     """An encoding name with no bundled BPE file."""
 
 
+class _Encoding(tiktoken.Encoding):
+    """A bundled encoding without the Python-side copy of its ranks (see `get_encoding`); pickled by name."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return get_encoding, (self.name,)
+
+
 @cache
 def get_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
-    """The tiktoken Encoding `name`, built from the bundled, hash-checked BPE file (once per process)."""
+    """The tiktoken Encoding `name`, built from the bundled, hash-checked BPE file (once per process, lazily:
+    only the first exact count or tokenizer sample loads it).
+
+    tiktoken keeps the `mergeable_ranks` dict it was built from (`_mergeable_ranks`, ~200k bytes objects, tens
+    of MB for o200k) only to pickle the encoding; encoding and decoding use the Rust `CoreBPE`, which holds its
+    own copy. The dict is dropped (the encoding pickles by name instead) and collected."""
     try:
         filename, sha256, pat_str, special = ENCODINGS[name]
     except KeyError:
@@ -111,7 +124,22 @@ def get_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
         if line:
             token, rank = line.split()
             ranks[base64.b64decode(token)] = int(rank)
-    return tiktoken.Encoding(name=name, pat_str=pat_str, mergeable_ranks=ranks, special_tokens=special)
+    enc = _Encoding(name=name, pat_str=pat_str, mergeable_ranks=ranks, special_tokens=special)
+    enc._mergeable_ranks = {}
+    del ranks, raw
+    gc.collect()
+    _trim_heap()
+    return enc
+
+
+def _trim_heap() -> None:
+    """Give the freed build-time memory (decompressed file, ranks dict) back to the OS (glibc only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 # ---------------------------------------------------------------- what a request's prompt is made of
@@ -394,7 +422,7 @@ LOW_MARGIN, HIGH_MARGIN, HIGH_SLACK = 0.45, 0.7, 3.0
 DENSE_LOW, DENSE_EST, DENSE_HIGH = 0.12, 0.3, 0.8  # tokens per char, ASCII with few spaces
 WIDE_LOW, WIDE_EST = 0.1, 0.3  # tokens per char (low) and per byte (estimate), non-ASCII; high = bytes
 SAMPLED_CHARS = 8192
-_NO_DIGITS = str.maketrans("", "", "0123456789")
+_NOT_DIGIT = bytes(c for c in range(256) if not 48 <= c <= 57)  # bytes.translate(None, _NOT_DIGIT): the digits
 _TOOL_MEMO: dict[tuple[str, bytes], int] = {}
 _TOOL_MEMO_MAX = 256
 
@@ -406,7 +434,7 @@ def _text_band(text: str) -> tuple[float, float, float]:
         sp = text.count(" ")
         if sp * 12 >= n:
             e = (PER_CHAR * n + PER_SPACE * sp + PER_NEWLINE * text.count("\n")
-                 + PER_DIGIT * (n - len(text.translate(_NO_DIGITS))))
+                 + PER_DIGIT * len(text.encode().translate(None, _NOT_DIGIT)))
             return e, e * (1 - LOW_MARGIN), e * (1 + HIGH_MARGIN) + HIGH_SLACK
         return DENSE_EST * n, DENSE_LOW * n, DENSE_HIGH * n + HIGH_SLACK
     b = len(text.encode("utf-8", "surrogatepass"))

@@ -143,3 +143,40 @@ def test_complexity_splits_into_a_size_free_score_and_the_size() -> None:
     for tokens in (10, 200, 800, 2000, 9000):
         _f, base = CLF.analyse(p, tokens)
         assert CLF.classify(p, tokens).complexity == complexity_level(base, tokens)
+
+
+def test_word_set_splits_like_str_translate_also_on_non_ascii() -> None:
+    from router.classifier import _SPLIT, _word_set
+
+    for text in ["plain words, and punct-uation! (x_y) {a:b}", "naïve café — “quoted” 日本語,テキスト\tx\ny"]:
+        low = text.lower()
+        assert _word_set(low) == set(low.translate(_SPLIT).split())
+
+
+def test_context_evidence_is_memoised_and_gives_the_same_features() -> None:
+    clf = Classifier()
+    body = {"messages": [{"role": "system", "content": "You review Python code and explain bugs."},
+                         {"role": "user", "content": "why does this loop never end? while i < 10: print(i)"}]}
+    p = extract("chat", body)
+    first = clf.classify(p, 40)
+    again = clf.classify(p, 40)
+    fresh = Classifier().classify(p, 40)
+    assert (first.task, first.confidence, first.signals) == (again.task, again.confidence, again.signals)
+    assert (first.task, first.confidence, first.signals) == (fresh.task, fresh.confidence, fresh.signals)
+    assert clf._context_evidence.cache_info().hits >= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "signal"),
+    [
+        ("How many apples are left if she eats 3 of 12?", "word_problem"),
+        ("Please translate this into German: good morning", "translate"),
+        ("Summarize the memo in two sentences: the budget is approved.", "summarize"),
+        ("Give me some ideas for a rainy weekend", "advice"),
+        ("Write me a short poem about autumn", "compose"),
+        ("Prove that the square root of 2 is irrational.", "proof"),
+        ("Based on the text below, who signed the contract?", "extract"),
+    ],
+)
+def test_word_gated_structural_signals_still_fire(text: str, signal: str) -> None:
+    assert signal in classify(text).signals

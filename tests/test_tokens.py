@@ -181,3 +181,41 @@ def test_tool_definitions_are_counted_once_per_distinct_set() -> None:
     enc = get_encoding()
     assert tokens.tool_tokens_cached(enc, p.tools) == tokens.tool_tokens(enc, p.tools)
     assert tokens.tool_tokens_cached(enc, p.tools) == tokens.tool_tokens(enc, p.tools)  # memoised
+
+
+def test_encoding_drops_its_python_side_ranks_but_still_encodes_decodes_and_pickles() -> None:
+    import pickle
+
+    enc = get_encoding()
+    assert not enc._mergeable_ranks  # the Rust CoreBPE holds the ranks; the Python dict copy is dropped
+    text = "Drop the ranks, keep the tokens: ünïcödé 日本語 `x = f(y)` <|endoftext|>"
+    ids = enc.encode(text, allowed_special="all")
+    assert enc.decode(ids) == text
+    assert enc.encode("<|endoftext|>", allowed_special="all") == [enc.eot_token]
+    assert enc.decode_single_token_bytes(ids[0])
+    assert pickle.loads(pickle.dumps(enc)).encode(text, allowed_special="all") == ids  # pickled by name
+
+
+def test_the_tokenizer_loads_lazily_not_when_the_stages_are_built() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from bench.stages import build_context\n"
+        "from middleware.classify import ClassifyStage\n"
+        "from middleware.route import RouteStage\n"
+        "from router.tokens import get_encoding, estimate, extract\n"
+        "ctx = build_context('full'); ClassifyStage(ctx); RouteStage(ctx)\n"
+        "estimate(extract('chat', {'messages': [{'role': 'user', 'content': 'hi there'}]}))\n"
+        "assert get_encoding.cache_info().currsize == 0, get_encoding.cache_info()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+
+
+def test_text_band_counts_digits_like_before() -> None:
+    text = "call 555 0100 at 9:30 today,\nplease, it is urgent"
+    e, lo, hi = tokens._text_band(text)
+    n, sp, nl, dg = len(text), text.count(" "), 1, sum(c.isdigit() for c in text)
+    expected = tokens.PER_CHAR * n + tokens.PER_SPACE * sp + tokens.PER_NEWLINE * nl + tokens.PER_DIGIT * dg
+    assert e == pytest.approx(expected)
+    assert lo < e < hi
