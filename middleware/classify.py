@@ -15,7 +15,7 @@ between its ends (complexity has a prompt-size part). `Features.tokens_exact` sa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from router.classifier import Classifier, complexity_level
@@ -105,8 +105,8 @@ class ClassifyStage(Stage):
         super().__init__(ctx, **options)
         self.analyzer = build_analyzer(ctx)
 
-    async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
+    def handle(self, ex: Exchange, call_next: CallNext) -> Awaitable[Reply]:
         ex.features = self.analyzer.features(ex)[0]
-        return await call_next(ex)
+        return call_next(ex)  # before-only: hand back the rest's awaitable, adding no frame to the chain
 
 

@@ -13,6 +13,7 @@ at all: it goes to the backends serving that model, unrerouted, so only the cata
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from middleware.classify import Analyzer, build_analyzer
@@ -33,9 +34,9 @@ class RouteStage(Stage):
             m.encoding and m.encoding != ctx.config.routing.encoding for m in ctx.config.models()
         )
 
-    async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
+    def handle(self, ex: Exchange, call_next: CallNext) -> Awaitable[Reply]:
         self.route(ex)
-        return await call_next(ex)
+        return call_next(ex)  # before-only: hand back the rest's awaitable, adding no frame to the chain
 
     def route(self, ex: Exchange) -> None:
         """Fill `ex.features` (if missing), `ex.decision` and `ex.target`."""

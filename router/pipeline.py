@@ -11,7 +11,9 @@ The contract, in full:
             return reply
 
 A stage refuses by raising a `router.errors.ProxyError`, or answers early by returning a `Reply`. A stage
-whose `active` is False after construction (nothing configured for it) is left out of the chain.
+that acts only before the rest may be a plain `def handle(...)` that returns `call_next(ex)` unawaited:
+it then adds no frame to the await chain (auth, classify and route do this). A stage whose `active` is
+False after construction (nothing configured for it) is left out of the chain.
 Stages are named in config by built-in name (`auth`, `route`, …) or by import path
 (`"mycompany.guards:ProfanityFilter"`), optionally with options: `{use: NAME, options: {...}}`.
 The terminal step after the last stage sends the exchange to the chosen backend.
