@@ -354,6 +354,9 @@ async def serve(
     await runner.setup()
     gc.collect()
     gc.freeze()  # config, catalog, classifier tables: never scanned again by the cyclic collector
+    # Requests free their objects by reference counting; the cyclic collector only rescans the in-flight
+    # ones, so running it 30x less often (every 20k allocations, not 700) cuts its cost 30x.
+    gc.set_threshold(20_000, 50, 100)
     sock = bind_socket(host, port, reuse_port)
     site = web.SockSite(runner, sock)
     await site.start()
