@@ -9,8 +9,9 @@ and metrics) but its tokens are only estimated: it is not rerouted.
 Tokens: the prompt is first bounded without the tokenizer (`router.tokens.estimate`: character counts, or
 tokenizer samples for long texts). The tokenizer runs only when the band could change the decision: a rule's
 `max_prompt_tokens` or a context window (`Policy.thresholds`) inside it, or a complexity level that differs
-between its ends (complexity has a prompt-size part). `Features.tokens_exact` says which. A dry run
-(`POST /v1/route`, `ai-router route`) always counts exactly, for the preview.
+between its ends (complexity has a prompt-size part) when a rule the request could match reads complexity
+(`Policy.complexity_matters`); otherwise the reported complexity is the estimate's. `Features.tokens_exact`
+says which. A dry run (`POST /v1/route`, `ai-router route`) always counts exactly, for the preview.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ class Analyzer:
         if ex.client_model in ("", "auto"):
             low = complexity_level(base, tc.low)
             if low != complexity_level(base, tc.high):
-                return True
+                if self.policy.complexity_matters(f.task):
+                    return True
+                low = complexity_level(base, tc.tokens)  # no rule reads it: the estimate's level will do
             f.complexity = low
         low, high = tc.low, tc.high
         return any(low <= t < high for t in self.policy.thresholds(f, ex.tenant, ex.client_model))

@@ -106,6 +106,14 @@ class Policy:
              r.tenant is None and r.has_tools is None and r.has_images is None)
             for i, r in enumerate(self.rules)
         ]
+        # a low-confidence bump per start tier: (the tier above, the reason's text after the confidence)
+        mc = routing.min_confidence
+        self._bump = {
+            t: (self.tiers[i + 1], f" < min_confidence {mc:g}: {t} -> {self.tiers[i + 1]}")
+            for i, t in enumerate(self.tiers[:-1])
+        }
+        self._no_rule = f"no rule matched -> {self.tiers[0]}" if self.tiers else ""
+        self._cx_matters: dict[str | None, bool] = {}  # task -> can complexity change its rule (memoised)
         self._by_tier: dict[str, list[tuple[Candidate, str, frozenset[str], int, bool, float, float]]] = {
             t: [
                 (c, c.model.type, frozenset(c.model.capabilities), c.model.context,
@@ -146,6 +154,23 @@ class Policy:
             if simple or self._matches(r, f, tenant):
                 return i, r
         return None, None
+
+    def complexity_matters(self, task: str | None) -> bool:
+        """Can a request's complexity change which rule a request of this task matches? False when no rule
+        that could match it (up to the first one that matches any request of the task) has a `complexity`."""
+        m = self._cx_matters.get(task)
+        if m is None:
+            m = False
+            for r in self.rules:
+                if r.task is not None and r.task != task:
+                    continue
+                if r.complexity is not None:
+                    m = True
+                    break
+                if r.max_prompt_tokens is None and r.tenant is None and r.has_tools is None and r.has_images is None:
+                    break  # matches every request of this task: the rules after it are never reached
+            self._cx_matters[task] = m
+        return m
 
     def thresholds(self, f: Features, tenant: str | None, client_model: str = "auto") -> list[int]:
         """Token counts where this request's routing could flip: the `max_prompt_tokens` of the rules that
@@ -259,24 +284,26 @@ class Policy:
             reasons.append(f"client asked for tier:{start}")
         else:
             rule_i, rule = self.match_rule(f, tenant)
-            start = rule.tier if rule else self.tiers[0]
-            reasons.append(self._rule_texts[rule_i] if rule_i is not None else f"no rule matched -> {start}")
-            if f.confidence < self.routing.min_confidence and self.rank[start] + 1 < len(self.tiers):
-                bumped = self.tiers[self.rank[start] + 1]
-                reasons.append(
-                    f"confidence {f.confidence:.2f} < min_confidence {self.routing.min_confidence:g}: "
-                    f"{start} -> {bumped}"
-                )
+            if rule is not None:
+                start = rule.tier
+                reasons.append(self._rule_texts[rule_i])  # type: ignore[index]
+            else:
+                start = self.tiers[0]
+                reasons.append(self._no_rule)
+            if f.confidence < self.routing.min_confidence and start in self._bump:
+                bumped, why_text = self._bump[start]
+                reasons.append("confidence %.2f%s" % (f.confidence, why_text))  # noqa: UP031 (faster than f"")
                 start = bumped
         cap = len(self.tiers) - 1
-        for source, t in (
-            ("tenant policy", tp.max_tier if tp else None),
-            (MAX_TIER_HEADER, h_max),
-            ("max tier set by an earlier stage", max_tier),
-        ):
-            if t is not None and t in self.rank and self.rank[t] < cap:
-                cap = self.rank[t]
-                reasons.append(f"{source}: max tier {t}")
+        if tp is not None or h_max is not None or max_tier is not None:
+            for source, t in (
+                ("tenant policy", tp.max_tier if tp else None),
+                (MAX_TIER_HEADER, h_max),
+                ("max tier set by an earlier stage", max_tier),
+            ):
+                if t is not None and t in self.rank and self.rank[t] < cap:
+                    cap = self.rank[t]
+                    reasons.append(f"{source}: max tier {t}")
         s = self.rank[start]
         if s > cap:
             reasons.append(f"{start} capped to {self.tiers[cap]}")

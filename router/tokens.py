@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import tiktoken
@@ -325,9 +325,10 @@ def extract(endpoint: str, body: dict[str, Any]) -> Prompt:
 # ---------------------------------------------------------------- counting
 
 
-@dataclass(frozen=True, slots=True)
-class TokenCount:
-    """Prompt tokens: `tokens` is exact when `exact`, else an estimate known to lie in [low, high]."""
+class TokenCount(NamedTuple):
+    """Prompt tokens: `tokens` is exact when `exact`, else an estimate known to lie in [low, high].
+
+    A named tuple (immutable, and about 10x cheaper to make than a frozen dataclass: one per request)."""
 
     tokens: int
     exact: bool
@@ -423,6 +424,7 @@ DENSE_LOW, DENSE_EST, DENSE_HIGH = 0.12, 0.3, 0.8  # tokens per char, ASCII with
 WIDE_LOW, WIDE_EST = 0.1, 0.3  # tokens per char (low) and per byte (estimate), non-ASCII; high = bytes
 SAMPLED_CHARS = 8192
 _NOT_DIGIT = bytes(c for c in range(256) if not 48 <= c <= 57)  # bytes.translate(None, _NOT_DIGIT): the digits
+_DIGITS_NL = b"0123456789\n"
 _TOOL_MEMO: dict[tuple[str, bytes], int] = {}
 _TOOL_MEMO_MAX = 256
 
@@ -461,7 +463,9 @@ def estimate(prompt: Prompt, encoding: str = DEFAULT_ENCODING) -> TokenCount:
     Exact only for an empty prompt. Callers compare their routing thresholds with the band and call
     `count()` / `count_exact()` when one lies inside it.
     """
-    fixed = prompt.overhead + sum(prompt.image_tokens)
+    fixed = prompt.overhead
+    if prompt.image_tokens:
+        fixed += sum(prompt.image_tokens)
     if prompt.tools:
         fixed += tool_tokens_cached(get_encoding(encoding), prompt.tools)
     est = low = high = 0.0
@@ -470,16 +474,28 @@ def estimate(prompt: Prompt, encoding: str = DEFAULT_ENCODING) -> TokenCount:
         if not t:
             continue
         exact = False
-        if len(t) > SAMPLED_CHARS:
+        n = len(t)
+        if n > SAMPLED_CHARS:
             s = _sampled(get_encoding(encoding), t)
             est += s
             low += s * (1 - MARGIN)
             high += s * (1 + MARGIN) + 1
+            continue
+        if t.isascii():  # `_text_band`, inlined (the common case)
+            sp = t.count(" ")
+            if sp * 12 >= n:
+                nl = t.count("\n")
+                # digits + newlines = what deleting them removes (a short delete table: no per-call set-up cost)
+                digits = n - len(t.encode().translate(None, _DIGITS_NL)) - nl
+                e = PER_CHAR * n + PER_SPACE * sp + PER_NEWLINE * nl + PER_DIGIT * digits
+                lo, hi = e * (1 - LOW_MARGIN), e * (1 + HIGH_MARGIN) + HIGH_SLACK
+            else:
+                e, lo, hi = DENSE_EST * n, DENSE_LOW * n, DENSE_HIGH * n + HIGH_SLACK
         else:
             e, lo, hi = _text_band(t)
-            est += e
-            low += lo if lo > 1.0 else 1.0  # a non-empty text is at least one token
-            high += hi
+        est += e
+        low += lo if lo > 1.0 else 1.0  # a non-empty text is at least one token
+        high += hi
     if exact:
         return TokenCount(fixed, True, fixed, fixed)
     lo_i = fixed + int(low)

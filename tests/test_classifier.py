@@ -180,3 +180,35 @@ def test_context_evidence_is_memoised_and_gives_the_same_features() -> None:
 )
 def test_word_gated_structural_signals_still_fire(text: str, signal: str) -> None:
     assert signal in classify(text).signals
+
+
+def test_digit_run_prefix_matches_like_word_boundary_digits() -> None:
+    """`_D` (written to start with a digit, for a fast scan) matches exactly where r"\\b\\d+" does."""
+    import re
+
+    from router.classifier import _D
+
+    old, new = re.compile(r"\b\d+/\d+"), re.compile(_D + r"/\d+")
+    for text in ["3/4 + 1/2", "a3/4", "x 12/5", "v1/2 and 7/8", "__9/3", "é4/5", "(10/20)", "1234/5"]:
+        assert [m.span() for m in old.finditer(text)] == [m.span() for m in new.finditer(text)], text
+
+
+def test_punctuation_bytes_hold_every_ascii_punctuation_mark() -> None:
+    from router.classifier import _PUNCT, _punctuation
+
+    text = "héllo, wörld! a{b}c=d; e->f :: [0] 'q' \"r\" 50% $5 #x @y ^z ~w `v` |u \\t"
+    kept = _punctuation(text)
+    assert {c for c in text.encode() if c in _PUNCT} == {c for c in kept if c in _PUNCT}
+    assert not set(kept) & set(b"abcdefghijklmnopqrstuvwxyz0123456789 ")
+
+
+def test_common_two_message_shape_splits_like_the_general_path() -> None:
+    from router.classifier import _split_turns
+    from router.tokens import Prompt
+
+    p = extract("chat", {"messages": [{"role": "system", "content": "S" * 300}, {"role": "user", "content": "hi"}]})
+    assert _split_turns(p) == ("hi", "S" * 200)
+    q = Prompt(roles=["user", "assistant"], contents=["a", "b"])
+    assert _split_turns(q) == ("a", "")
+    r = Prompt(roles=["assistant", "tool"], contents=["a", "b"])
+    assert _split_turns(r) == ("b", "a")

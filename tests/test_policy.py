@@ -306,3 +306,43 @@ async def test_tokens_are_counted_only_when_the_band_matters(ctx: Context) -> No
     assert ex.features is not None
     assert ex.features.tokens_exact
     assert ex.features.tokens == count_exact(extract("chat", ex.body), get_encoding())
+
+
+def test_complexity_matters_only_when_a_reachable_rule_reads_it(ctx: Context) -> None:
+    p = Policy(ctx.config.routing, ctx.catalog, ctx.config.tenants, ["code", "math", "docs", "chat"])
+    assert p.complexity_matters("code")  # rule 0 has complexity: medium
+    assert not p.complexity_matters("chat")  # no chat rule (nor the default) reads complexity
+    assert not p.complexity_matters("docs")
+    raw = make_config()
+    raw["routing"]["rules"] = [{"task": "code", "tier": "t-high"}, {"complexity": "low", "tier": "t-small"},
+                               {"tier": "t-mini"}]
+    c2 = make_ctx(raw)
+    p2 = Policy(c2.config.routing, c2.catalog, c2.config.tenants)
+    assert not p2.complexity_matters("code")  # the first code rule matches every code request
+    assert p2.complexity_matters("chat")
+
+
+def test_complexity_band_is_recounted_only_when_a_rule_reads_it(ctx: Context) -> None:
+    """A band whose ends give different complexities forces an exact count only if a rule could read it."""
+    from router.classifier import complexity_level
+    from router.tokens import TokenCount
+
+    analyzer = RouteStage(ctx).analyzer
+    tc = TokenCount(1200, False, 700, 1900)
+    base = 1.0
+    assert complexity_level(base, tc.low) != complexity_level(base, tc.high)
+    ex = Exchange("r", "chat", {"model": "auto", "messages": []}, None, CIMultiDictProxy(CIMultiDict()))
+    code, chat = feats(task="code"), feats(task="chat")
+    assert analyzer._in_band(code, base, tc, ex)  # a code rule reads complexity: count exactly
+    assert not analyzer._in_band(chat, base, tc, ex)  # no chat rule does: the estimate's level
+    assert chat.complexity == complexity_level(base, tc.tokens)
+
+
+def test_low_confidence_bump_reason() -> None:
+    raw = make_config()
+    raw["routing"]["min_confidence"] = 0.5
+    c = make_ctx(raw)
+    p = Policy(c.config.routing, c.catalog, c.config.tenants)
+    d = p.decide(feats(confidence=0.31), model="auto")
+    assert "confidence 0.31 < min_confidence 0.5: t-small -> t-large" in d.reasons
+    assert d.primary.tier == "t-large"

@@ -219,3 +219,29 @@ def test_text_band_counts_digits_like_before() -> None:
     expected = tokens.PER_CHAR * n + tokens.PER_SPACE * sp + tokens.PER_NEWLINE * nl + tokens.PER_DIGIT * dg
     assert e == pytest.approx(expected)
     assert lo < e < hi
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["You are a helpful assistant.", "a b c 1 2 3\n4 5\n", "x" * 500, "word " * 300 + "\n" * 40 + "12345 " * 30,
+     "ünïcödé text with spaces", "def f(x):\n    return x + 1\n" * 20],
+)
+def test_estimate_inlines_the_text_band(text: str) -> None:
+    """`estimate`'s inlined ASCII path gives exactly `_text_band`'s numbers."""
+    p = Prompt(texts=[text], overhead=7)
+    e, lo, hi = tokens._text_band(text)
+    tc = tokens.estimate(p)
+    low = 7 + int(max(lo, 1.0))
+    high = 7 + int(hi) + 1
+    assert (tc.low, tc.high) == (low, high)
+    assert tc.tokens == min(max(7 + round(e), low), high)
+    assert not tc.exact
+
+
+def test_token_count_is_an_immutable_tuple() -> None:
+    tc = tokens.TokenCount(5, True, 5, 5)
+    assert tc == (5, True, 5, 5)
+    assert tc.tokens == 5
+    assert tc.exact
+    with pytest.raises(AttributeError):
+        tc.tokens = 6  # type: ignore[misc]
