@@ -1,4 +1,5 @@
-"""Classification: what a request is about (task), how hard it looks (complexity), and how sure we are.
+"""Classification: what a request is about (task), how hard it looks (complexity), and how sure we are. The built-in signal tables
+(triggers, keywords, complexity words) are data in `router/signals.py`.
 
 `classify` (the stage) hands a request's `Prompt` (router.tokens) to `Classifier.classify`, which returns
 the `Features` that `route` matches rules against and that the preview and the `x-router-task` /
@@ -40,6 +41,19 @@ from typing import Any
 
 from router.config import ConfigError
 from router.exchange import Features
+from router.signals import (
+    ADVANCED_MATH,
+    CODE_TOKENS,
+    HARD,
+    KEYWORDS,
+    LONG_FORM,
+    MODERATE,
+    NEEDS,
+    SIMPLE,
+    STRUCTURAL,
+    WORD_COUNT,
+    Need,
+)
 from router.tokens import Prompt
 
 BUILTIN_TASKS = ("code", "math", "docs", "chat")
@@ -82,285 +96,6 @@ _SOURCE_FILE = re.compile(r"\b[\w/-]+\.(?:py|js|ts|tsx|go|rs|java|rb|cs|cpp|c|h|
 _CODE_CHARS = "{}<>=;|\\*#@^~`_"
 _NOT_CODE_CHARS = bytes(c for c in range(256) if chr(c) not in _CODE_CHARS)
 _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|my|me|we|our)\b")
-
-# ---------------------------------------------------------------- built-in signals
-# (name, task, weight, alternatives). An alternative is (trigger, regex): the regex only runs when the literal
-# trigger occurs, so most cost `in` checks. Lower-case triggers are looked up in the lower-cased text and their
-# regex runs on it; a trigger starting with "!" is case-sensitive and its regex runs on the original text. A
-# regex of None means the trigger alone is the signal.
-
-_LANGS = (
-    r"python|py|js|javascript|ts|typescript|tsx|jsx|java|kotlin|go|golang|rust|rs|c|cpp|c\+\+|csharp|cs|ruby|rb|php"
-    r"|swift|scala|sql|bash|sh|shell|zsh|powershell|ps1|yaml|yml|json|toml|html|css|dockerfile|makefile|lua|r|perl"
-    r"|haskell|elixir|clojure|dart|terraform|hcl|graphql|proto|jsx|vue|svelte|text|console|diff|ini|xml"
-)
-_Alt = tuple[str, "str | None"]
-# = r"\b\d+" in a search, written to start with \d so the regex engine scans for a digit first (about 2x faster)
-_D = r"\d(?<!\w\d)\d*"
-STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
-    ("code_fence", "code", 3.0, [("```", r"^```[ \t]*(?:" + _LANGS + r")?[ \t]*$")]),
-    ("code_syntax", "code", 2.5, [
-        ("def ", r"^[ \t]*def [a-z_]\w*\("), ("class ", r"^[ \t]*class \w+[(:{ ]"),
-        ("import ", r"^[ \t]*import [\w.]+"),
-        ("from ", r"^[ \t]*from [\w.]+ import "), ("function", r"^[ \t]*(?:export )?(?:async )?function \w*\("),
-        ("const ", r"^[ \t]*const \w+ ?="), ("let ", r"^[ \t]*let (?:mut )?\w+ ?="), ("var ", r"^[ \t]*var \w+ ?="),
-        ("#include", None), ("package ", r"^package [\w.]+;?$"), ("fn ", r"^[ \t]*(?:pub )?fn \w+"),
-        ("func ", r"^func "), ("impl ", r"^impl\b"), ("struct ", r"^[ \t]*(?:type )?\w* ?struct \w* ?\{"),
-        ("return", r"^[ \t]+return\b[^.\n]*;?$"), (">>> ", r"^>>> \S"), ("} else", None), ("}else", None),
-        ("public ", r"^[ \t]*public [\w<>\[\]]+ \w+"), ("private ", r"^[ \t]*private [\w<>\[\]]+ \w+"),
-        ("if (", r"^[ \t]*if \(.*\) ?\{"), ("for (", r"^[ \t]*for \(.*;.*\)"), (":= ", r"\w+ := "),
-    ]),
-    ("stack_trace", "code", 3.5, [
-        ("traceback (most recent call last)", None), ("exception in thread", None), ("panic: ", None),
-        ("segmentation fault", None), ("core dumped", None), ("error[e", r"error\[e\d{3,4}\]"), ("npm err!", None),
-        ("undefined reference to", None), ('file "', r'^\s*file ".*", line \d+'),
-        ("!    at ", r"^\s+at [\w$.<>]+\(.*\)\s*$"),
-        ("!~Error", r"^\w*(?:Error|Exception)(?:\[\w+\])?:\s|^\s*(?:Error|ERROR|FATAL|fatal):\s"),
-        ("!~Exception", r"^[\w.]*Exception:\s"), ("exit code", r"exit code \d+"), ("exit status", r"exit status \d+"),
-        ("uncaught ", r"uncaught \w*error"),
-    ]),
-    ("diff", "code", 3.5, [("diff --git ", None), ("@@ -", r"^@@ -\d+(?:,\d+)? \+\d+"), ("--- a/", r"^--- a/"),
-                           ("+++ b/", r"^\+\+\+ b/")]),
-    ("sql", "code", 3.0, [
-        ("select", r"\bselect\s+(?:distinct\s+)?(?:\*|[\w.]+(?:\s*,\s*[\w.()*]+)*)\s+from\s+\w+"),
-        ("insert into", None), ("create table", None), ("create index", None), ("delete from", r"\bdelete from \w+"),
-        ("update ", r"\bupdate\s+\w+\s+set\s+\w+\s*="), (" join ", r"\b(?:inner|left|right|full|outer)\s+join\b"),
-        ("group by", r"\bgroup\s+by\s+\w+"),
-    ]),
-    ("shell", "code", 2.5, [
-        ("!$ ", r"^\s*\$ \w"),
-        ("!sudo ", r"^\s*sudo "),
-        ("| ", r"\|\s*(?:grep|awk|sed|sort|uniq|wc|xargs|head|tail|jq|cut|tr)\b"),
-        ("!-", r"^\s*(?:grep|awk|sed|chmod|chown|curl|wget|kubectl|docker|ssh|rsync|tar|find|ls|cp|mv|rm|pip|npm|git"
-               r"|systemctl|brew|apt|apt-get) [^\n]*-{1,2}\w"),
-        ("one-liner", r"\b(?:bash|zsh|shell|terminal|awk|sed) one-liner"),
-        ("command", r"\b(?:bash|shell|terminal) command"),
-    ]),
-    ("file_paths", "code", 1.0, [(f".{ext}", rf"\w\.{ext}\b") for ext in (
-        "py", "js", "mjs", "ts", "tsx", "jsx", "go", "rs", "java", "kt", "cpp", "hpp", "rb", "php", "cs", "swift",
-        "scala", "sh", "yml", "yaml", "toml", "ini", "lock", "gradle", "vue")]),
-    ("math_notation", "math", 3.0, [
-        ("\\", r"\\(?:frac|sqrt|int|sum|prod|lim|cdot|times|alpha|beta|theta|lambda|infty|leq|geq|neq|mathbb|binom"
-               r"|partial)\b"),
-        ("^", r"\b\d*[a-z]\^\d"), ("=", r"\b\d+\s*[a-z]\s*[+\-]\s*\d+\s*=|\b[a-z]\s*\(\s*[a-z]\s*\)\s*="),
-        ("~/d", r"\bd[xy]/d[xyt]\b"), ("% of", _D + r"(?:\.\d+)?\s*%\s+of\s+\$?\d"), ("/(", _D + r"/\("),
-        (" to infinity", None), ("how many ways", None), ("mod ", r"\bmod \d+\b"),
-        ("*", _D + r"(?:\.\d+)?\s*\*\s*\d+(?:\.\d+)?"), (" + ", _D + r"(?:\.\d+)?\s\+\s\d+(?:\.\d+)?\s*(?:=|\?|$)"),
-        (" - ", _D + r"(?:\.\d+)?\s-\s\d+(?:\.\d+)?\s*(?:=|\?|$)"), ("/", _D + r"/\d+\s*[+\-*]\s*\d+/\d+"),
-        ("", "[\u222b\u2211\u220f\u221a\u03c0\u2264\u2265\u2260\u221e\u2202\u2208\u2200\u2203\u00d7\u00f7]"),
-    ]),
-    ("word_problem", "math", 0.5, [
-        ("how ", r"\bhow (?:many|much|long|far|fast|old|often)\b"),
-        ("what ", r"\bwhat (?:is|was|were|are) the (?:total|sum|difference|average|mean|median|product|probability"
-                  r"|percentage|ratio|area|perimeter|volume|remainder|value|cost|price|profit|speed|rate)\b"),
-        ("what percent", None), ("in total", None), ("altogether", None),
-    ] + [(verb, verb + r" (?:the |his |her |their |its |how )") for verb in (
-        "find", "calculate", "compute", "determine", "work out")] + [
-    ]),
-    ("proof", "math", 3.0, [
-        (" that", r"(?:^|[.!?:]\s+)(?:prove|show|demonstrate) that\b"), ("proof of", None), ("proof that", None),
-        ("by induction", None), ("lemma", None), ("theorem", None), ("corollary", None), ("if and only if", None),
-    ]),
-    ("summarize", "docs", 3.5, [
-    ] + [(w, None) for w in ("summarize", "summarise", "summary", "summarizing", "summarising", "summarization")] + [
-        ("tl;dr", None), ("tldr", None), ("recap", None),
-        ("condense", None), ("key points", None), ("main points", None), ("key takeaways", None), ("gist", r"\bgist\b"),
-        ("given ", r"\bgiven (?:this|the|that) (?:paragraph|text|passage|article|document|excerpt)\b"),
-        ("in ", r"\bin (?:one|two|three|a few|\d) (?:sentences?|bullet points?|paragraphs?|words)\b"),
-        ("in one ", None), ("in two ", None), ("in three ", None), ("in a few ", None),
-    ]),
-    ("translate", "docs", 3.5, [
-        ("translate", None), ("translation", None), ("translating", None),
-        ("to ", r"\b(?:into|to) (?:french|german|spanish|italian|portuguese|japanese|chinese|mandarin|korean|russian"
-                r"|arabic|hindi|dutch|polish|turkish|swedish|greek|hebrew|ukrainian|vietnamese)\b"),
-    ]),
-    ("rewrite", "docs", 3.5, [
-    ] + [(verb, verb + r" (?:this|the|my|it|that|these|following)\b") for verb in (
-        "rewrite", "re-write", "rephrase", "paraphrase", "proofread", "reword", "polish", "copyedit", "copy-edit",
-        "edit",
-        "shorten", "simplify")] + [
-        ("following",
-         r"\b(?:change|convert|turn|rewrite) (?:the |this )?following (?:passage|text|paragraph|sentences?)\b"),
-        ("fix ", r"\bfix (?:the |my )?(?:grammar|spelling|typos|punctuation)\b"),
-        ("make ", r"\bmake (?:it|this|that|the|my)(?: \w+)? (?:more|less|sound) \w+"),
-        ("improve ", r"improve (?:the |my )?(?:wording|tone|flow|prose|writing|draft)\b"),
-        ("tighten ", r"tighten (?:the |my )?(?:wording|tone|flow|prose|writing|draft)\b"),
-        ("more ", r"\bmore (?:formal|concise|professional)\b"),
-    ]),
-    ("extract", "docs", 3.5, [
-        ("extract", r"\bextract\b"),
-    ] + [(verb + " all ", verb + r" all (?:of )?(?:the )?(?:\w+ ){0,2}(?:names?|dates?|entities|people|places|numbers"
-                               r"|emails|items|companies|locations|mentions)\b")
-         for verb in ("list", "find", "pull out", "identify")]
-      + [(lead, lead + r" (?:the|this) (?:text|passage|article|paragraph|document|reference|excerpt|context|email"
-                       r"|transcript|report)\b") for lead in ("based on", "according to", "using", "from")] + [
-    ]),
-    ("compose", "docs", 3.0, [
-    ] + [(verb, verb + r" (?:me )?(?:a|an|the|some|two|three|our|my|this) (?:[\w-]+ ){0,3}?(?:email|e-mail|letter"
-              r"|essay|paragraph|story|poem|blog|article|cover letter|speech|memo|bio|biography"
-              r"|announcement|tweet|post|press release|haiku|limerick|song|lyrics|toast|eulogy|newsletter|slogan"
-              r"|tagline|product description|review|summary|abstract|headline|caption|message|note|invitation|proposal"
-              r"|report|outline|scene|dialogue|monologue|screenplay|character)s?\b")
-          for verb in ("write", "draft", "compose", "create")]),
-    ("greeting", "chat", 1.5, [
-        ("", r"\A\s*(?:hi|hello|hey|yo|good (?:morning|afternoon|evening)|thanks|thank you|how are you|what's up)\b"),
-    ]),
-    ("advice", "chat", 1.5, [
-    ] + [(lead, lead + r" (?:some |a few |\w+ )?(?:ideas|tips|suggestions|advice|ways|recommendations)\b")
-         for lead in ("give me", "suggest", "recommend", "any")] + [
-        ("should i", None), ("what do you think", None), ("your opinion", None), ("your favorite", None),
-        ("your favourite", None), ("help me decide", None), ("help me choose", None), ("help me plan", None),
-        ("pros and cons", None), ("brainstorm", None),
-    ]),
-]
-
-# Words an alternative's regex cannot match without (each group: at least one of its words must be among the
-# text's whole words). A sound pre-filter, checked with C-level set operations before any regex runs: on prose,
-# common gates ("to", "in", "how", "what", "that") would otherwise run their regexes for nothing.
-_LANGUAGES = ("french", "german", "spanish", "italian", "portuguese", "japanese", "chinese", "mandarin", "korean",
-              "russian", "arabic", "hindi", "dutch", "polish", "turkish", "swedish", "greek", "hebrew", "ukrainian",
-              "vietnamese")
-_DOC_NOUNS = ("text", "passage", "article", "paragraph", "document", "reference", "excerpt", "context", "email",
-              "transcript", "report")
-_ADVICE_NOUNS = ("ideas", "tips", "suggestions", "advice", "ways", "recommendations")
-_EXTRACT_NOUNS = ("name", "names", "date", "dates", "entities", "people", "places", "numbers", "emails", "items",
-                  "companies", "locations", "mentions")
-_COMPOSE_NOUNS = tuple(
-    w + s for n in (
-        "email", "mail", "letter", "essay", "paragraph", "story", "poem", "blog", "article", "speech", "memo", "bio",
-        "biography", "announcement", "tweet", "post", "release", "haiku", "limerick", "song", "lyrics", "toast",
-        "eulogy", "newsletter", "slogan", "tagline", "description", "review", "summary", "abstract", "headline",
-        "caption", "message", "note", "invitation", "proposal", "report", "outline", "scene", "dialogue",
-        "monologue", "screenplay", "character") for w in [n] for s in ("", "s"))
-_WRITING = ("wording", "tone", "flow", "prose", "writing", "draft")
-_Need = tuple[tuple[str, ...], ...]
-NEEDS: dict[tuple[str, str], _Need] = {
-    ("word_problem", "how "): (("many", "much", "long", "far", "fast", "old", "often"),),
-    ("word_problem", "what "): (
-        ("is", "was", "were", "are"),
-        ("total", "sum", "difference", "average", "mean", "median", "product", "probability", "percentage", "ratio",
-         "area", "perimeter", "volume", "remainder", "value", "cost", "price", "profit", "speed", "rate"),
-    ),
-    **{("word_problem", v): (("the", "his", "her", "their", "its", "how"),)
-       for v in ("find", "calculate", "compute", "determine", "work out")},
-    ("proof", " that"): (("prove", "show", "demonstrate"),),
-    ("summarize", "given "): (("paragraph", "text", "passage", "article", "document", "excerpt"),),
-    ("summarize", "in "): (("sentence", "sentences", "bullet", "paragraph", "paragraphs", "words"),),
-    ("translate", "to "): (_LANGUAGES,),
-    ("rewrite", "following"): (("passage", "text", "paragraph", "sentence", "sentences"),),
-    ("rewrite", "fix "): (("grammar", "spelling", "typos", "punctuation"),),
-    ("rewrite", "make "): (("more", "less", "sound"),),
-    ("rewrite", "improve "): (_WRITING,),
-    ("rewrite", "tighten "): (_WRITING,),
-    ("rewrite", "more "): (("formal", "concise", "professional"),),
-    **{("extract", v + " all "): (_EXTRACT_NOUNS,) for v in ("list", "find", "pull out", "identify")},
-    **{("extract", lead): (("the", "this"), _DOC_NOUNS) for lead in ("based on", "according to", "using", "from")},
-    **{("compose", v): (_COMPOSE_NOUNS,) for v in ("write", "draft", "compose", "create")},
-    **{("advice", lead): (_ADVICE_NOUNS,) for lead in ("give me", "suggest", "recommend", "any")},
-    ("shell", "one-liner"): (("bash", "zsh", "shell", "terminal", "awk", "sed"),),
-    ("shell", "command"): (("bash", "shell", "terminal"),),
-    ("shell", "!-"): (("grep", "awk", "sed", "chmod", "chown", "curl", "wget", "kubectl", "docker", "ssh", "rsync",
-                       "tar", "find", "ls", "cp", "mv", "rm", "pip", "npm", "git", "systemctl", "brew", "apt"),),
-}
-
-# code-ish punctuation and identifiers: the code_tokens signal fires when at least two distinct ones occur
-CODE_TOKENS = ("()", ");", "{", "}", "=>", "->", "::", "!=", "==", "&&", "||", "+=", "self.", "null", "None", "_",
-               "[0]", "[i]", "/{", "</", "/>")
-
-KEYWORDS: dict[str, tuple[list[str], list[str]]] = {  # task: (keywords, weak keywords)
-    "code": (
-        ["function", "functions", "method", "bug", "bugs", "debug", "debugging", "compile", "compiler", "compiles",
-         "refactor", "refactoring", "regex", "api", "endpoint", "python", "javascript", "typescript", "java", "golang",
-         "rust", "c++", "c#", "kotlin", "ruby", "php", "swift", "scala", "haskell", "script", "implement", "algorithm",
-         "unittest", "pytest", "jest", "exception", "stacktrace", "segfault", "repo", "repository", "git", "docker",
-         "kubernetes", "sql", "postgres", "postgresql", "mysql", "sqlite", "mongodb", "redis", "database", "schema",
-         "html", "css", "react", "vue", "angular", "django", "flask", "fastapi", "node.js", "nodejs", "npm", "linter",
-         "async", "await", "mutex", "deadlock", "programming", "programmatically", "codebase", "snippet", "variable",
-         "variables", "dataframe", "pandas", "numpy", "json", "yaml", "http", "backend", "frontend", "webhook", "bash",
-         "kubectl", "terraform", "nginx", "lambda", "struct", "enum", "boolean", "integer overflow", "null pointer",
-         "unit test", "unit tests", "pull request", "code review", "type hints", "memory leak", "race condition",
-         "command line", "one-liner", "shell script", "stack trace", "return value", "time complexity", "big-o",
-         "binary search", "linked list", "hash map", "recursion", "recursive", "class", "classes", "code", "cron",
-         "crontab", "ssh", "ssh-keygen", "vba", "macro", "makefile", "swiftui", "powershell", "graphql", "asyncio",
-         "uart", "dma", "firmware", "microcontroller", "arduino", "interrupt handler", "rest api", "css", "sass",
-         "webpack", "vite", "gradle", "maven", "cmake", "nginx", "apache", "ci", "cd pipeline", "jwt", "oauth",
-         "bigquery", "spark", "kafka", "grpc", "protobuf", "websocket", "websockets", "env var", "localhost"],
-        ["list", "string", "strings", "array", "arrays", "loop", "query", "index", "deploy", "server", "library",
-         "package", "module", "test", "tests", "error", "crash", "crashes", "build", "syntax", "runtime", "thread",
-         "object", "parse", "parser", "input", "output", "return", "returns", "dictionary", "file", "files"],
-    ),
-    "math": (
-        ["solve", "equation", "equations", "integral", "derivative", "differentiate", "integrate", "theorem", "prove",
-         "proof", "lemma", "probability", "matrix", "matrices", "eigenvalue", "eigenvalues", "polynomial", "calculus",
-         "algebra", "geometry", "arithmetic", "fraction", "fractions", "percent", "percentage", "prime", "primes",
-         "factorial", "logarithm", "square root", "triangle", "hypotenuse", "circle", "radius", "diameter",
-         "perimeter", "inequality", "modulo", "divisible", "integers", "real numbers", "irrational", "rational",
-         "convergence", "converges", "diverges", "quadratic", "simplify", "factor", "expected value", "variance",
-         "standard deviation", "combinatorics", "permutations", "combinations", "vector", "vectors", "determinant",
-         "gcd", "lcm", "trigonometry", "sine", "cosine", "slope", "intercept", "parabola", "exponent", "infinitely",
-         "puzzle", "riddle", "roots", "confidence interval", "maximize", "minimize", "converge", "infinity",
-         "liters", "litres", "gallons", "kilometers", "kilograms", "how many ways"],
-        ["sum", "average", "mean", "median", "ratio", "area", "volume", "angle", "limit", "series", "product",
-         "remainder", "total", "twice", "half", "dozen", "per", "each", "cents", "dollars", "miles", "hours",
-         "minutes", "pounds", "times", "numbers", "number", "calculate", "compute"],
-    ),
-    "docs": (
-        ["summarize", "summarise", "summary", "translate", "translation", "rewrite", "rephrase", "paraphrase",
-         "proofread", "document", "article", "paragraph", "passage", "essay", "email", "letter", "draft", "tone",
-         "grammar", "headline", "memo", "blog", "resume", "cv", "transcript", "excerpt", "bullet points",
-         "cover letter",
-         "press release", "meeting notes", "minutes of the meeting", "wording", "concise", "formal", "informal",
-         "poem", "story", "haiku", "limerick", "narrative", "prose", "outline", "abstract"],
-        ["text", "report", "title", "copy", "write", "sentence", "sentences", "words", "style", "reader", "audience",
-         "paragraphs", "pages", "chapter", "author", "quote", "review", "describe", "description"],
-    ),
-    "chat": (
-        ["hi", "hello", "hey", "thanks", "thank", "recommend", "advice", "opinion", "favorite", "favourite", "ideas",
-         "suggestions", "tips", "weekend", "vacation", "trip", "recipe", "movie", "movies", "book", "books", "music",
-         "weather", "joke", "fun", "hobby", "gift", "gifts", "friend", "friends", "feel", "feeling", "life", "health",
-         "travel", "restaurant", "dinner"],
-        ["why", "who", "when", "where", "best", "good", "think", "should", "history", "famous", "difference between"],
-    ),
-}
-
-# complexity vocabularies: whole words / phrases, counted once each
-HARD = [
-    "refactor", "refactoring", "architecture", "architect", "design a", "design an", "design the", "redesign",
-    "optimize", "optimise", "optimization", "scalable", "scalability", "scale to", "concurrency", "concurrent",
-    "distributed", "race condition", "race conditions", "deadlock", "deadlocks", "memory leak", "memory leaks",
-    "thread-safe", "vulnerability", "vulnerabilities", "security review", "security audit", "migrate", "migration",
-    "migrating", "prove", "proof", "proofs", "rigorous", "rigorously", "derive", "derivation", "step by step",
-    "step-by-step", "in depth", "in-depth", "in detail", "detailed", "thorough", "thoroughly", "comprehensive",
-    "analyze", "analyse", "analysis", "trade-offs", "tradeoffs", "trade-off", "compare and contrast", "edge cases",
-    "production", "production-ready", "end-to-end", "from scratch", "multithreaded", "multi-threaded",
-    "asynchronous", "performance", "benchmark", "benchmarks", "integral", "eigenvalues", "eigenvectors", "induction",
-    "converge", "convergence", "differential", "complexity analysis", "across multiple files", "entire codebase",
-    "full implementation", "literature review", "whitepaper", "white paper", "strategy", "nuanced", "critique",
-    "formal proof", "implement a compiler", "implement an interpreter", "interpreter", "compiler", "consensus",
-]
-MODERATE = [
-    "review", "debug", "debugging", "fix", "fixes", "fixing", "why does", "why is", "why do", "why isn't",
-    "why doesn't", "why am i", "test", "tests", "unit tests", "improve", "compare", "implement", "implementation",
-    "port", "handle", "validate", "error handling", "slow", "vectorize", "vectorise", "index", "indexes",
-    "re-render", "re-renders", "rerender", "generic", "generics", "how do i fix", "how do i stop", "how can i fix",
-    "what should i check", "schema", "pagination", "dependency", "plan", "time complexity", "show each step",
-    "show the steps", "show your steps", "showing each step", "explain each step", "justify", "explain the reasoning",
-    "without replacement", "constraint", "constraints", "interrupt", "in production", "under load", "write a class",
-    "write a module", "write a service", "write a script", "write a program", "system of equations",
-]
-LONG_FORM = ["cover letter", "blog post", "press release", "essay", "article", "white paper", "whitepaper", "proposal",
-             "report", "abstract", "speech", "chapter", "literature review", "business plan"]
-ADVANCED_MATH = [
-    "integral", "integrate", "eigenvalue", "eigenvalues", "eigenvector", "eigenvectors", "matrix", "matrices",
-    "calculus", "confidence interval", "standard deviation", "combinatorics", "combinatorial", "how many ways",
-    "expected value", "expected number", "converge", "converges", "convergence", "differential equation",
-    "group of", "vector space", "maximize", "maximise", "minimize", "minimise", "hypothesis test", "regression",
-]
-SIMPLE = ["quick", "quickly", "simple", "short", "briefly", "brief", "one-liner", "one line", "in one sentence", "just",
-          "tiny", "small", "basic", "easy", "what is", "what's", "who is", "who was", "when is", "when was",
-          "when did", "define", "definition of", "how do i say"]
-_WORD_COUNT = re.compile(r"\b\d{3,5}[- ]words?\b")
-
 
 # ---------------------------------------------------------------- config: routing.tasks
 
@@ -513,7 +248,7 @@ def _required(trigger: str) -> int | None:
     return (rare or marks)[0]
 
 
-def _parse_alt(sig: int, trigger: str, rx: str | None, need: _Need | None = None) -> tuple[str | None, _AltT]:
+def _parse_alt(sig: int, trigger: str, rx: str | None, need: Need | None = None) -> tuple[str | None, _AltT]:
     """(gate word or None, alternative). The longest word of a trigger must be in the text's word set before
     the text is scanned; a "~" trigger may sit inside a longer word and has no gate; "!" is case-sensitive."""
     original = trigger.startswith("!")
@@ -857,7 +592,7 @@ class Classifier:
         score += (min(3.0, 1.5 * c[x + _HARD]) + min(1.5, 0.75 * c[x + _MODERATE])
                   - min(1.0, 0.5 * c[x + _SIMPLE]))
         long_form = c[x + _LONG_FORM]
-        if "word" in lowered and _WORD_COUNT.search(lowered):
+        if "word" in lowered and WORD_COUNT.search(lowered):
             long_form += 1
         if (long_form and "compose" in fired) or long_form > 1:
             score += 1.5

@@ -186,7 +186,7 @@ def test_digit_run_prefix_matches_like_word_boundary_digits() -> None:
     """`_D` (written to start with a digit, for a fast scan) matches exactly where r"\\b\\d+" does."""
     import re
 
-    from router.classifier import _D
+    from router.signals import _D
 
     old, new = re.compile(r"\b\d+/\d+"), re.compile(_D + r"/\d+")
     for text in ["3/4 + 1/2", "a3/4", "x 12/5", "v1/2 and 7/8", "__9/3", "é4/5", "(10/20)", "1234/5"]:
