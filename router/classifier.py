@@ -1,5 +1,5 @@
-"""Classification: what a request is about (task), how hard it looks (complexity), and how sure we are. The built-in signal tables
-(triggers, keywords, complexity words) are data in `router/signals.py`.
+"""Classification: what a request is about (task), how hard it looks (complexity), and how sure we are.
+The built-in signal tables (triggers, keywords, complexity words) are data in `router/signals.py`.
 
 `classify` (the stage) hands a request's `Prompt` (router.tokens) to `Classifier.classify`, which returns
 the `Features` that `route` matches rules against and that the preview and the `x-router-task` /
