@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= $(BIN)/python
 
-.PHONY: setup demo lint test bench bench-quick bench-stages
+.PHONY: setup demo lint test bench-setup bench bench-quick bench-stages
 
 $(BIN)/ai-router: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,10 +24,14 @@ lint: setup             ## ruff
 test: lint              ## ruff, then the whole test suite
 	$(BIN)/pytest -q
 
-bench: setup            ## full benchmark (~5 min): rewrites docs/performance.md, raw data in bench/results/latest.json
+bench-setup: setup      ## the load generator (Debian's wrk) and py-spy for the profile
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/pip install -q -e '.[test,bench]'
+
+bench: bench-setup      ## full benchmark (~5 min): rewrites docs/performance.md, raw data in bench/results/latest.json
 	$(PYTHON) -m bench
 
-bench-quick: setup      ## ~90 s: shorter runs, no workers scaling, no profile
+bench-quick: bench-setup  ## ~90 s: shorter runs, no workers scaling, no profile
 	$(PYTHON) -m bench --quick
 
 bench-stages: setup     ## per-stage microbenchmark only (µs per request at 300, 2k, 20k prompt tokens)

@@ -5,8 +5,9 @@ The last step of the request's journey before the network. It
   streams so cost can be computed) or sends the client's bytes untouched when nothing changes;
 - sends only its own headers: the backend key from `api_key_env`, never the client's Authorization,
   no hop-by-hop headers;
-- applies the four timeouts (connect, first byte, idle between chunks, total) and maps every
-  aiohttp/provider failure into router.errors, so `retry` can promote;
+- talks HTTP/1.1 through backends/http1.py (a keep-alive pool per backend, one write per request),
+  applies the four timeouts (connect, first byte, idle between chunks, total) and maps every
+  transport/provider failure into router.errors, so `retry` can promote;
 - hands back JSON bodies whole, and streams as raw chunks with the first one already read (the point
   where promotion is still possible), dropping the injected usage-only chunk when the client did not
   ask for it.
@@ -19,11 +20,11 @@ import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote, urlencode
 
-import aiohttp
 import orjson
-from yarl import URL
 
+from backends import http1
 from backends.base import Backend
 from router import __version__
 from router.config import BackendSpec, ModelSpec
@@ -50,6 +51,7 @@ STREAM_USAGE_ENDPOINTS = ("chat", "completions")
 JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_ERROR_BODY = 65536
+PCHAR = "!$&'()*+,;=:@-._~"  # what a path segment may hold unescaped (RFC 3986)
 
 
 class OpenAIBackend(Backend):
@@ -57,11 +59,9 @@ class OpenAIBackend(Backend):
 
     def __init__(self, spec: BackendSpec) -> None:
         super().__init__(spec)
-        self.session: aiohttp.ClientSession | None = None
-        self.urls = {ep: URL(spec.base_url + path) for ep, path in PATHS.items()}
+        self.client: http1.Client | None = None
         self.api_key: str | None = None
         self.headers: dict[str, str] = {}
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -74,8 +74,7 @@ class OpenAIBackend(Backend):
             self.api_key = os.environ.get(spec.api_key_env) or None
             if not self.api_key:
                 log.warning("backend %s: $%s is not set; its calls will fail", spec.name, spec.api_key_env)
-        # Sent on every call as the session's defaults (one C-level copy per request, no per-request dict);
-        # giving User-Agent, Accept and Accept-Encoding ourselves leaves aiohttp no auto headers to add.
+        # Encoded once into every request's head; only Content-Length and X-Request-Id vary per request.
         self.headers = {
             "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream",
@@ -84,27 +83,23 @@ class OpenAIBackend(Backend):
             **self.auth_headers(),
             **spec.headers,
         }
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=spec.max_concurrency, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300
-            ),
-            timeout=self.timeout_for(spec.timeouts.first_byte_s),
-            headers=self.headers,
-            auto_decompress=False,
-        )
+        t = spec.timeouts
+        self.client = http1.Client(spec.base_url, headers=self.headers, size=spec.max_concurrency,
+                                   connect_s=t.connect_s, total_s=t.total_s)
 
     async def aclose(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
 
     # ------------------------------------------------------------ the call
 
-    def url_for(self, ex: Exchange, model: ModelSpec) -> URL:
-        url = self.urls.get(ex.endpoint)
-        if url is None:
+    def target_for(self, ex: Exchange, model: ModelSpec) -> str:
+        """The request target under base_url's path (`/chat/completions`)."""
+        path = PATHS.get(ex.endpoint)
+        if path is None:
             raise InvalidRequest(f"backend {self.name!r} does not serve {ex.endpoint} requests", param="model")
-        return url
+        return path
 
     def payload(self, ex: Exchange, model: ModelSpec) -> tuple[bytes, bool]:
         """The bytes to send, and whether the router injected stream usage (so must strip it)."""
@@ -127,40 +122,26 @@ class OpenAIBackend(Backend):
             return ex.raw, strip
         return orjson.dumps({**body, **changes} if changes else body), strip
 
-    def timeout_for(self, first_byte_s: float) -> aiohttp.ClientTimeout:
-        """One aiohttp timeout per first-byte limit, made once: `sock_read` is the first-byte limit until the
-        first chunk arrives (streams then switch it to `idle_s`), `total` caps the whole call."""
-        t = self._timeouts.get(first_byte_s)
-        if t is None:
-            s = self.spec.timeouts
-            t = self._timeouts[first_byte_s] = aiohttp.ClientTimeout(
-                total=s.total_s, connect=s.connect_s, sock_connect=s.connect_s, sock_read=first_byte_s
-            )
-        return t
-
     async def send(self, ex: Exchange, target: Candidate, first_byte_s: float | None = None) -> Reply:
-        session = self.session
-        if session is None:
+        client = self.client
+        if client is None:
             raise UpstreamError(f"backend {self.name!r} is not started")
         if self.spec.api_key_env and not self.api_key:
             raise UpstreamError(f"backend {self.name!r} has no API key (${self.spec.api_key_env} is not set)")
-        url = self.url_for(ex, target.model)
+        head = client.head(self.target_for(ex, target.model))
         data, strip = self.payload(ex, target.model)
-        headers = {"X-Request-Id": ex.request_id}
         limit = first_byte_s if first_byte_s is not None else self.spec.timeouts.first_byte_s
         t0 = time.perf_counter()
-        resp: aiohttp.ClientResponse | None = None
+        resp: http1.Response | None = None
         try:
-            resp = await session.post(url, data=data, headers=headers, timeout=self.timeout_for(limit))
+            resp = await client.post(head, data, http1.encode_header_value(ex.request_id), limit, ex.stream)
             if resp.status >= 400:
                 return await self._error_reply(resp, ex, t0)
-            if ex.stream and resp.content_type == "text/event-stream":
-                first = await resp.content.readany()
+            if ex.stream and resp.is_event_stream:
+                first = await resp.chunk()
                 if not first:
                     raise UpstreamError(f"upstream {self.name!r} closed the stream before any event")
-                conn = resp.connection
-                if conn is not None and conn.protocol is not None:
-                    conn.protocol.read_timeout = self.spec.timeouts.idle_s
+                resp.read_gap(self.spec.timeouts.idle_s)
                 elapsed = time.perf_counter() - t0
                 ex.upstream_s += elapsed
                 self.record_success(elapsed * 1000)
@@ -170,7 +151,7 @@ class OpenAIBackend(Backend):
             self._abort(resp)
             self.record_failure()
             raise self._timeout_error(e, ex, limit, first_byte_s is not None) from None
-        except aiohttp.ClientError as e:
+        except http1.HTTPClientError as e:
             self._abort(resp)
             self.record_failure()
             raise UpstreamError(f"upstream {self.name!r} failed: {_describe(e)}") from None
@@ -187,35 +168,32 @@ class OpenAIBackend(Backend):
 
     def _timeout_error(self, e: TimeoutError, ex: Exchange, limit: float, promoting: bool) -> UpstreamTimeout:
         t = self.spec.timeouts
-        if isinstance(e, aiohttp.ConnectionTimeoutError):
+        if isinstance(e, http1.ConnectTimeout):
             return UpstreamTimeout(f"upstream {self.name!r}: no connection within {t.connect_s:g}s")
-        if isinstance(e, aiohttp.ServerTimeoutError):  # the first-byte limit (sock_read until the first chunk)
+        if isinstance(e, http1.ReadTimeout):  # the first-byte limit (the read gap until the first chunk)
             what = "first token" if ex.stream else "answer"
             return UpstreamTimeout(f"upstream {self.name!r} sent no {what} within {limit:g}s",
                                    reason="slow_first_token" if promoting else "timeout")
         return UpstreamTimeout(f"upstream {self.name!r} did not finish within {t.total_s:g}s")
 
     @staticmethod
-    def _abort(resp: aiohttp.ClientResponse | None) -> None:
+    def _abort(resp: http1.Response | None) -> None:
         if resp is not None:
             resp.close()
 
-    async def _error_reply(self, resp: aiohttp.ClientResponse, ex: Exchange, t0: float) -> Reply:
+    async def _error_reply(self, resp: http1.Response, ex: Exchange, t0: float) -> Reply:
         """Map an upstream error status: overload/5xx/credential problems raise; client errors pass through."""
-        try:
-            body = await resp.content.read(MAX_ERROR_BODY)
-        finally:
-            resp.release()
+        body = await resp.read(MAX_ERROR_BODY)
         ex.upstream_s += time.perf_counter() - t0
         status = resp.status
         detail = _error_message(body)
         if status in (429, 503, 529):
             if status != 429:  # a 429 is about our rate, not the server's health
                 self.record_failure()
-            retry_after = resp.headers.get("Retry-After")
+            retry_after = resp.retry_after
             raise UpstreamOverloaded(
                 f"upstream {self.name!r} is overloaded ({status}){': ' + detail if detail else ''}",
-                headers={"Retry-After": retry_after} if retry_after else None,
+                headers={"Retry-After": retry_after.decode("latin-1")} if retry_after else None,
             )
         if status >= 500 or status in (401, 403, 404, 405):
             if status >= 500:
@@ -230,7 +208,7 @@ class OpenAIStream:
 
     __slots__ = ("backend", "first", "resp", "strip", "usage")
 
-    def __init__(self, backend: Backend, resp: aiohttp.ClientResponse, first: bytes, strip: bool) -> None:
+    def __init__(self, backend: Backend, resp: http1.Response, first: bytes, strip: bool) -> None:
         self.backend = backend
         self.resp = resp
         self.first = first
@@ -241,7 +219,7 @@ class OpenAIStream:
         return self._relay()
 
     async def _relay(self) -> AsyncIterator[bytes]:
-        content = self.resp.content
+        resp = self.resp
         chunk = self.first
         stripper = UsageStripper() if self.strip else None
         t1 = t2 = b""
@@ -254,10 +232,12 @@ class OpenAIStream:
                     out = stripper.feed(chunk)
                     if out:
                         yield out
-                chunk = await content.readany()
+                chunk = await resp.chunk()
         except TimeoutError:
+            resp.close()
             raise UpstreamTimeout(f"upstream {self.backend.name!r} stalled mid-stream") from None
-        except aiohttp.ClientError as e:
+        except http1.HTTPClientError as e:
+            resp.close()
             raise UpstreamError(f"upstream {self.backend.name!r} broke the stream: {_describe(e)}") from None
         if stripper is not None:
             rest = stripper.flush()
@@ -268,15 +248,14 @@ class OpenAIStream:
             self.usage = find_usage(t2 + t1)
 
     async def aclose(self) -> None:
-        """Stop early (client gone, error): close, not release, so the upstream sees the cancellation."""
+        """Stop early (client gone, error): close the connection, never reuse it, so the upstream sees the
+        cancellation. After a complete stream the connection is already back in the pool and this is a no-op."""
         self.resp.close()
 
 
 def _describe(e: BaseException) -> str:
-    if isinstance(e, aiohttp.ClientConnectorError):
-        return f"cannot connect to {e.host}:{e.port}"
-    if isinstance(e, aiohttp.ServerDisconnectedError):
-        return "server disconnected"
+    if isinstance(e, http1.ConnectError | http1.ServerDisconnected | http1.ProtocolError):
+        return str(e)
     return type(e).__name__ + (f": {e}" if str(e) else "")
 
 
@@ -312,13 +291,9 @@ class AzureBackend(OpenAIBackend):
     def auth_headers(self) -> dict[str, str]:
         return {"api-key": self.api_key} if self.api_key else {}
 
-    def url_for(self, ex: Exchange, model: ModelSpec) -> URL:
-        path = PATHS.get(ex.endpoint)
-        if path is None:
-            raise InvalidRequest(f"backend {self.name!r} does not serve {ex.endpoint} requests", param="model")
-        return URL(f"{self.spec.base_url}/deployments/{model.id}{path}").with_query(
-            {"api-version": self.api_version}
-        )
+    def target_for(self, ex: Exchange, model: ModelSpec) -> str:
+        path = super().target_for(ex, model)
+        return f"/deployments/{quote(model.id, safe=PCHAR)}{path}?{urlencode({'api-version': self.api_version})}"
 
 
 __all__ = ["AzureBackend", "OpenAIBackend", "OpenAIStream", "UpstreamFailure"]
