@@ -238,29 +238,28 @@ class Handlers:
         resp = web.StreamResponse(status=reply.status, headers={**reply.headers, **_decision_headers(ex, overhead)})
         ex.status = reply.status
         error: str | None = None
+        client_gone = False
         try:
             await resp.prepare(request)
             async for chunk in stream:
                 await resp.write(chunk)
-        except UpstreamFailure as e:
+        except UpstreamFailure as e:  # mid-stream: headers are sent, so the error goes in-band
             error = e.code
-            try:
-                await resp.write(b"data: " + e.body() + b"\n\n")
-            except (ConnectionResetError, ClientConnectionResetError):
-                pass
-        except (ConnectionResetError, ClientConnectionResetError, asyncio.CancelledError) as e:
+            client_gone = not await _write_quietly(resp, b"data: " + e.body() + b"\n\n")
+        except (ConnectionResetError, ClientConnectionResetError, asyncio.CancelledError):
             error = "client_closed"
-            await stream.aclose()
+            client_gone = True
+            raise
+        except Exception:
+            log.exception("request %s: stream relay failed", ex.request_id)
+            error = "internal_error"
+            client_gone = not await _write_quietly(resp, b"data: " + InternalError("stream relay failed").body()
+                                                   + b"\n\n")
+        finally:
+            await stream.aclose()  # after a complete stream a no-op; otherwise the upstream sees us leave
             _close_stream(svc, ex, stream, error)
-            if isinstance(e, asyncio.CancelledError):
-                raise
-            return resp
-        await stream.aclose()
-        _close_stream(svc, ex, stream, error)
-        try:
-            await resp.write_eof()
-        except (ConnectionResetError, ClientConnectionResetError):
-            pass
+        if not client_gone:
+            await _write_quietly(resp, None)
         return resp
 
     async def route_preview(self, request: web.Request) -> web.Response:
@@ -274,6 +273,15 @@ class Handlers:
         except ProxyError as e:
             return _error_response(e, rid)
         return web.Response(status=reply.status, body=reply.body, content_type=JSON, headers={"x-request-id": rid})
+
+
+async def _write_quietly(resp: web.StreamResponse, data: bytes | None) -> bool:
+    """Write (or end, with None) a stream whose client may have left; False if it has."""
+    try:
+        await (resp.write(data) if data is not None else resp.write_eof())
+    except (ConnectionResetError, ClientConnectionResetError):
+        return False
+    return True
 
 
 def _close_stream(svc: RouterService, ex: Exchange, stream: Any, error: str | None) -> None:
