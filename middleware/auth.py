@@ -28,6 +28,9 @@ class ApiKey:
     tenant: str
     models: tuple[str, ...]
 
+    def allows(self, model: str) -> bool:
+        return self.models == ("*",) or any(fnmatchcase(model, pat) for pat in self.models)
+
 
 def sha256_hex(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
@@ -89,7 +92,7 @@ class AuthStage(Stage):
         entry = self.keys.get(digest)
         if entry is None:
             raise AuthenticationFailed("Incorrect API key provided.")
-        if not any(fnmatchcase(ex.client_model, pat) for pat in entry.models):
+        if not entry.allows(ex.client_model):
             raise PermissionDenied(
                 f"This key may not use model '{ex.client_model}'.", param="model", code="model_not_allowed"
             )
