@@ -52,11 +52,6 @@ class ProxyError(Exception):
             {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
         )
 
-    def anthropic_body(self) -> bytes:
-        """The same error in Anthropic's shape, for `/v1/messages` clients."""
-        kind = _ANTHROPIC_TYPES.get(self.status, "api_error")
-        return orjson.dumps({"type": "error", "error": {"type": kind, "message": self.message}})
-
 
 class InternalError(ProxyError):
     """A bug: logged with its traceback server-side, answered as a plain 500."""
@@ -143,15 +138,3 @@ class UpstreamTimeout(UpstreamFailure):
     def __init__(self, message: str, *, reason: str = "timeout", **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.reason = reason
-
-
-_ANTHROPIC_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    529: "overloaded_error",
-}

@@ -117,12 +117,11 @@ def _decision_headers(ex: Exchange, overhead_ms: float) -> dict[str, str]:
     return h
 
 
-def _error_response(e: ProxyError, request_id: str, anthropic: bool = False) -> web.Response:
+def _error_response(e: ProxyError, request_id: str) -> web.Response:
     headers = {"x-request-id": request_id, **e.headers}
     if e.status == 429 and "Retry-After" not in headers:
         headers["Retry-After"] = "1"
-    body = e.anthropic_body() if anthropic else e.body()
-    return web.Response(status=e.status, body=body, content_type=JSON, headers=headers)
+    return web.Response(status=e.status, body=e.body(), content_type=JSON, headers=headers)
 
 
 class RequestIds:

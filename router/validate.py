@@ -71,8 +71,4 @@ def check(endpoint: str, body: Any) -> dict[str, Any]:
             raise InvalidRequest("Embeddings cannot be streamed.", param="stream", code="invalid_value")
     elif endpoint == "responses":
         _present(body, "input", (str, list), "a string or an array")
-    elif endpoint == "messages":
-        _messages(body)
-        if not isinstance(body.get("max_tokens"), int):
-            raise InvalidRequest("max_tokens: Field required", param="max_tokens", code="missing_required_parameter")
     return body
