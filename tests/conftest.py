@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,6 +24,13 @@ os.environ.setdefault("AI_ROUTER_TEST_CLOUD_KEY", "sk-test-cloud-key")
 
 LOCAL_MODELS = ["qwen3:8b", "qwen3:14b", "nomic-embed-text"]
 CLOUD_MODELS = ["gpt-5-mini", "gpt-5-codex", "gpt-5", "text-embedding-3-small"]
+
+
+def unused_port() -> int:
+    """A local port nothing listens on (bound, then released): connecting to it is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def make_config(local_url: str, cloud_url: str, **overrides: Any) -> dict[str, Any]:

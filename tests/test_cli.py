@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ import httpx
 import orjson
 import yaml
 
-from tests.conftest import Stack, make_config
+from tests.conftest import Stack, make_config, unused_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,12 +48,6 @@ def test_route_dry_run() -> None:
             "fallbacks"} <= set(d)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [int(x) for x in out.split()]
@@ -66,7 +59,7 @@ def test_serve_two_workers_and_sigterm(live: Stack, tmp_path: Path) -> None:
     cfg["server"] = {"workers": 2, "shutdown_grace_s": 10}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    port = _free_port()
+    port = unused_port()
     proc = subprocess.Popen([sys.executable, "-m", "router", "serve", "--config", str(path), "--host", "127.0.0.1",
                              "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "AI_ROUTER_TEST_CLOUD_KEY": "k"})

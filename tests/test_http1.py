@@ -24,6 +24,7 @@ from backends.openai import AzureBackend, OpenAIBackend
 from router.config import BackendSpec, ModelSpec, Timeouts
 from router.errors import UpstreamError, UpstreamTimeout
 from router.exchange import Candidate, Exchange
+from tests.conftest import unused_port
 
 Handler = Callable[["Server", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK_JSON = b'{"ok":true}'
@@ -478,9 +479,7 @@ def test_ipv6(run: Any) -> None:
 
 
 def test_connection_refused(run: Any) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = unused_port()
 
     async def scenario() -> None:
         client = make_client(f"http://127.0.0.1:{port}/v1")
@@ -634,9 +633,7 @@ def test_adapter_maps_malformed_and_refused_to_upstream_error(run: Any) -> None:
         await reader.read()
 
     srv = server(handler)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    dead = f"http://127.0.0.1:{unused_port()}/v1"
 
     async def scenario() -> None:
         async with srv:

@@ -8,7 +8,7 @@ import time
 import httpx
 import orjson
 
-from tests.conftest import Stack, make_config
+from tests.conftest import Stack, make_config, unused_port
 
 MSG = [{"role": "user", "content": "hello there"}]
 
@@ -214,9 +214,7 @@ def test_client_disconnect_cancels_upstream(live: Stack) -> None:
 
 
 def test_unreachable_upstream_is_502() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    dead = f"http://127.0.0.1:{unused_port()}/v1"
     stack = Stack(lambda local, cloud: make_config(dead, dead)).start()
     try:
         r = post(stack, {"model": "qwen3:8b", "messages": MSG})

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
-from tests.conftest import Stack, make_config
+from tests.conftest import Stack, make_config, unused_port
 
 CASES = {
     "chat": "hey, how's it going?",
@@ -75,9 +73,7 @@ def test_promotion_on_timeout(live: Stack) -> None:
 
 
 def test_promotion_on_connection_error() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    dead = f"http://127.0.0.1:{unused_port()}/v1"
     stack = Stack(lambda local, cloud: make_config(dead, cloud)).start()
     try:
         with httpx.Client(timeout=30) as c:
