@@ -35,8 +35,11 @@ blocks or files, conversation depth, a long system prompt, tools, JSON mode and 
 from __future__ import annotations
 
 import re
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
+from itertools import islice
 from typing import Any
 
 from router.config import ConfigError
@@ -47,8 +50,10 @@ from router.signals import (
     HARD,
     KEYWORDS,
     LONG_FORM,
+    MARKS,
     MODERATE,
     NEEDS,
+    PREFILTERS,
     SIMPLE,
     STRUCTURAL,
     WORD_COUNT,
@@ -73,16 +78,6 @@ _WORD = re.compile(r"[a-z0-9_]+")
 # everything but letters, digits and "_" becomes a space before splitting into words (ASCII punctuation only)
 _SEPARATORS = "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~\t\n\r"
 _SPLIT = str.maketrans({c: " " for c in _SEPARATORS})
-# the same on UTF-8 bytes (ASCII bytes never occur inside a multi-byte sequence): bytes.translate is ~5x faster
-_SPLIT_BYTES = bytes.maketrans(_SEPARATORS.encode(), b" " * len(_SEPARATORS))
-
-
-def _word_set(lowered: str) -> set[str]:
-    """The whole words of a (lower-cased) text: split on whitespace and ASCII punctuation but "_"."""
-    if lowered.isascii():
-        return set(lowered.encode().translate(_SPLIT_BYTES).decode().split())
-    raw = lowered.encode("utf-8", "surrogatepass").translate(_SPLIT_BYTES)
-    return set(raw.decode("utf-8", "surrogatepass").split())
 
 _NUM = re.compile(r"[$:/.]?\d[\d.,:/]*%?")
 _DIGITS = re.compile(r"\d[\d.,:/]*%?")  # _NUM without its optional prefix, which `_numbers` adds back
@@ -177,65 +172,46 @@ def parse_tasks(raw: Any, path: str = "routing.tasks") -> dict[str, TaskSpec | N
 
 # ---------------------------------------------------------------- the classifier
 #
-# Everything is indexed once at construction so that, per text, the work is one lower(), one translate+split
-# into a word set, and C-level set intersections with the index keys: only the alternatives and keywords
-# whose gate word occurs in the text are looked at.
+# Everything is indexed once at construction, by word, in one vocabulary (`_vocab`: every word any table asks
+# about: keywords, phrase and structural index words, the words regexes need, number words). Per text the work
+# is one lower(), one translate + split of its bytes and ONE C-level intersection of those words with the
+# vocabulary; the few words it returns (`hits`, ~10-30) answer everything else with set operations: keyword
+# counts (packed into one int per word, so a text's counts are one sum), which structural alternatives to try
+# and whether the words their regexes need occur, the number words.
 
-
-class _Lexicon:
-    """Keywords of several categories (task strong/weak, complexity vocabularies) indexed by word.
-
-    Single words are a dict lookup; phrases are indexed by their first word and confirmed with a substring
-    check and a word-boundary regex. `counts()` returns, per category, how many distinct keywords occur.
-    """
-
-    __slots__ = ("n", "phrase_keys", "phrases", "word_keys", "words")
-
-    def __init__(self, categories: list[list[str]]) -> None:
-        self.n = len(categories)
-        words: dict[str, set[int]] = {}
-        phrases: dict[str, set[int]] = {}
-        for cat, keywords in enumerate(categories):
-            for k in keywords:
-                (words if _WORD.fullmatch(k) else phrases).setdefault(k, set()).add(cat)
-        self.words: dict[str, tuple[int, ...]] = {w: tuple(sorted(c)) for w, c in words.items()}
-        self.word_keys = frozenset(self.words)
-        self.phrases: dict[str, list[tuple[tuple[int, ...], str, re.Pattern[str]]]] = {}
-        for k, cats in phrases.items():
-            # indexed by its longest word (the rarest-looking), which must be among the text's words too
-            first = max(k.translate(_SPLIT).split() or [k], key=len)
-            rx = re.compile(r"(?<![\w])" + re.escape(k) + r"(?![\w])")
-            self.phrases.setdefault(first, []).append((tuple(sorted(cats)), k, rx))
-        self.phrase_keys = frozenset(self.phrases)
-
-    def counts(self, words: set[str], lowered: str) -> list[int]:
-        out = [0] * self.n
-        for w in self.word_keys & words:
-            for c in self.words[w]:
-                out[c] += 1
-        for first in self.phrase_keys & words:
-            for cats, phrase, rx in self.phrases[first]:
-                if phrase in lowered and rx.search(lowered):
-                    for c in cats:
-                        out[c] += 1
-        return out
-
-
+_BITS = 16  # bits per category in a packed keyword count (one "H" each: a text holds far fewer keywords)
+# `_SPLIT` on bytes, plus the ASCII separators str.split() knows and bytes.split() does not (\x1c-\x1f)
+_SPLIT_BYTES = bytes.maketrans((_SEPARATORS + "\x1c\x1d\x1e\x1f").encode(), b" " * (len(_SEPARATORS) + 4))
+_LOWER_SPACE = b"abcdefghijklmnopqrstuvwxyz "  # deleted from a lower-cased text's bytes: `marks` is the rest
+_DIGIT_BYTES = b"0123456789"
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NUM_WORDS_B = frozenset(w.encode() for w in _NUM_WORDS)
+# words common enough that a structural alternative is better indexed by a rarer word it needs (`_index_words`)
+_COMMON = frozenset(
+    b"a an the to in of for at on by and or is are was were be it this that these my me you your i we how what any "
+    b"all out more less make one two three few many much long from using with if do give help find write create "
+    b"show work only should think list based the his her their its".split()
+)
 # an alternative of a structural signal: (signal index, trigger, match on the original text?, regex or None,
-# one ASCII punctuation byte of the trigger or None): a trigger with punctuation can only occur in a text whose
-# punctuation bytes (`_punctuation`) hold that byte, so ungated alternatives are mostly skipped with a bytes `in`
-_AltT = tuple[int, str, bool, "re.Pattern[str] | None", "int | None", "tuple[frozenset[str], ...] | None", bool]
+# one ASCII punctuation byte of the trigger or None, groups of words of which one each must occur or None,
+# how the regex is tried near the trigger: `_at`, `_near_lines` or `_near`)
+_AltT = tuple[int, str, bool, "re.Pattern[str] | None", "int | None", "tuple[frozenset[bytes], ...] | None", Any]
 _PUNCT = frozenset(b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
-_NOT_PUNCT = bytes(c for c in range(256) if c not in _PUNCT)
 
 
-_ALNUM_SPACE = bytes(c for c in range(128) if chr(c).isalnum() or c == 32)
+def _words(lowered: str) -> list[bytes]:
+    """The words of a lower-cased text as UTF-8 bytes, repeats included: exactly `lowered.translate(_SPLIT)
+    .split()` (whitespace, ASCII punctuation but "_"), encoded."""
+    if lowered.isascii():
+        return lowered.encode().translate(_SPLIT_BYTES).split()
+    split = lowered.encode("utf-8", "surrogatepass").translate(_SPLIT_BYTES).decode("utf-8", "surrogatepass").split()
+    return [w.encode("utf-8", "surrogatepass") for w in split]  # str.split: non-ASCII whitespace too
 
 
-def _punctuation(text: str) -> bytes:
-    """A text's bytes but letters, digits and spaces: holds its ASCII punctuation bytes, in order (membership
-    is all that is asked of it; a short delete table has no per-call set-up cost, unlike a 224-byte one)."""
-    return text.encode("utf-8", "surrogatepass").translate(None, _ALNUM_SPACE)
+def _marks(lowered: str) -> bytes:
+    """A lower-cased text's bytes but letters and spaces: its punctuation, digits and non-ASCII bytes (asked
+    for membership of ASCII punctuation and digits only; a short delete table costs nothing to set up)."""
+    return lowered.encode("utf-8", "surrogatepass").translate(None, _LOWER_SPACE)
 
 
 def _required(trigger: str) -> int | None:
@@ -248,8 +224,11 @@ def _required(trigger: str) -> int | None:
     return (rare or marks)[0]
 
 
-def _parse_alt(sig: int, trigger: str, rx: str | None, need: Need | None = None) -> tuple[str | None, _AltT]:
-    """(gate word or None, alternative). The longest word of a trigger must be in the text's word set before
+def _parse_alt(
+    sig: int, trigger: str, rx: str | None, need: Need | None = None, mark: str | None = None,
+    prefilters: tuple[str, ...] | None = None,
+) -> tuple[bytes | None, _AltT]:
+    """(gate word or None, alternative). The longest word of a trigger must be among the text's words before
     the text is scanned; a "~" trigger may sit inside a longer word and has no gate; "!" is case-sensitive."""
     original = trigger.startswith("!")
     trigger = trigger[1:] if original else trigger
@@ -264,13 +243,26 @@ def _parse_alt(sig: int, trigger: str, rx: str | None, need: Need | None = None)
                                                                                   else 0)]
     groups = [(w,) for w in dict.fromkeys(whole) if w != gate] if gate is not None else []
     groups += list(need or ())
-    needs = tuple(frozenset(g) for g in groups) if groups else None
+    needs = tuple(frozenset(w.encode() for w in g) for g in groups) if groups else None
     # a regex that starts with its trigger (after an optional \b) can only match where the trigger occurs:
     # it is tried there (`_at`), not searched for around it
     at = rx is not None and bool(trigger) and (rx[2:] if rx.startswith("\\b") else rx).startswith(
         re.escape(trigger).replace("\\ ", " "))
-    return gate, (sig, trigger, original, None if rx is None else re.compile(rx, re.MULTILINE), _required(trigger),
-                  needs, at)
+    compiled = None if rx is None else re.compile(rx, re.MULTILINE)
+    scan = _at if at else _near_lines if compiled is not None and _line_anchored(compiled) else _near
+    if prefilters and scan is _near:
+        scan = partial(_near_filtered, [re.compile(p, re.MULTILINE).search for p in prefilters])
+    req = _required(trigger) or (ord(mark) if mark else None)
+    return None if gate is None else gate.encode(), (sig, trigger, original, compiled, req, needs, scan)
+
+
+def _index_words(gate: bytes, needs: tuple[frozenset[bytes], ...] | None) -> tuple[frozenset[bytes], tuple | None]:
+    """Which word group indexes an alternative (one of its words must occur for it to be tried) and the groups
+    still to check: its gate, unless a group it needs holds no common word ("to" + a language: the language)."""
+    groups = [frozenset([gate]), *(needs or ())]
+    best = min(range(len(groups)), key=lambda i: sum(1.0 if w in _COMMON else 0.01 for w in groups[i]))
+    rest = tuple(g for i, g in enumerate(groups) if i != best)
+    return groups[best], rest or None
 
 
 def _near(rx: re.Pattern[str], hay: str, trigger: str, i: int) -> bool:
@@ -282,6 +274,63 @@ def _near(rx: re.Pattern[str], hay: str, trigger: str, i: int) -> bool:
         if i < 0:
             break
     return False
+
+
+def _near_filtered(pres: list[Any], rx: re.Pattern[str], hay: str, trigger: str, i: int) -> bool:
+    """`_near` for a regex that cannot match a window where none of `pres` does (see signals.PREFILTERS)."""
+    for _ in range(WINDOWS):
+        lo, hi = max(0, i - WINDOW_BACK), i + WINDOW_AHEAD
+        for search in pres:
+            if search(hay, lo, hi):
+                if rx.search(hay, lo, hi):
+                    return True
+                break
+        i = hay.find(trigger, i + 1)
+        if i < 0:
+            break
+    return False
+
+
+def _near_lines(rx: re.Pattern[str], hay: str, trigger: str, i: int) -> bool:
+    """`_near` for a regex every branch of which starts with "^" (multi-line): it can only match at a line start,
+    so it is tried (anchored) at the line starts of each window instead of searched at every position."""
+    match, find = rx.match, hay.find
+    for _ in range(WINDOWS):
+        lo, hi = max(0, i - WINDOW_BACK), i + WINDOW_AHEAD
+        if lo == 0 or hay[lo - 1] == "\n":
+            p = lo
+        else:
+            p = find("\n", lo, hi)
+            p = -1 if p < 0 else p + 1
+        while p >= 0:
+            if match(hay, p, hi):
+                return True
+            p = find("\n", p, hi)
+            p = -1 if p < 0 else p + 1
+        i = find(trigger, i + 1)
+        if i < 0:
+            break
+    return False
+
+
+def _line_anchored(rx: re.Pattern[str]) -> bool:
+    """Does every top-level branch of a (multi-line) regex start with "^"?"""
+    from re import _constants as k  # type: ignore[attr-defined]
+    from re import _parser
+
+    def anchored(items: Any) -> bool:
+        if not len(items):
+            return False
+        op, arg = items[0]
+        if op is k.AT:
+            return arg is k.AT_BEGINNING
+        if op is k.BRANCH:
+            return all(anchored(b) for b in arg[1])
+        if op is k.SUBPATTERN:
+            return anchored(arg[-1])
+        return False
+
+    return bool(rx.flags & re.MULTILINE) and anchored(_parser.parse(rx.pattern, rx.flags))
 
 
 def _at(rx: re.Pattern[str], hay: str, trigger: str, i: int) -> bool:
@@ -319,11 +368,11 @@ _CODE_BY_REQ: dict[int, list[str]] = {}
 for _t in CODE_TOKENS:
     if _required(_t) is not None:
         _CODE_BY_REQ.setdefault(_required(_t), []).append(_t)  # type: ignore[arg-type]
-_CODE_REQ_KEYS = frozenset(_CODE_BY_REQ)
 _CODE_PLAIN = [t for t in CODE_TOKENS if _required(t) is None]
-_HARD, _MODERATE, _SIMPLE, _LONG_FORM, _ADVANCED_MATH = range(5)
 _HAS_DIGIT = re.compile(r"\d")
 _FIND, _AT_START, _ANCHORED, _NON_ASCII = range(4)
+# fired signals are ordered as the classes are, then: structural signals, code_tokens, patterns, keywords
+_SLOT, _CODE_SLOT, _PATTERN_SLOT, _KEYWORD_SLOT = 4096, 1024, 2048, 3072
 
 
 class Classifier:
@@ -334,9 +383,11 @@ class Classifier:
         self.tasks: list[_Task] = []
         names = [t for t in BUILTIN_TASKS if not (t in specs and specs[t] is None)]
         names += [n for n in specs if n not in BUILTIN_TASKS and specs[n] is not None]
-        gated: dict[str, list[_AltT]] = {}
+        gated: list[tuple[bytes, _AltT]] = []
         ungated: list[_AltT] = []
-        self._signal_count = 0
+        sig_task: list[int] = []
+        sig_names: list[str] = []
+        sig_weights: list[float] = []
         categories: list[list[str]] = []  # 2*i: strong keywords of task i, 2*i+1: weak ones
         for ti, name in enumerate(names):
             spec = specs.get(name) or TaskSpec(name=name)
@@ -346,15 +397,18 @@ class Classifier:
             for sig, task, w, alts in STRUCTURAL:
                 if task != name or not builtin:
                     continue
-                si = self._signal_count
-                self._signal_count += 1
+                si = len(sig_names)
+                sig_task.append(ti)
+                sig_names.append(sig)
+                sig_weights.append(w)
                 signals.append((si, sig, w))
                 for trigger, rx in alts:
-                    gate, alt = _parse_alt(si, trigger, rx, NEEDS.get((sig, trigger)))
+                    gate, alt = _parse_alt(si, trigger, rx, NEEDS.get((sig, trigger)), MARKS.get((sig, trigger)),
+                                          PREFILTERS.get((sig, trigger)))
                     if gate is None:
                         ungated.append(alt)
                     else:
-                        gated.setdefault(gate, []).append(alt)
+                        gated.append((gate, alt))
             categories += [kw + spec.keywords, weak + spec.weak_keywords]
             self.tasks.append(
                 _Task(
@@ -366,18 +420,42 @@ class Classifier:
                     patterns=[(2.0 * spec.weight, re.compile(p, _RX), f"pattern:{name}") for p in spec.patterns],
                     code_tokens=name == "code" and bool(signals),
                     keywords_key=f"keywords:{name}",
+                    pattern_key=f"pattern:{name}",
                 )
             )
-        self._gated = gated
-        self._gate_keys = frozenset(gated)
+        self.names = [t.name for t in self.tasks]
+        self._chat = self.names.index(DEFAULT_TASK)
+        self._math = self.names.index("math") if "math" in self.names else None
+        self._docs = self.names.index("docs") if "docs" in self.names else None
+        self._code = next((t.index for t in self.tasks if t.code_tokens), None)
+        self._sig_task, self._sig_names, self._sig_weights = sig_task, sig_names, sig_weights
+        self._patterns = [(t.index, t.pattern_key, t.patterns) for t in self.tasks if t.patterns]
+        vocab: set[bytes] = set(_NUM_WORDS_B)
+        # structural alternatives by the word that indexes them (`_index_words`)
+        self._alts: dict[bytes, list[_AltT]] = {}
+        for gate, alt in gated:
+            if gate in _COMMON and alt[4] is not None:  # "for (": better indexed by its "(" (and needs "for")
+                ungated.append((*alt[:5], (frozenset([gate]), *(alt[5] or ())), alt[6]))
+                continue
+            index, rest = _index_words(gate, alt[5])
+            alt = (*alt[:5], rest, alt[6])
+            for w in index:
+                self._alts.setdefault(w, []).append(alt)
+            vocab |= index
+            for g in rest or ():
+                vocab |= g
+        self._alt_keys = frozenset(self._alts)
         # ungated alternatives with punctuation, by that byte; the rest (no gate, no punctuation) always run
         self._by_req: dict[int, list[_AltT]] = {}
-        for alt in [a for a in ungated if a[4] is not None]:
-            self._by_req.setdefault(alt[4], []).append(alt)  # type: ignore[arg-type]
-        self._req_keys = frozenset(self._by_req)
-        # the rest (no gate, no punctuation) always run; "" triggers run at the start of the text only
-        self._always: list[tuple[int, str, bool, re.Pattern[str] | None, int]] = []
-        for si, trigger, original, rx, req, _need, _at_trigger in ungated:
+        for alt in ungated:
+            if alt[4] is not None:
+                self._by_req.setdefault(alt[4], []).append(alt)
+                for g in alt[5] or ():
+                    vocab |= g
+        # the punctuation bytes worth asking a text about: ungated alternatives' and code tokens'
+        self._reqs = frozenset(self._by_req) | frozenset(_CODE_BY_REQ)
+        self._always: list[tuple[int, str, bool, re.Pattern[str] | None, int, Any]] = []
+        for si, trigger, original, rx, req, _need, scan in ungated:
             if req is not None:
                 continue
             mode = _FIND
@@ -387,101 +465,139 @@ class Classifier:
                 mode = _NON_ASCII
             elif not trigger:
                 mode = _AT_START
-            self._always.append((si, trigger, original, rx, mode))
-        # one lexicon, one pass: task keywords (2 categories per task), then the complexity vocabularies
+            self._always.append((si, trigger, original, rx, mode, _near_lines if scan is _near_lines else _near))
+        # keywords of all categories, packed: task keywords (2 categories per task), the complexity vocabularies
         self._cx0 = len(categories)
-        self._keywords = _Lexicon([*categories, HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH])
-        self.names = [t.name for t in self.tasks]
+        packed_words: dict[bytes, int] = {}
+        packed_phrases: dict[str, int] = {}
+        for cat, keywords in enumerate([*categories, HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH]):
+            bit = 1 << (cat * _BITS)
+            for k in keywords:
+                table: dict[Any, int] = packed_words if _WORD.fullmatch(k) else packed_phrases
+                key = k.encode() if table is packed_words else k
+                if not table.get(key, 0) >> (cat * _BITS) & 0xFFFF:  # each keyword counts once per category
+                    table[key] = table.get(key, 0) + bit
+        self._keywords = packed_words
+        self._keyword_keys = frozenset(packed_words)
+        # phrases are indexed by their longest word (the rarest-looking), then confirmed on the text
+        self._phrases: dict[bytes, list[tuple[int, str, re.Pattern[str]]]] = {}
+        for k, bits in packed_phrases.items():
+            first = max(k.translate(_SPLIT).split() or [k], key=len)
+            rx = re.compile(r"(?<![\w])" + re.escape(k) + r"(?![\w])")
+            self._phrases.setdefault(first.encode("utf-8", "surrogatepass"), []).append((bits, k, rx))
+        self._phrase_keys = frozenset(self._phrases)
+        self._task_bits = (1 << (self._cx0 * _BITS)) - 1
+        self._kw_tasks = [(t.index, t.strong_weight, t.weak_weight, t.keywords_key) for t in self.tasks]
+        ncat = self._cx0 + 5
+        self._kw_bytes = ncat * _BITS // 8
+        self._unpack = struct.Struct(f"<{ncat}H").unpack  # packed counts -> one count per category
+        vocab |= self._keyword_keys | self._phrase_keys
+        self._vocab = frozenset(vocab)
         # the context part (system prompt, earlier turns) repeats across a conversation's requests
-        self._context_evidence = lru_cache(maxsize=CONTEXT_MEMO)(self._evidence)
+        self._context_evidence = lru_cache(maxsize=CONTEXT_MEMO)(self._context)
 
     # ------------------------------------------------------------ scoring
 
-    def _fired_signals(self, text: str, lowered: str, words: set[str], punct: bytes) -> list[bool]:
-        """Which structural signals fire in a text (only the alternatives whose gate word occurs are tried)."""
-        on = [False] * self._signal_count
-        for gate in self._gate_keys & words:
-            for si, trigger, original, rx, req, need, at in self._gated[gate]:
-                if on[si] or (req is not None and req not in punct) or (
-                    need is not None and any(map(words.isdisjoint, need))
+    def _scan(
+        self, text: str
+    ) -> tuple[str, frozenset[bytes], bytes, list[float], list[tuple[int, str, float]], tuple[int, ...]]:
+        """(lowered, vocabulary words present, marks, per-class scores, fired signals as (order, name, weight),
+        keyword counts per category) of a text, unscaled."""
+        lowered = text.lower()
+        if lowered.isascii():
+            raw = lowered.encode()
+            hits = self._vocab.intersection(raw.translate(_SPLIT_BYTES).split())
+        else:
+            raw = lowered.encode("utf-8", "surrogatepass")
+            hits = self._vocab.intersection(_words(lowered))
+        marks = raw.translate(None, _LOWER_SPACE)
+        # punctuation bytes that ungated alternatives or code tokens ask about (a long text: ask per byte)
+        reqs = self._reqs
+        present = reqs.intersection(marks) if len(marks) <= 64 else {r for r in reqs if r in marks}
+        # structural signals: only the alternatives indexed by a word present, with every word they need
+        on: set[int] = set()
+        for w in self._alt_keys.intersection(hits):
+            for si, trigger, original, rx, req, need, scan in self._alts[w]:
+                if si in on or (req is not None and req not in marks) or (
+                    need is not None and any(map(hits.isdisjoint, need))
                 ):
                     continue
                 hay = text if original else lowered
                 i = hay.find(trigger)
-                if i >= 0 and (rx is None or (_at if at else _near)(rx, hay, trigger, i)):
-                    on[si] = True
-        for req in self._req_keys.intersection(punct):
-            for si, trigger, original, rx, _req, need, at in self._by_req[req]:
-                if on[si] or (need is not None and any(map(words.isdisjoint, need))):
+                if i >= 0 and (rx is None or scan(rx, hay, trigger, i)):
+                    on.add(si)
+        by_req = self._by_req
+        for r in present:
+            for si, trigger, original, rx, _req, need, scan in by_req.get(r, ()):
+                if si in on or (need is not None and any(map(hits.isdisjoint, need))):
                     continue
                 hay = text if original else lowered
                 i = hay.find(trigger)
-                if i >= 0 and (rx is None or (_at if at else _near)(rx, hay, trigger, i)):
-                    on[si] = True
-        for si, trigger, original, rx, mode in self._always:
-            if on[si]:
+                if i >= 0 and (rx is None or scan(rx, hay, trigger, i)):
+                    on.add(si)
+        for si, trigger, original, rx, mode, scan in self._always:
+            if si in on:
                 continue
             hay = text if original else lowered
-            if mode == _AT_START:  # "" trigger: the union of its windows at the start is one window
-                if rx is None or rx.search(hay, 0, WINDOW_AHEAD + WINDOWS - 1):
-                    on[si] = True
-            elif mode == _ANCHORED:
+            if mode == _ANCHORED:
                 if rx.match(hay, 0, WINDOW_AHEAD + WINDOWS - 1):  # type: ignore[union-attr]
-                    on[si] = True
+                    on.add(si)
             elif mode == _NON_ASCII:  # a class of non-ASCII characters cannot match ASCII text
                 if not hay.isascii() and rx.search(hay, 0, WINDOW_AHEAD + WINDOWS - 1):  # type: ignore[union-attr]
-                    on[si] = True
+                    on.add(si)
+            elif mode == _AT_START:  # "" trigger: the union of its windows at the start is one window
+                if rx is None or rx.search(hay, 0, WINDOW_AHEAD + WINDOWS - 1):
+                    on.add(si)
             else:
                 i = hay.find(trigger)
-                if i >= 0 and (rx is None or _near(rx, hay, trigger, i)):
-                    on[si] = True
-        return on
-
-    def _evidence(
-        self, text: str
-    ) -> tuple[str, set[str], list[tuple[str, float]], list[tuple[str, float]], list[int]]:
-        """(lowered, words, per-class scores, signals in firing order with their weights, lexicon counts) of a
-        text, unscaled."""
-        lowered = text.lower()
-        words = _word_set(lowered)
-        punct = _punctuation(text)
-        on = self._fired_signals(text, lowered, words, punct) if self._signal_count else []
-        kw = self._keywords.counts(words, lowered)
-        task_ops: list[tuple[str, float]] = []
-        fired: list[tuple[str, float]] = []
-        for task in self.tasks:
-            s = 0.0
-            for si, name, w in task.signals:
-                if on[si]:
-                    s += w
-                    fired.append((name, w))
-            if task.code_tokens and _code_tokens(text, punct):
-                s += 1.0
-                fired.append(("code_tokens", 1.0))
-            for w, rx, key in task.patterns:
+                if i >= 0 and (rx is None or scan(rx, hay, trigger, i)):
+                    on.add(si)
+        scores = [0.0] * len(self.tasks)
+        fired: list[tuple[int, str, float]] = []
+        if on:
+            sig_task, sig_weights, sig_names = self._sig_task, self._sig_weights, self._sig_names
+            for si in sorted(on):
+                ti = sig_task[si]
+                w = sig_weights[si]
+                scores[ti] += w
+                fired.append((ti * _SLOT + si, sig_names[si], w))
+        ti = self._code
+        if ti is not None and _code_tokens(text, present):
+            scores[ti] += 1.0
+            fired.append((ti * _SLOT + _CODE_SLOT, "code_tokens", 1.0))
+        for ti, key, patterns in self._patterns:
+            total = 0.0
+            for w, rx, _key in patterns:
                 if rx.search(text):
-                    s += w
-                    fired.append((key, w))
-            i = task.index * 2
-            strong, weak = kw[i], kw[i + 1]
-            if strong or weak:
-                k = min(4.5, strong * task.strong_weight + min(2.0, weak * task.weak_weight))
-                if k:
-                    s += k
-                    fired.append((task.keywords_key, k))
-            task_ops.append((task.name, s))
-        return lowered, words, task_ops, fired, kw
+                    scores[ti] += w
+                    total += w
+            if total:
+                fired.append((ti * _SLOT + _PATTERN_SLOT, key, total))
+        # keywords: one packed count per word present, summed; phrases confirmed on the text
+        kw = sum(map(self._keywords.__getitem__, self._keyword_keys.intersection(hits)))
+        first = self._phrase_keys.intersection(hits)
+        if first:
+            for word in first:
+                for bits, phrase, rx in self._phrases[word]:
+                    if phrase in lowered and rx.search(lowered):
+                        kw += bits
+        counts = self._unpack(kw.to_bytes(self._kw_bytes, "little"))
+        if kw & self._task_bits:
+            for ti, strong_weight, weak_weight, key in self._kw_tasks:
+                strong, weak = counts[2 * ti], counts[2 * ti + 1]
+                if strong or weak:
+                    k = min(4.5, strong * strong_weight + min(2.0, weak * weak_weight))
+                    if k:
+                        scores[ti] += k
+                        fired.append((ti * _SLOT + _KEYWORD_SLOT, key, k))
+        if len(fired) > 1:
+            fired.sort()
+        return lowered, hits, marks, scores, fired, counts
 
-    def _score(
-        self, text: str, factor: float, scores: dict[str, float], fired: dict[str, float], memo: bool = False
-    ) -> tuple[str, set[str], list[int]]:
-        """Add a text's evidence, times `factor`, to `scores` and `fired`; `memo`: look it up in the LRU first."""
-        lowered, words, task_ops, fired_ops, kw = (self._context_evidence if memo else self._evidence)(text)
-        for name, w in fired_ops:
-            fired[name] = fired.get(name, 0.0) + w * factor
-        for name, v in task_ops:
-            scores[name] = scores.get(name, 0.0) + v * factor
-        return lowered, words, kw
+    def _context(self, text: str) -> tuple[tuple[float, ...], tuple[tuple[str, float], ...]]:
+        """(per-class scores, fired signals with their weights) of the system prompt and earlier turns."""
+        _lowered, _hits, _marks, scores, fired, _kw = self._scan(text)
+        return tuple(scores), tuple((name, w) for _order, name, w in fired)
 
     def classify(self, prompt: Prompt, tokens: int = 0, endpoint: str = "chat") -> Features:
         """Features of a request: task, complexity, confidence, signals (tokens are filled by the caller)."""
@@ -494,69 +610,75 @@ class Classifier:
 
         `complexity_level(score, tokens)` finishes it, so a caller holding only a token band can tell whether
         the band's ends give the same complexity."""
-        f = Features(tokens=tokens)
-        f.has_tools = bool(prompt.tools)
-        f.has_images = bool(prompt.image_tokens)
-        f.wants_json = prompt.wants_json
-        f.max_output_tokens = prompt.max_output
-        scores: dict[str, float] = {}
-        fired: dict[str, float] = {}
         last, context = _split_turns(prompt)
-        last_view = _view(last)
-        lowered, words, kw = self._score(last_view, 1.0, scores, fired)
-        numbers = self._numbers(last_view, words, scores, fired)
-        self._passage(last_view, numbers, scores, fired)
+        view = _view(last)
+        lowered, hits, marks, scores, fired_list, counts = self._scan(view)
+        fired = {name: w for _order, name, w in fired_list}
+        self._numbers(view, hits, marks, scores, fired)
         if context:
-            self._score(context, CONTEXT_WEIGHT, scores, fired, memo=True)
-        if DEFAULT_TASK in scores:
-            scores[DEFAULT_TASK] += CHAT_PRIOR
-        if endpoint == "embeddings" or not scores:
-            task, top, second = DEFAULT_TASK, CHAT_PRIOR, 0.0
+            context_scores, context_fired = self._context_evidence(context)
+            for name, w in context_fired:
+                fired[name] = fired.get(name, 0.0) + w * CONTEXT_WEIGHT
+            for i, v in enumerate(context_scores):
+                scores[i] += v * CONTEXT_WEIGHT
+        chat = self._chat
+        scores[chat] += CHAT_PRIOR
+        if endpoint == "embeddings":
+            ti, top, second = chat, CHAT_PRIOR, 0.0
         else:
             # the highest score wins; ties go to chat, then to the first class in order
-            top = max(scores.values())
-            task = ""
-            for name, v in scores.items():
-                if v == top and (not task or name == DEFAULT_TASK):
-                    task = name
-            second = 0.0
-            if len(scores) > 1:
-                second = -1e300
-                for name, v in scores.items():
-                    if name != task and v > second:
-                        second = v
-        f.task = task
+            top = max(scores)
+            ti = chat if scores[chat] == top else scores.index(top)
+            second = max(scores[:ti] + scores[ti + 1 :]) if len(scores) > 1 else 0.0
         margin = (top - second) / (top + second) if top > 0 else 0.0
         evidence = min(1.0, top / 3.0)
-        f.confidence = round(min(1.0, 0.35 + 1.5 * margin) * (0.8 + 0.2 * evidence), 3)
-        f.signals = sorted(fired, key=fired.__getitem__, reverse=True)
-        return f, self._complexity(prompt, f, last_view, lowered, kw, fired)
+        f = Features(
+            task=self.names[ti],
+            confidence=round(min(1.0, 0.35 + 1.5 * margin) * (0.8 + 0.2 * evidence), 3),
+            tokens=tokens,
+            signals=sorted(fired, key=fired.__getitem__, reverse=True),
+            has_tools=bool(prompt.tools),
+            has_images=bool(prompt.image_tokens),
+            wants_json=prompt.wants_json,
+            max_output_tokens=prompt.max_output,
+        )
+        return f, self._complexity(prompt, f, view, lowered, counts, fired)
 
-    def _numbers(self, view: str, words: set[str], scores: dict[str, float], fired: dict[str, float]) -> int:
-        """Quantities (not years) plus a question about them make a word problem."""
-        nums = [n for n in _numbers(view) if not _YEAR.fullmatch(n)] if _has_digit(view) else []
-        num_words = _NUM_WORDS.intersection(words)
-        if num_words:
-            nums += num_words
-        if "math" not in scores or not nums:
-            return len(nums)
-        if len(nums) == 1:
-            if "word_problem" in fired:  # "how many liters are in 3.5 gallons?"
-                scores["math"] += 1.5
-                fired["word_problem"] += 1.5
-            return 1
-        asks = "word_problem" in fired or view.rstrip().endswith("?")
-        if asks:
-            scores["math"] += 3.0
-            fired["word_problem"] = fired.get("word_problem", 0.0) + 3.0
-        elif len(nums) >= 3 and any(n[0] == "$" or n[-1] == "%" for n in nums):
-            scores["math"] += 1.5
-            fired["quantities"] = 1.5
-        return len(nums)
+    def _numbers(
+        self, view: str, hits: frozenset[bytes], marks: bytes, scores: list[float], fired: dict[str, float]
+    ) -> None:
+        """Quantities (not years) plus a question about them make a word problem; then the passage check."""
+        nums: list[str] = []
+        complete = True
+        if len(marks.translate(None, _DIGIT_BYTES)) != len(marks) or (
+            not view.isascii() and _HAS_DIGIT.search(view) is not None
+        ):
+            found = (x for x in _iter_numbers(view) if not _YEAR.fullmatch(x))
+            if b"$" in marks or b"%" in marks:  # "$5" and "10%" count (below): all of them
+                nums = list(found)
+            else:  # only 0, 1, 2 or "3 or more" can change the score: stop at 3 (the passage check may ask again)
+                nums = list(islice(found, 3))
+                complete = len(nums) < 3
+        words = len(_NUM_WORDS_B.intersection(hits))
+        n = len(nums) + words
+        math = self._math
+        if math is not None and n:
+            if n == 1:
+                if "word_problem" in fired:  # "how many liters are in 3.5 gallons?"
+                    scores[math] += 1.5
+                    fired["word_problem"] += 1.5
+            elif "word_problem" in fired or view.rstrip().endswith("?"):
+                scores[math] += 3.0
+                fired["word_problem"] = fired.get("word_problem", 0.0) + 3.0
+            elif n >= 3 and any(x[0] == "$" or x[-1] == "%" for x in nums):
+                scores[math] += 1.5
+                fired["quantities"] = 1.5
+        if self._docs is not None:
+            self._passage(view, n if complete else -1 - words, scores, fired)  # < 0: count them if asked
 
-    def _passage(self, view: str, numbers: int, scores: dict[str, float], fired: dict[str, float]) -> None:
+    def _passage(self, view: str, numbers: int, scores: list[float], fired: dict[str, float]) -> None:
         """A short ask plus a pasted prose passage is docs work (answer, extract or rewrite from it)."""
-        if "docs" not in scores or "```" in view:
+        if "```" in view:
             return
         ask, sep, rest = view.strip().partition("\n")
         if not sep or len(ask) > 400:
@@ -572,66 +694,67 @@ class Classifier:
         if code_chars / len(sample) > 0.02:
             return
         words = sample.count(" ") + 1
+        if numbers < 0:  # `_numbers` stopped at 3 quantities (-1 - numbers: the number words): count them all
+            numbers = sum(1 for x in _iter_numbers(view) if not _YEAR.fullmatch(x)) - 1 - numbers
         if numbers * 8 > words:
             return  # a quantitative problem, not a pasted document
         for n, _ in enumerate(_FIRST_PERSON.finditer(sample), 1):  # stops as soon as there are enough
             if n * 40 > words:
                 return  # the user's own story, not a pasted document
-        scores["docs"] += 4.0
+        scores[self._docs] += 4.0  # type: ignore[index]
         fired["context_passage"] = 4.0
         if "word_problem" in fired and len(_numbers(ask)) < 2:
-            scores["math"] -= fired.pop("word_problem")  # "how many ..." over a passage asks to read it
+            scores[self._math] -= fired.pop("word_problem")  # type: ignore[index]  # "how many ..." over a passage
 
     def _complexity(
-        self, prompt: Prompt, f: Features, view: str, lowered: str, kw: list[int], fired: dict[str, float]
+        self, prompt: Prompt, f: Features, view: str, lowered: str, counts: tuple[int, ...], fired: dict[str, float]
     ) -> float:
         """The complexity score of everything but the prompt's size (see `complexity_level`)."""
-        score = 0.0
-        x = self._cx0
-        c = kw
-        score += (min(3.0, 1.5 * c[x + _HARD]) + min(1.5, 0.75 * c[x + _MODERATE])
-                  - min(1.0, 0.5 * c[x + _SIMPLE]))
-        long_form = c[x + _LONG_FORM]
+        hard, moderate, simple, long_form, advanced = counts[self._cx0 :]
+        score = min(3.0, 1.5 * hard) + min(1.5, 0.75 * moderate) - min(1.0, 0.5 * simple)
+        signals = f.signals
         if "word" in lowered and WORD_COUNT.search(lowered):
             long_form += 1
         if (long_form and "compose" in fired) or long_form > 1:
             score += 1.5
-            f.signals.append("long_form")
-        if c[x + _ADVANCED_MATH]:
+            signals.append("long_form")
+        if advanced:
             score += 1.5
-            f.signals.append("advanced_math")
-        if "stack_trace" in fired:
-            score += 1.5
-        if "code_fence" in fired or "code_syntax" in fired:
-            score += 0.5
-        if "file_paths" in fired and len(set(_SOURCE_FILE.findall(view))) >= 3:
-            score += 1.5
-            f.signals.append("many_files")
-        if "diff" in fired:
-            score += 1.0
-        if "proof" in fired:
-            score += 2.0
-        turns = sum(1 for r in prompt.roles if r in ("user", "assistant"))
+            signals.append("advanced_math")
+        if fired:
+            if "stack_trace" in fired:
+                score += 1.5
+            if "code_fence" in fired or "code_syntax" in fired:
+                score += 0.5
+            if "file_paths" in fired and len(set(_SOURCE_FILE.findall(view))) >= 3:
+                score += 1.5
+                signals.append("many_files")
+            if "diff" in fired:
+                score += 1.0
+            if "proof" in fired:
+                score += 2.0
+        roles = prompt.roles
+        turns = roles.count("user") + roles.count("assistant")
         if turns >= 6:
             score += 1.0 if turns < 12 else 2.0
-            f.signals.append(f"depth:{turns}")
+            signals.append(f"depth:{turns}")
         if len(prompt.system) > 800:
             score += 0.5
-            f.signals.append("long_system_prompt")
+            signals.append("long_system_prompt")
         elif prompt.system:
-            f.signals.append("system_prompt")
+            signals.append("system_prompt")
         if prompt.tools:
             score += 0.5 if len(prompt.tools) < 5 else 1.0
-            f.signals.append(f"tools:{len(prompt.tools)}")
+            signals.append(f"tools:{len(prompt.tools)}")
         if prompt.wants_json:
             score += 0.5
-            f.signals.append("response_format:json")
+            signals.append("response_format:json")
         if prompt.image_tokens:
-            f.signals.append(f"images:{len(prompt.image_tokens)}")
+            signals.append(f"images:{len(prompt.image_tokens)}")
         if prompt.max_output:
             score += 1.5 if prompt.max_output >= 4000 else 0.75 if prompt.max_output >= 1500 else 0.0
             score -= 0.5 if prompt.max_output <= 200 else 0.0
-            f.signals.append(f"max_tokens:{prompt.max_output}")
+            signals.append(f"max_tokens:{prompt.max_output}")
         return score
 
 
@@ -647,20 +770,12 @@ def complexity_level(score: float, tokens: int) -> str:
     return "low" if score < LOW_BELOW else "medium" if score < HIGH_FROM else "high"
 
 
-_NOT_DIGIT = bytes(c for c in range(256) if not 48 <= c <= 57)
-
-
-def _has_digit(text: str) -> bool:
-    if text.isascii():  # deleting the digits shortens it (a short delete table: no per-call set-up cost)
-        return len(text.encode().translate(None, b"0123456789")) != len(text)
-    return _HAS_DIGIT.search(text) is not None
-
-
-def _code_tokens(text: str, punct: bytes) -> bool:
-    """At least two distinct code-ish punctuation marks or identifiers (CODE_TOKENS) occur."""
+def _code_tokens(text: str, present: Any) -> bool:
+    """At least two distinct code-ish punctuation marks or identifiers (CODE_TOKENS) occur (`present`: the
+    punctuation bytes of the text among the tokens' `_required` ones)."""
     seen = False
-    for req in _CODE_REQ_KEYS.intersection(punct):
-        for t in _CODE_BY_REQ[req]:
+    for req in present:
+        for t in _CODE_BY_REQ.get(req, ()):
             if t in text:
                 if seen:
                     return True
@@ -671,20 +786,18 @@ def _code_tokens(text: str, punct: bytes) -> bool:
                 return True
             seen = True
     return False
-
-
 def _numbers(text: str) -> list[str]:
     """Quantities in a text: integers, decimals, money and percentages; not times, dates, paths, IPs or versions."""
-    out: list[str] = []
+    return list(_iter_numbers(text))
+
+
+def _iter_numbers(text: str) -> Iterator[str]:
+    """`_numbers`, one at a time (a caller that needs only the first few stops the scan there)."""
     prev = 0
-    if text.isascii():  # start the scan at the first digit (str.find is memchr), with an ASCII-only class
-        first = -1
-        for d in "0123456789":
-            i = text.find(d)
-            if i >= 0 and (first < 0 or i < first):
-                first = i
+    if text.isascii():  # start the scan at the first digit (one translate and a memchr), with an ASCII-only class
+        first = text.encode().translate(_DIGITS_TO_ZERO).find(b"0")
         if first < 0:
-            return out
+            return
         found = _DIGITS_ASCII.finditer(text, first)
     else:
         found = _DIGITS.finditer(text)
@@ -697,8 +810,7 @@ def _numbers(text: str) -> list[str]:
             continue
         n = n.rstrip(".,")
         if n.count(".") < 2:
-            out.append(n)
-    return out
+            yield n
 
 
 def _split_turns(prompt: Prompt) -> tuple[str, str]:

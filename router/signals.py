@@ -190,6 +190,20 @@ NEEDS: dict[tuple[str, str], Need] = {
                        "tar", "find", "ls", "cp", "mv", "rm", "pip", "npm", "git", "systemctl", "brew", "apt"),),
 }
 
+# A punctuation mark the regex of an alternative whose trigger has none cannot match without: the alternative is
+# only tried on texts holding that mark (a C-level byte search) instead of on every text.
+MARKS: dict[tuple[str, str], str] = {
+    ("stack_trace", "!~Error"): ":", ("stack_trace", "!~Exception"): ":", ("stack_trace", "!    at "): "(",
+}
+
+# Regexes of which an alternative's regex cannot match a window without one matching in it too, tried first: each
+# starts with a literal character (a fast scan), where the alternative's own regex starts with \b and is tried at
+# every position (code is full of "=" triggers, and their windows rarely hold an equation).
+PREFILTERS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("math_notation", "="): (r"\)\s*=", r"\+\s*\d+\s*=", r"-\s*\d+\s*="),
+    ("math_notation", "^"): (r"\^\d",),
+}
+
 # code-ish punctuation and identifiers: the code_tokens signal fires when at least two distinct ones occur
 CODE_TOKENS = ("()", ");", "{", "}", "=>", "->", "::", "!=", "==", "&&", "||", "+=", "self.", "null", "None", "_",
                "[0]", "[i]", "/{", "</", "/>")

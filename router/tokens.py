@@ -468,13 +468,11 @@ def estimate(prompt: Prompt, encoding: str = DEFAULT_ENCODING) -> TokenCount:
         fixed += sum(prompt.image_tokens)
     if prompt.tools:
         fixed += tool_tokens_cached(get_encoding(encoding), prompt.tools)
-    est = low = high = 0.0
-    exact = True
+    est = low = high = 0.0  # high stays 0 only when every text is empty (each adds at least HIGH_SLACK or 1)
     for t in prompt.texts:
-        if not t:
-            continue
-        exact = False
         n = len(t)
+        if not n:
+            continue
         if n > SAMPLED_CHARS:
             s = _sampled(get_encoding(encoding), t)
             est += s
@@ -486,21 +484,25 @@ def estimate(prompt: Prompt, encoding: str = DEFAULT_ENCODING) -> TokenCount:
             if sp * 12 >= n:
                 nl = t.count("\n")
                 # digits + newlines = what deleting them removes (a short delete table: no per-call set-up cost)
-                digits = n - len(t.encode().translate(None, _DIGITS_NL)) - nl
-                e = PER_CHAR * n + PER_SPACE * sp + PER_NEWLINE * nl + PER_DIGIT * digits
-                lo, hi = e * (1 - LOW_MARGIN), e * (1 + HIGH_MARGIN) + HIGH_SLACK
-            else:
-                e, lo, hi = DENSE_EST * n, DENSE_LOW * n, DENSE_HIGH * n + HIGH_SLACK
+                e = (PER_CHAR * n + PER_SPACE * sp + PER_NEWLINE * nl
+                     + PER_DIGIT * (n - len(t.encode().translate(None, _DIGITS_NL)) - nl))
+                lo = e * (1 - LOW_MARGIN)
+                est += e
+                low += lo if lo > 1.0 else 1.0  # a non-empty text is at least one token
+                high += e * (1 + HIGH_MARGIN) + HIGH_SLACK
+                continue
+            e, lo, hi = DENSE_EST * n, DENSE_LOW * n, DENSE_HIGH * n + HIGH_SLACK
         else:
             e, lo, hi = _text_band(t)
         est += e
-        low += lo if lo > 1.0 else 1.0  # a non-empty text is at least one token
+        low += lo if lo > 1.0 else 1.0
         high += hi
-    if exact:
+    if not high:
         return TokenCount(fixed, True, fixed, fixed)
     lo_i = fixed + int(low)
     hi_i = fixed + int(high) + 1
-    return TokenCount(min(max(fixed + round(est), lo_i), hi_i), False, lo_i, hi_i)
+    e_i = fixed + round(est)
+    return TokenCount(lo_i if e_i < lo_i else hi_i if e_i > hi_i else e_i, False, lo_i, hi_i)
 
 
 def count_text(text: str, encoding: str = DEFAULT_ENCODING) -> int:

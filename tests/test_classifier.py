@@ -145,12 +145,13 @@ def test_complexity_splits_into_a_size_free_score_and_the_size() -> None:
         assert CLF.classify(p, tokens).complexity == complexity_level(base, tokens)
 
 
-def test_word_set_splits_like_str_translate_also_on_non_ascii() -> None:
-    from router.classifier import _SPLIT, _word_set
+def test_words_split_like_str_translate_also_on_non_ascii() -> None:
+    from router.classifier import _SPLIT, _words
 
-    for text in ["plain words, and punct-uation! (x_y) {a:b}", "naïve café — “quoted” 日本語,テキスト\tx\ny"]:
+    for text in ["plain words, and punct-uation! (x_y) {a:b}", "naïve café — “quoted” 日本語,テキスト\tx\ny",
+                 "sep\x1carated\x1fby\x0bascii\x0cwhitespace", "non\xa0ascii\u2003spaces\x85too"]:
         low = text.lower()
-        assert _word_set(low) == set(low.translate(_SPLIT).split())
+        assert [w.decode() for w in _words(low)] == low.translate(_SPLIT).split()
 
 
 def test_context_evidence_is_memoised_and_gives_the_same_features() -> None:
@@ -193,13 +194,34 @@ def test_digit_run_prefix_matches_like_word_boundary_digits() -> None:
         assert [m.span() for m in old.finditer(text)] == [m.span() for m in new.finditer(text)], text
 
 
-def test_punctuation_bytes_hold_every_ascii_punctuation_mark() -> None:
-    from router.classifier import _PUNCT, _punctuation
+def test_marks_hold_every_ascii_punctuation_mark_and_digit() -> None:
+    from router.classifier import _PUNCT, _marks
 
     text = "héllo, wörld! a{b}c=d; e->f :: [0] 'q' \"r\" 50% $5 #x @y ^z ~w `v` |u \\t"
-    kept = _punctuation(text)
+    kept = _marks(text.lower())
     assert {c for c in text.encode() if c in _PUNCT} == {c for c in kept if c in _PUNCT}
-    assert not set(kept) & set(b"abcdefghijklmnopqrstuvwxyz0123456789 ")
+    assert {c for c in text.encode() if 48 <= c <= 57} == {c for c in kept if 48 <= c <= 57}
+    assert not set(kept) & set(b"abcdefghijklmnopqrstuvwxyz ")
+
+
+def test_every_table_word_is_in_the_vocabulary() -> None:
+    """Everything the classifier asks a text's words about comes from its one vocabulary intersection."""
+    clf = Classifier({"legal": {"keywords": ["contract", "force majeure"], "weak_keywords": ["party"]}})
+    assert clf._alt_keys <= clf._vocab
+    assert clf._keyword_keys <= clf._vocab
+    assert clf._phrase_keys <= clf._vocab
+    for alts in [*clf._alts.values(), *clf._by_req.values()]:
+        for alt in alts:
+            for group in alt[5] or ():
+                assert group <= clf._vocab
+
+
+def test_alternatives_indexed_by_a_rarer_word_still_fire_and_stay_exact() -> None:
+    assert "translate" in classify("Turn this note to Spanish please").signals
+    assert "translate" not in classify("I went to Japan last year").signals
+    assert "summarize" in classify("Explain it in two sentences please").signals
+    assert "stack_trace" in classify("it fails:\n    at com.acme.Main.run(Main.java:12)\n").signals
+    assert "stack_trace" not in classify("we met    at noon").signals
 
 
 def test_common_two_message_shape_splits_like_the_general_path() -> None:
