@@ -37,11 +37,7 @@ class Analyzer:
 
     def features(self, ex: Exchange) -> tuple[Features, Prompt]:
         prompt = extract(ex.endpoint, ex.body)
-        if ex.dry_run:
-            n = count_exact(prompt, get_encoding(self.encoding))
-            tc = TokenCount(n, True, n, n)
-        else:
-            tc = estimate(prompt, self.encoding)
+        tc = estimate(prompt, self.encoding)  # dry runs too: the preview shows what the real call does
         f, base = self.classifier.analyse(prompt, tc.tokens, ex.endpoint)
         model = ex.client_model
         rerouted = model in ("", "auto") or model.startswith("tier:")  # a concrete id is not rerouted
