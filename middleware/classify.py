@@ -11,7 +11,8 @@ tokenizer samples for long texts). The tokenizer runs only when the band could c
 `max_prompt_tokens` or a context window (`Policy.thresholds`) inside it, or a complexity level that differs
 between its ends (complexity has a prompt-size part) when a rule the request could match reads complexity
 (`Policy.complexity_matters`); otherwise the reported complexity is the estimate's. `Features.tokens_exact`
-says which. A dry run (`POST /v1/route`, `ai-router route`) always counts exactly, for the preview.
+says which. A dry run (`POST /v1/route`, `ai-router route`) counts the same way, so the preview shows what
+the real call does.
 """
 
 from __future__ import annotations
