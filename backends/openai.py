@@ -113,9 +113,7 @@ class OpenAIBackend(Backend):
         strip = False
         if ex.stream and ex.endpoint in STREAM_USAGE_ENDPOINTS:
             so = body.get("stream_options")
-            if isinstance(so, dict) and so.get("include_usage") is True:
-                ex.include_usage = True
-            else:
+            if not (isinstance(so, dict) and so.get("include_usage") is True):  # the client didn't ask: inject, strip
                 changes["stream_options"] = {**(so if isinstance(so, dict) else {}), "include_usage": True}
                 strip = True
         if not changes and ex.raw is not None:

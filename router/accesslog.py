@@ -16,6 +16,7 @@ import time
 
 import orjson
 
+from router.cost import token_counts
 from router.exchange import Exchange
 
 FLUSH_EVERY_S = 1.0
@@ -64,7 +65,7 @@ class AccessLog:
             return
         t = ex.target
         f = ex.features
-        u = ex.usage or {}
+        tokens_in, tokens_out, _ = token_counts(ex.usage) if ex.usage else (None, None, None)
         rec = {
             "ts": round(time.time(), 3),
             "request_id": ex.request_id,
@@ -79,8 +80,8 @@ class AccessLog:
             "complexity": f.complexity if f else None,
             "stream": ex.stream,
             "attempts": [a.outcome for a in ex.attempts],
-            "prompt_tokens": u.get("prompt_tokens", u.get("input_tokens")),
-            "completion_tokens": u.get("completion_tokens", u.get("output_tokens")),
+            "prompt_tokens": tokens_in,
+            "completion_tokens": tokens_out,
             "cost_usd": ex.cost_usd,
             "duration_ms": round((time.perf_counter() - ex.started) * 1000, 3),
             "upstream_ms": round(ex.upstream_s * 1000, 3),

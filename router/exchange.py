@@ -90,12 +90,10 @@ class Exchange:
         "finish_hooks",
         "first_byte_s",
         "headers",
-        "include_usage",
         "key_name",
         "max_tier",
         "prefer",
         "raw",
-        "reply_headers",
         "request_id",
         "started",
         "status",
@@ -123,7 +121,6 @@ class Exchange:
         model = body.get("model")
         self.client_model: str = model if isinstance(model, str) else "auto"
         self.stream: bool = body.get("stream") is True
-        self.include_usage = False  # did the client itself ask for stream usage?
         self.tenant: str | None = None
         self.key_name: str | None = None
         self.features: Features | None = None
@@ -138,7 +135,6 @@ class Exchange:
         self.first_byte_s: float | None = None  # a tighter first-byte limit set by retry (first_token_ms)
         self.status = 0
         self.upstream_s = 0.0  # time spent waiting on upstreams, so overhead = elapsed - upstream_s
-        self.reply_headers: dict[str, str] = {}
         self.finish_hooks: list[Callable[[Exchange], None]] = []
 
 
