@@ -123,9 +123,3 @@ class Pipeline:
 
     def __call__(self, ex: Exchange) -> Any:
         return self._handler(ex)
-
-    def get(self, name: str) -> Any:
-        for s in self.stages:
-            if s.name == name:
-                return s
-        return None

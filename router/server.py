@@ -328,16 +328,18 @@ def create_app(service: RouterService) -> web.Application:
 # ---------------------------------------------------------------- serving
 
 
-def bind_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
-    """A listening socket; with reuse_port, several workers bind the same port and the kernel balances."""
+def bind_socket(host: str, port: int, reuse_port: bool, listen: bool = True) -> socket.socket:
+    """A bound (by default listening) socket; with reuse_port, several workers bind the same port and the
+    kernel balances connections among those that listen."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
+    if listen:
+        sock.listen(2048)
+        sock.setblocking(False)
     return sock
 
 

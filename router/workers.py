@@ -11,24 +11,14 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 
 from router.config import Config
-from router.server import run_worker
+from router.server import bind_socket, run_worker
 
 log = logging.getLogger("ai_router")
-
-
-def _reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    s.bind((host, port))
-    return s, s.getsockname()[1]
 
 
 def _child(config: Config, host: str, port: int) -> None:
@@ -40,7 +30,8 @@ def _child(config: Config, host: str, port: int) -> None:
 def run_workers(config: Config, host: str, port: int, workers: int) -> int:
     """Run and supervise `workers` processes; returns the exit code for the CLI."""
     ctx = multiprocessing.get_context("fork")
-    holder, port = _reserve_port(host, port)
+    holder = bind_socket(host, port, reuse_port=True, listen=False)  # resolves port 0; never accepts
+    port = holder.getsockname()[1]
     stopping = False
 
     def _stop(signum: int, frame: object) -> None:
