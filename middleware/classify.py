@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from router.catalog import is_auto, is_routed
 from router.classifier import Classifier, complexity_level
 from router.config import ConfigError
 from router.exchange import CallNext, Exchange, Features, Reply
@@ -40,9 +41,7 @@ class Analyzer:
         prompt = extract(ex.endpoint, ex.body)
         tc = estimate(prompt, self.encoding)  # dry runs too: the preview shows what the real call does
         f, base = self.classifier.analyse(prompt, tc.tokens, ex.endpoint)
-        model = ex.client_model
-        rerouted = model in ("", "auto") or model.startswith("tier:")  # a concrete id is not rerouted
-        if not tc.exact and rerouted and self._in_band(f, base, tc, ex):
+        if not tc.exact and is_routed(ex.client_model) and self._in_band(f, base, tc, ex):
             tc = count(prompt, self.encoding)  # exact when small, else sampled (a narrower band)
             if not tc.exact and self._in_band(f, base, tc, ex):
                 n = count_exact(prompt, get_encoding(self.encoding))
@@ -54,7 +53,7 @@ class Analyzer:
 
     def _in_band(self, f: Features, base: float, tc: TokenCount, ex: Exchange) -> bool:
         """Could the token band [low, high] change this request's routing (or its complexity)?"""
-        if ex.client_model in ("", "auto"):
+        if is_auto(ex.client_model):
             low = complexity_level(base, tc.low)
             if low != complexity_level(base, tc.high):
                 if self.policy.complexity_matters(f.task):

@@ -17,6 +17,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from middleware.classify import Analyzer, build_analyzer
+from router.catalog import is_routed
 from router.exchange import CallNext, Exchange, Reply
 from router.pipeline import Stage
 
@@ -41,10 +42,8 @@ class RouteStage(Stage):
     def route(self, ex: Exchange) -> None:
         """Fill `ex.features` (if missing), `ex.decision` and `ex.target`."""
         prompt = None
-        if ex.features is None:
-            model = ex.client_model
-            if ex.dry_run or model in ("", "auto") or model.startswith("tier:"):
-                ex.features, prompt = self.analyzer.features(ex)
+        if ex.features is None and (ex.dry_run or is_routed(ex.client_model)):
+            ex.features, prompt = self.analyzer.features(ex)
         ex.decision = self.policy.decide(
             ex.features,
             endpoint=ex.endpoint,

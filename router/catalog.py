@@ -20,6 +20,16 @@ AUTO = "auto"
 TIER_PREFIX = "tier:"
 
 
+def is_auto(name: str) -> bool:
+    """`model: auto` (or no model): the rules choose the tier."""
+    return name in ("", AUTO)
+
+
+def is_routed(name: str) -> bool:
+    """`auto` or `tier:NAME`: the router chooses; a concrete model id passes through unrerouted."""
+    return name in ("", AUTO) or name.startswith(TIER_PREFIX)
+
+
 class Catalog:
     """Models by id and by tier, each as a `Candidate` (model + backend + tier)."""
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from router.catalog import Catalog
+from router.catalog import Catalog, is_auto, is_routed
 from router.config import COMPLEXITIES, ConfigError, Routing, Rule
 from router.errors import InvalidRequest, NoBackendAvailable, PermissionDenied
 from router.exchange import Candidate, Decision, Features
@@ -176,10 +176,10 @@ class Policy:
         """Token counts where this request's routing could flip: the `max_prompt_tokens` of the rules that
         could match it (up to the first that matches whatever its size) and every context window less the
         output reserve. A concrete model id has none: it is not rerouted."""
-        if client_model not in ("", "auto") and not client_model.startswith("tier:"):
+        if not is_routed(client_model):
             return []
         out: list[int] = []
-        if client_model in ("", "auto"):
+        if is_auto(client_model):
             for r in self.rules:
                 if self._matches(r, f, tenant, tokens=False):
                     if r.max_prompt_tokens is None:
