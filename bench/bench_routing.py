@@ -19,7 +19,7 @@ from bench.routing_report import DEFAULT_CONFIG, context_for
 from middleware.route import RouteStage
 from router.config import load
 from router.exchange import Exchange
-from router.tokens import count_exact, extract, get_encoding
+from router.routing.tokens import count_exact, extract, get_encoding
 
 PROSE = (
     "The regional office reported steady growth in the third quarter, driven mostly by new contracts in the "

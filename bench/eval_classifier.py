@@ -15,8 +15,8 @@ from pathlib import Path
 
 import orjson
 
-from router.classifier import Classifier
-from router.tokens import count, extract
+from router.routing.classifier import Classifier
+from router.routing.tokens import count, extract
 
 DEFAULT_DATA = "/work/shared/datasets/public_prompts.jsonl"
 

@@ -24,7 +24,7 @@ from router.catalog import Catalog
 from router.config import Config, load
 from router.context import Context
 from router.exchange import Exchange
-from router.policy import Policy
+from router.routing.policy import Policy
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CASES = ROOT / "tests" / "data" / "routing_cases.yaml"

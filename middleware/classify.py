@@ -6,7 +6,7 @@ token count, classification, and an exact recount when a routing threshold is ne
 when this stage is not in the pipeline. A request for a concrete model id is still classified (for headers
 and metrics) but its tokens are only estimated: it is not rerouted.
 
-Tokens: the prompt is first bounded without the tokenizer (`router.tokens.estimate`: character counts, or
+Tokens: the prompt is first bounded without the tokenizer (`router.routing.tokens.estimate`: character counts, or
 tokenizer samples for long texts). The tokenizer runs only when the band could change the decision: a rule's
 `max_prompt_tokens` or a context window (`Policy.thresholds`) inside it, or a complexity level that differs
 between its ends (complexity has a prompt-size part) when a rule the request could match reads complexity
@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from router.catalog import is_auto, is_routed
-from router.classifier import Classifier, complexity_level
 from router.config import ConfigError
 from router.exchange import CallNext, Exchange, Features, Reply
 from router.pipeline import Stage
-from router.policy import Policy
-from router.tokens import ENCODINGS, Prompt, TokenCount, count, count_exact, estimate, extract, get_encoding
+from router.routing.classifier import Classifier, complexity_level
+from router.routing.policy import Policy
+from router.routing.tokens import ENCODINGS, Prompt, TokenCount, count, count_exact, estimate, extract, get_encoding
 
 
 class Analyzer:

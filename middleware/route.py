@@ -2,7 +2,7 @@
 
 It reads `ex.features` (from `classify`, or computes them itself when `classify` is not in the pipeline,
 e.g. `pipeline: [route, retry]`), the client's `model` field and steering headers, the tenant, and any cap
-an earlier stage set (`ex.max_tier`, `ex.prefer`), then asks `router.policy.Policy` for the chain. It sets
+an earlier stage set (`ex.max_tier`, `ex.prefer`), then asks `router.routing.policy.Policy` for the chain. It sets
 `ex.decision` and `ex.target` (the primary; `retry` moves it along the chain). A dry run (`POST /v1/route`)
 goes through here exactly like a real request.
 

@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from router.accesslog import setup_logging
 from router.config import Config, ConfigError, default_path, load
 from router.errors import ProxyError
 from router.exchange import Exchange
+from router.observe.accesslog import setup_logging
 from router.pipeline import Pipeline
 from router.validate import check
 

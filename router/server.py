@@ -25,7 +25,6 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 
 from backends import make_backend
 from backends.base import Backend
-from router.accesslog import AccessLog
 from router.catalog import Catalog
 from router.config import Config
 from router.context import Context
@@ -41,8 +40,9 @@ from router.errors import (
     UpstreamFailure,
 )
 from router.exchange import Exchange, Reply
+from router.observe.accesslog import AccessLog
 from router.pipeline import Pipeline
-from router.preview import describe
+from router.routing.preview import describe
 from router.validate import check
 
 log = logging.getLogger("ai_router")

@@ -1,13 +1,13 @@
-"""router.classifier: signals, word-boundary keywords, complexity, confidence and the routing.tasks config."""
+"""router.routing.classifier: signals, word-boundary keywords, complexity, confidence and the routing.tasks config."""
 
 from __future__ import annotations
 
 import pytest
 
-from router.classifier import Classifier, parse_tasks
 from router.config import ConfigError
 from router.exchange import Features
-from router.tokens import count, extract
+from router.routing.classifier import Classifier, parse_tasks
+from router.routing.tokens import count, extract
 
 CLF = Classifier()
 
@@ -137,7 +137,7 @@ def test_tasks_config_errors_name_the_key_path(raw: object, message: str) -> Non
 
 
 def test_complexity_splits_into_a_size_free_score_and_the_size() -> None:
-    from router.classifier import complexity_level
+    from router.routing.classifier import complexity_level
 
     p = extract("chat", {"messages": [{"role": "user", "content": "Refactor this module and explain why."}]})
     for tokens in (10, 200, 800, 2000, 9000):
@@ -146,7 +146,7 @@ def test_complexity_splits_into_a_size_free_score_and_the_size() -> None:
 
 
 def test_words_split_like_str_translate_also_on_non_ascii() -> None:
-    from router.classifier import _SPLIT, _words
+    from router.routing.classifier import _SPLIT, _words
 
     for text in ["plain words, and punct-uation! (x_y) {a:b}", "naïve café — “quoted” 日本語,テキスト\tx\ny",
                  "sep\x1carated\x1fby\x0bascii\x0cwhitespace", "non\xa0ascii\u2003spaces\x85too"]:
@@ -187,7 +187,7 @@ def test_digit_run_prefix_matches_like_word_boundary_digits() -> None:
     """`_D` (written to start with a digit, for a fast scan) matches exactly where r"\\b\\d+" does."""
     import re
 
-    from router.signals import _D
+    from router.routing.signals import _D
 
     old, new = re.compile(r"\b\d+/\d+"), re.compile(_D + r"/\d+")
     for text in ["3/4 + 1/2", "a3/4", "x 12/5", "v1/2 and 7/8", "__9/3", "é4/5", "(10/20)", "1234/5"]:
@@ -195,7 +195,7 @@ def test_digit_run_prefix_matches_like_word_boundary_digits() -> None:
 
 
 def test_marks_hold_every_ascii_punctuation_mark_and_digit() -> None:
-    from router.classifier import _PUNCT, _marks
+    from router.routing.classifier import _PUNCT, _marks
 
     text = "héllo, wörld! a{b}c=d; e->f :: [0] 'q' \"r\" 50% $5 #x @y ^z ~w `v` |u \\t"
     kept = _marks(text.lower())
@@ -225,8 +225,8 @@ def test_alternatives_indexed_by_a_rarer_word_still_fire_and_stay_exact() -> Non
 
 
 def test_common_two_message_shape_splits_like_the_general_path() -> None:
-    from router.classifier import _split_turns
-    from router.tokens import Prompt
+    from router.routing.classifier import _split_turns
+    from router.routing.tokens import Prompt
 
     p = extract("chat", {"messages": [{"role": "system", "content": "S" * 300}, {"role": "user", "content": "hi"}]})
     assert _split_turns(p) == ("hi", "S" * 200)

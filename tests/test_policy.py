@@ -1,4 +1,4 @@
-"""router.policy and the route stage: rules, capability/context/type filters, steering, tenants, the chain."""
+"""router.routing.policy and the route stage: rules, capability/context/type filters, steering, tenants, the chain."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from router.config import ConfigError, parse
 from router.context import Context
 from router.errors import InvalidRequest, NoBackendAvailable, PermissionDenied
 from router.exchange import Exchange, Features, Reply
-from router.policy import Policy
-from router.preview import describe
-from router.tokens import count_exact, extract, get_encoding
+from router.routing.policy import Policy
+from router.routing.preview import describe
+from router.routing.tokens import count_exact, extract, get_encoding
 
 
 class FakeBackend(Backend):
@@ -329,8 +329,8 @@ def test_complexity_matters_only_when_a_reachable_rule_reads_it(ctx: Context) ->
 
 def test_complexity_band_is_recounted_only_when_a_rule_reads_it(ctx: Context) -> None:
     """A band whose ends give different complexities forces an exact count only if a rule could read it."""
-    from router.classifier import complexity_level
-    from router.tokens import TokenCount
+    from router.routing.classifier import complexity_level
+    from router.routing.tokens import TokenCount
 
     analyzer = RouteStage(ctx).analyzer
     tc = TokenCount(1200, False, 700, 1900)

@@ -1,4 +1,4 @@
-"""router.tokens: offline encodings, chat-format counting, images, tools, exact vs estimated counts."""
+"""router.routing.tokens: offline encodings, chat-format counting, images, tools, exact vs estimated counts."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from router import tokens
-from router.tokens import Prompt, count, count_exact, extract, get_encoding, image_tokens
+from router.routing import tokens
+from router.routing.tokens import Prompt, count, count_exact, extract, get_encoding, image_tokens
 
 
 def test_encodings_load_offline_hash_checked_and_cached() -> None:
@@ -204,7 +204,7 @@ def test_the_tokenizer_loads_lazily_not_when_the_stages_are_built() -> None:
         "from bench.stages import build_context\n"
         "from middleware.classify import ClassifyStage\n"
         "from middleware.route import RouteStage\n"
-        "from router.tokens import get_encoding, estimate, extract\n"
+        "from router.routing.tokens import get_encoding, estimate, extract\n"
         "ctx = build_context('full'); ClassifyStage(ctx); RouteStage(ctx)\n"
         "estimate(extract('chat', {'messages': [{'role': 'user', 'content': 'hi there'}]}))\n"
         "assert get_encoding.cache_info().currsize == 0, get_encoding.cache_info()\n"

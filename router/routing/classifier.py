@@ -1,7 +1,7 @@
 """Classification: what a request is about (task), how hard it looks (complexity), and how sure we are.
-The built-in signal tables (triggers, keywords, complexity words) are data in `router/signals.py`.
+The built-in signal tables (triggers, keywords, complexity words) are data in `router/routing/signals.py`.
 
-`classify` (the stage) hands a request's `Prompt` (router.tokens) to `Classifier.classify`, which returns
+`classify` (the stage) hands a request's `Prompt` (router.routing.tokens) to `Classifier.classify`, which returns
 the `Features` that `route` matches rules against and that the preview and the `x-router-task` /
 `x-router-complexity` headers show. Pure CPU: word sets and regexes compiled once at construction, run over
 a bounded view of the prompt (the head and tail of the last user message, the heads of the system prompt and
@@ -44,7 +44,7 @@ from typing import Any
 
 from router.config import ConfigError
 from router.exchange import Features
-from router.signals import (
+from router.routing.signals import (
     ADVANCED_MATH,
     CODE_TOKENS,
     HARD,
@@ -59,7 +59,7 @@ from router.signals import (
     WORD_COUNT,
     Need,
 )
-from router.tokens import Prompt
+from router.routing.tokens import Prompt
 
 BUILTIN_TASKS = ("code", "math", "docs", "chat")
 DEFAULT_TASK = "chat"

@@ -1,6 +1,6 @@
 """The classifier's built-in evidence: structural signals, keyword lists and complexity vocabularies.
 
-Data only, read once when `router.classifier.Classifier` is built: which literal triggers and regexes
+Data only, read once when `router.routing.classifier.Classifier` is built: which literal triggers and regexes
 mark code, math, docs and chat (`STRUCTURAL`, with the extra words some regexes cannot match without in
 `NEEDS`), the per-task keywords (`KEYWORDS`), and the words that make a request look hard, moderate,
 long-form, advanced or simple. Users extend or replace these through `routing.tasks` (see the

@@ -1,0 +1,1 @@
+"""What operators see: the access log (and, as they land, metrics, tracing and the dashboard)."""
