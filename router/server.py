@@ -25,6 +25,7 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 
 from backends import make_backend
 from backends.base import Backend
+from router.admin import AdminGate
 from router.catalog import Catalog
 from router.config import Config
 from router.context import Context
@@ -68,6 +69,7 @@ class RouterService:
         self.pipeline = Pipeline.from_config(config.pipeline, self.ctx, self.dispatch)
         self.max_body = int(config.server.max_body_mb * 1024 * 1024)
         self.access = AccessLog(enabled=config.logging.access_log)
+        self.admin = AdminGate(config.auth)
         self.draining = False
         self.models_body = orjson.dumps({"object": "list", "data": self.catalog.models_json()})
 
