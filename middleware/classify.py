@@ -1,16 +1,18 @@
-"""The `classify` stage: reads the request once and fills `Exchange.features` (task, complexity, tokens).
+"""The `classify` stage: reads the request once and fills `Exchange.features` (task, difficulty, complexity,
+tokens).
 
-It runs before `cache`, `budget` and `route`, which read the features; the server copies task and
-complexity into `x-router-task` / `x-router-complexity`. `Analyzer` is the whole job (prompt extraction,
-token count, classification, and an exact recount when a routing threshold is near); `route` uses it too
-when this stage is not in the pipeline. A request for a concrete model id is still classified (for headers
-and metrics) but its tokens are only estimated: it is not rerouted.
+It runs before `cache`, `budget` and `route`, which read the features; the server copies task, complexity
+and difficulty into `x-router-task` / `x-router-complexity` / `x-router-difficulty`. `Analyzer` is the whole
+job (prompt extraction, token count, classification, and an exact recount when a routing threshold is near);
+`route` uses it too when this stage is not in the pipeline. A request for a concrete model id is still
+classified (for headers and metrics) but its tokens are only estimated: it is not rerouted.
 
-Tokens: the prompt is first bounded without the tokenizer (`router.routing.tokens.estimate`: character counts, or
-tokenizer samples for long texts). The tokenizer runs only when the band could change the decision: a rule's
-`max_prompt_tokens` or a context window (`Policy.thresholds`) inside it, or a complexity level that differs
-between its ends (complexity has a prompt-size part) when a rule the request could match reads complexity
-(`Policy.complexity_matters`); otherwise the reported complexity is the estimate's. `Features.tokens_exact`
+Tokens: the prompt is first bounded without the tokenizer (`router.routing.tokens.estimate`: character
+counts, or tokenizer samples for long texts). The tokenizer runs only when the band could change the
+decision: a rule's `max_prompt_tokens` or a context window (`Policy.thresholds`) inside it, or a difficulty
+cut point or rule bound (`Policy.difficulty_bounds`) between the difficulties at its ends (difficulty has a
+prompt-size part) when a rule the request could match reads complexity or difficulty
+(`Policy.complexity_matters`); otherwise the reported difficulty is the estimate's. `Features.tokens_exact`
 says which. A dry run (`POST /v1/route`, `ai-router route`) counts the same way, so the preview shows what
 the real call does.
 """
@@ -24,7 +26,7 @@ from router.catalog import is_auto, is_routed
 from router.config import ConfigError
 from router.exchange import CallNext, Exchange, Features, Reply
 from router.pipeline import Stage
-from router.routing.classifier import Classifier, complexity_level
+from router.routing.classifier import Classifier
 from router.routing.policy import Policy
 from router.routing.tokens import ENCODINGS, Prompt, TokenCount, count, count_exact, estimate, extract, get_encoding
 
@@ -34,6 +36,7 @@ class Analyzer:
 
     def __init__(self, classifier: Classifier, policy: Policy, encoding: str) -> None:
         self.classifier = classifier
+        self.difficulty = classifier.difficulty
         self.policy = policy
         self.encoding = encoding  # its BPE loads on the first exact count (most requests only need a bound)
 
@@ -48,18 +51,19 @@ class Analyzer:
                 tc = TokenCount(n, True, n, n)
         f.tokens = tc.tokens
         f.tokens_exact = tc.exact
-        f.complexity = complexity_level(base, tc.tokens)
+        f.difficulty, f.complexity = self.difficulty.level(base, tc.tokens)
         return f, prompt
 
     def _in_band(self, f: Features, base: float, tc: TokenCount, ex: Exchange) -> bool:
-        """Could the token band [low, high] change this request's routing (or its complexity)?"""
+        """Could the token band [low, high] change this request's routing (or its difficulty's level)?"""
         if is_auto(ex.client_model):
-            low = complexity_level(base, tc.low)
-            if low != complexity_level(base, tc.high):
-                if self.policy.complexity_matters(f.task):
-                    return True
-                low = complexity_level(base, tc.tokens)  # no rule reads it: the estimate's level will do
-            f.complexity = low
+            score = self.difficulty.score
+            d_low, d_high = score(base, tc.low), score(base, tc.high)
+            if d_low != d_high and self.policy.complexity_matters(f.task):
+                lo, hi = (d_low, d_high) if d_low < d_high else (d_high, d_low)
+                for b in self.policy.difficulty_bounds:
+                    if lo <= b <= hi:
+                        return True
         low, high = tc.low, tc.high
         return any(low <= t < high for t in self.policy.thresholds(f, ex.tenant, ex.client_model))
 
@@ -90,7 +94,7 @@ def build_analyzer(ctx: Any) -> Analyzer:
                     f"backends[{i}].models[{j}].encoding: unknown encoding {m.encoding!r} "
                     f"(known: {', '.join(ENCODINGS)})"
                 )
-    classifier = Classifier(routing.tasks)
+    classifier = Classifier(routing.tasks, routing.complexity_cuts)
     policy = Policy(routing, ctx.catalog, ctx.config.tenants, classifier.names)
     return Analyzer(classifier, policy, routing.encoding)
 

@@ -84,6 +84,8 @@ class Rule:
     tenant: str | None = None
     has_tools: bool | None = None
     has_images: bool | None = None
+    min_difficulty: float | None = None
+    max_difficulty: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ class Routing:
     promotion: Promotion = field(default_factory=Promotion)
     tasks: dict[str, Any] | None = None
     encoding: str = "o200k_base"
+    complexity_cuts: tuple[float, float] = (0.35, 0.65)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,11 +343,17 @@ def _backend(n: _Node) -> BackendSpec:
 
 
 def _rule(n: _Node, tiers: list[str]) -> Rule:
-    n.no_unknown(("tier", "task", "max_prompt_tokens", "complexity", "tenant", "has_tools", "has_images"))
+    n.no_unknown(("tier", "task", "max_prompt_tokens", "complexity", "tenant", "has_tools", "has_images",
+                  "min_difficulty", "max_difficulty"))
     tier = n.str("tier", required=True)
     if tier not in tiers:
         raise ConfigError(f"{n.path}.tier: {tier!r} is not in routing.tiers")
+    lo, hi = _unit(n, "min_difficulty"), _unit(n, "max_difficulty")
+    if lo is not None and hi is not None and lo > hi:
+        raise ConfigError(f"{n.path}.min_difficulty: must not exceed max_difficulty ({lo:g} > {hi:g})")
     return Rule(
+        min_difficulty=lo,
+        max_difficulty=hi,
         tier=tier,
         task=n.str("task"),
         max_prompt_tokens=n.int("max_prompt_tokens", None, minimum=0),
@@ -355,8 +364,33 @@ def _rule(n: _Node, tiers: list[str]) -> Rule:
     )
 
 
+def _unit(n: _Node, key: str) -> float | None:
+    """An optional number in [0, 1] (a difficulty)."""
+    v = n.num(key, None, minimum=0)
+    if v is not None and v > 1:
+        raise ConfigError(f"{n._key(key)}: must be between 0 and 1")
+    return None if v is None else float(v)
+
+
+def _cuts(n: _Node) -> tuple[float, float]:
+    """`routing.complexity_cuts`: two difficulties, low < first <= medium < second <= high."""
+    raw = n.get("complexity_cuts")
+    if raw is None:
+        return (0.35, 0.65)
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise ConfigError("routing.complexity_cuts: expected two numbers [low_below, high_from] in [0, 1]")
+    cuts = []
+    for i, v in enumerate(raw):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise ConfigError(f"routing.complexity_cuts[{i}]: expected a number between 0 and 1")
+        cuts.append(float(v))
+    if cuts[0] > cuts[1]:
+        raise ConfigError("routing.complexity_cuts: the first cut must not exceed the second")
+    return (cuts[0], cuts[1])
+
+
 def _routing(n: _Node, models: list[ModelSpec]) -> Routing:
-    n.no_unknown(("tiers", "rules", "min_confidence", "promotion", "tasks", "encoding"))
+    n.no_unknown(("tiers", "rules", "min_confidence", "promotion", "tasks", "encoding", "complexity_cuts"))
     tiers = n.str_list("tiers")
     if not tiers:
         seen: list[str] = []
@@ -393,6 +427,7 @@ def _routing(n: _Node, models: list[ModelSpec]) -> Routing:
         ),
         tasks=tasks,
         encoding=n.str("encoding", "o200k_base"),
+        complexity_cuts=_cuts(n),
     )
 
 

@@ -31,6 +31,7 @@ class Features:
 
     task: str = "chat"
     complexity: str = "low"
+    difficulty: float = 0.0  # estimated P(local answer worse than cloud), in [0, 1]; complexity is read off it
     confidence: float = 1.0
     tokens: int = 0
     tokens_exact: bool = True

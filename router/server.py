@@ -115,6 +115,7 @@ def _decision_headers(ex: Exchange, overhead_ms: float) -> dict[str, str]:
     if f is not None:
         h["x-router-task"] = f.task
         h["x-router-complexity"] = f.complexity
+        h["x-router-difficulty"] = "%.3f" % f.difficulty  # noqa: UP031 (faster than f"")
     h["x-router-attempts"] = str(len(ex.attempts) or 1)
     return h
 

@@ -136,13 +136,13 @@ def test_tasks_config_errors_name_the_key_path(raw: object, message: str) -> Non
         parse_tasks(raw)
 
 
-def test_complexity_splits_into_a_size_free_score_and_the_size() -> None:
-    from router.routing.classifier import complexity_level
-
+def test_difficulty_splits_into_a_size_free_base_and_the_size() -> None:
     p = extract("chat", {"messages": [{"role": "user", "content": "Refactor this module and explain why."}]})
+    _f, base = CLF.analyse(p, 10)
     for tokens in (10, 200, 800, 2000, 9000):
-        _f, base = CLF.analyse(p, tokens)
-        assert CLF.classify(p, tokens).complexity == complexity_level(base, tokens)
+        f = CLF.classify(p, tokens)
+        assert (f.difficulty, f.complexity) == CLF.difficulty.level(base, tokens)
+        assert 0.0 <= f.difficulty <= 1.0
 
 
 def test_words_split_like_str_translate_also_on_non_ascii() -> None:

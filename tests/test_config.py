@@ -66,6 +66,13 @@ def test_defaults() -> None:
         ("backends.0.colour", "red", "backends[0].colour: unknown key"),
         ("routing.rules", [{"tier": "nope"}], "routing.rules[0].tier: 'nope' is not in routing.tiers"),
         ("routing.rules", [{"tier": "t", "complexity": "extreme"}], "routing.rules[0].complexity: expected one of"),
+        ("routing.rules", [{"tier": "t", "min_difficulty": 1.5}], "routing.rules[0].min_difficulty: must be betw"),
+        ("routing.rules", [{"tier": "t", "max_difficulty": "hard"}], "routing.rules[0].max_difficulty: expected a n"),
+        ("routing.rules", [{"tier": "t", "min_difficulty": 0.7, "max_difficulty": 0.2}],
+         "routing.rules[0].min_difficulty: must not exceed max_difficulty"),
+        ("routing.complexity_cuts", [0.5], "routing.complexity_cuts: expected two numbers"),
+        ("routing.complexity_cuts", [0.2, "x"], "routing.complexity_cuts[1]: expected a number between 0 and 1"),
+        ("routing.complexity_cuts", [0.8, 0.2], "routing.complexity_cuts: the first cut must not exceed"),
         ("routing.promotion", {"on": ["boredom"]}, "routing.promotion.on[0]: expected one of"),
         ("routing.min_confidence", 2, "routing.min_confidence: must be between 0 and 1"),
         ("state", {"url": "mysql://x"}, "state.url: expected memory://"),
@@ -98,3 +105,11 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     bad.write_text("backends: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load(bad)
+
+
+def test_difficulty_keys_parse() -> None:
+    c = parse(with_("routing", {"tiers": ["t"], "complexity_cuts": [0.2, 0.9],
+                                "rules": [{"tier": "t", "min_difficulty": 0.3, "max_difficulty": 1}]}))
+    assert c.routing.complexity_cuts == (0.2, 0.9)
+    assert (c.routing.rules[0].min_difficulty, c.routing.rules[0].max_difficulty) == (0.3, 1.0)
+    assert parse(with_("routing", {"tiers": ["t"]})).routing.complexity_cuts == (0.35, 0.65)

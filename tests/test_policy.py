@@ -254,8 +254,8 @@ async def test_classify_then_route_and_describe(ctx: Context) -> None:
 
     await classify.handle(ex, chain)
     out = describe(ex)
-    assert list(out) == ["model", "backend", "tier", "task", "complexity", "tokens", "tokens_exact", "confidence",
-                         "estimated_cost_usd", "reasons", "signals", "fallbacks"]
+    assert list(out) == ["model", "backend", "tier", "task", "complexity", "difficulty", "tokens", "tokens_exact",
+                         "confidence", "estimated_cost_usd", "reasons", "signals", "fallbacks"]
     assert out["task"] == "code"
     assert out["model"] == "large"
     assert out["backend"] == "gpu"
@@ -329,18 +329,53 @@ def test_complexity_matters_only_when_a_reachable_rule_reads_it(ctx: Context) ->
 
 def test_complexity_band_is_recounted_only_when_a_rule_reads_it(ctx: Context) -> None:
     """A band whose ends give different complexities forces an exact count only if a rule could read it."""
-    from router.routing.classifier import complexity_level
     from router.routing.tokens import TokenCount
 
     analyzer = RouteStage(ctx).analyzer
+    level = analyzer.difficulty.level
     tc = TokenCount(1200, False, 700, 1900)
     base = 1.0
-    assert complexity_level(base, tc.low) != complexity_level(base, tc.high)
+    assert level(base, tc.low)[1] != level(base, tc.high)[1]
     ex = Exchange("r", "chat", {"model": "auto", "messages": []}, None, CIMultiDictProxy(CIMultiDict()))
     code, chat = feats(task="code"), feats(task="chat")
     assert analyzer._in_band(code, base, tc, ex)  # a code rule reads complexity: count exactly
-    assert not analyzer._in_band(chat, base, tc, ex)  # no chat rule does: the estimate's level
-    assert chat.complexity == complexity_level(base, tc.tokens)
+    assert not analyzer._in_band(chat, base, tc, ex)  # no chat rule does: the estimate's level will do
+
+
+def test_difficulty_bounds_in_rules() -> None:
+    raw = make_config()
+    raw["routing"]["rules"] = [
+        {"task": "chat", "max_difficulty": 0.3, "tier": "t-small"},
+        {"min_difficulty": 0.8, "tier": "t-high"},
+        {"tier": "t-mini"},
+    ]
+    c = make_ctx(raw)
+    p = Policy(c.config.routing, c.catalog, c.config.tenants)
+    assert p.decide(feats(difficulty=0.3)).primary.tier == "t-small"  # bounds are inclusive
+    assert p.decide(feats(difficulty=0.31)).primary.tier == "t-mini"
+    assert p.decide(feats(task="code", difficulty=0.8)).primary.tier == "t-high"
+    d = p.decide(feats(task="code", difficulty=0.79))
+    assert d.primary.tier == "t-mini"
+    assert p.decide(feats(difficulty=0.9)).reasons[0] == "rule 1 (difficulty>=0.8) -> t-high"
+    assert p.difficulty_bounds == [0.3, 0.35, 0.65, 0.8]  # the cuts and the rules' bounds
+    assert p.complexity_matters("chat")
+    assert p.complexity_matters("code")
+
+
+def test_complexity_is_read_off_difficulty_through_the_cuts() -> None:
+    from router.routing.difficulty import level
+
+    assert [level(d) for d in (0.0, 0.349, 0.35, 0.649, 0.65, 1.0)] == ["low", "low", "medium", "medium", "high",
+                                                                           "high"]
+    assert level(0.5, (0.6, 0.9)) == "low"
+    raw = make_config()
+    raw["routing"]["complexity_cuts"] = [0.0, 0.0]  # everything is high
+    c = make_ctx(raw)
+    ex = Exchange("r", "chat", {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}, None,
+                  CIMultiDictProxy(CIMultiDict()))
+    f = RouteStage(c).analyzer.features(ex)[0]
+    assert f.complexity == "high"
+    assert 0.0 <= f.difficulty <= 1.0
 
 
 def test_low_confidence_bump_reason() -> None:

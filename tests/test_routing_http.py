@@ -33,6 +33,8 @@ def test_preview_and_real_call_agree(live: Stack, task: str) -> None:
                                           preview["complexity"])
     assert preview["reasons"]
     assert isinstance(preview["estimated_cost_usd"], float)
+    assert 0.0 <= preview["difficulty"] <= 1.0
+    assert h["x-router-difficulty"] == f"{preview['difficulty']:.3f}"
 
 
 def test_max_tier_header_caps_the_tier(live: Stack) -> None:

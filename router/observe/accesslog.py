@@ -78,6 +78,7 @@ class AccessLog:
             "tier": t.tier if t else None,
             "task": f.task if f else None,
             "complexity": f.complexity if f else None,
+            "difficulty": f.difficulty if f else None,
             "stream": ex.stream,
             "attempts": [a.outcome for a in ex.attempts],
             "prompt_tokens": tokens_in,

@@ -44,6 +44,7 @@ from typing import Any
 
 from router.config import ConfigError
 from router.exchange import Features
+from router.routing.difficulty import DEFAULT_CUTS, Difficulty
 from router.routing.signals import (
     ADVANCED_MATH,
     CODE_TOKENS,
@@ -69,7 +70,6 @@ CONTEXT_WEIGHT = 0.5  # signals from the system prompt and earlier turns
 # evaluation set as well as 600 + 300 did, with a third fewer words to split and hash
 HEAD_CHARS, TAIL_CHARS, TURN_CHARS, MAX_TURNS = 400, 200, 200, 6
 CONTEXT_MEMO = 1024  # the system prompt and earlier turns' evidence, memoised by their text
-LOW_BELOW, HIGH_FROM = 1.25, 2.75
 WINDOWS, WINDOW_BACK, WINDOW_AHEAD = 4, 64, 240  # where a structural regex runs around its trigger
 
 _TASK_KEYS = ("keywords", "weak_keywords", "patterns", "weight", "replace")
@@ -378,8 +378,9 @@ _SLOT, _CODE_SLOT, _PATTERN_SLOT, _KEYWORD_SLOT = 4096, 1024, 2048, 3072
 class Classifier:
     """Built once from `routing.tasks`; `classify(prompt)` is pure and thread-safe."""
 
-    def __init__(self, tasks: Any = None) -> None:
+    def __init__(self, tasks: Any = None, cuts: tuple[float, float] = DEFAULT_CUTS) -> None:
         specs = parse_tasks(tasks)
+        self.difficulty = Difficulty(cuts)
         self.tasks: list[_Task] = []
         names = [t for t in BUILTIN_TASKS if not (t in specs and specs[t] is None)]
         names += [n for n in specs if n not in BUILTIN_TASKS and specs[n] is not None]
@@ -600,16 +601,15 @@ class Classifier:
         return tuple(scores), tuple((name, w) for _order, name, w in fired)
 
     def classify(self, prompt: Prompt, tokens: int = 0, endpoint: str = "chat") -> Features:
-        """Features of a request: task, complexity, confidence, signals (tokens are filled by the caller)."""
-        f, base = self.analyse(prompt, tokens, endpoint)
-        f.complexity = complexity_level(base, tokens)
-        return f
+        """Features of a request: task, difficulty, complexity, confidence, signals (tokens are filled by the
+        caller)."""
+        return self.analyse(prompt, tokens, endpoint)[0]
 
     def analyse(self, prompt: Prompt, tokens: int = 0, endpoint: str = "chat") -> tuple[Features, float]:
-        """`classify` without the size part of complexity: (features, complexity score before size).
+        """`classify`, plus the size-free difficulty base: (features at `tokens`, base).
 
-        `complexity_level(score, tokens)` finishes it, so a caller holding only a token band can tell whether
-        the band's ends give the same complexity."""
+        `self.difficulty.level(base, n)` gives the difficulty and complexity at another token count, so a
+        caller holding only a token band can tell whether the band's ends give the same."""
         last, context = _split_turns(prompt)
         view = _view(last)
         lowered, hits, marks, scores, fired_list, counts = self._scan(view)
@@ -642,7 +642,9 @@ class Classifier:
             wants_json=prompt.wants_json,
             max_output_tokens=prompt.max_output,
         )
-        return f, self._complexity(prompt, f, view, lowered, counts, fired)
+        base = self._complexity(prompt, f, view, lowered, counts, fired)
+        f.difficulty, f.complexity = self.difficulty.level(base, tokens)
+        return f, base
 
     def _numbers(
         self, view: str, hits: frozenset[bytes], marks: bytes, scores: list[float], fired: dict[str, float]
@@ -709,7 +711,7 @@ class Classifier:
     def _complexity(
         self, prompt: Prompt, f: Features, view: str, lowered: str, counts: tuple[int, ...], fired: dict[str, float]
     ) -> float:
-        """The complexity score of everything but the prompt's size (see `complexity_level`)."""
+        """The complexity score of everything but the prompt's size (see `router.routing.difficulty`)."""
         hard, moderate, simple, long_form, advanced = counts[self._cx0 :]
         score = min(3.0, 1.5 * hard) + min(1.5, 0.75 * moderate) - min(1.0, 0.5 * simple)
         signals = f.signals
@@ -756,18 +758,6 @@ class Classifier:
             score -= 0.5 if prompt.max_output <= 200 else 0.0
             signals.append(f"max_tokens:{prompt.max_output}")
         return score
-
-
-def size_score(tokens: int) -> float:
-    """The prompt-size part of the complexity score."""
-    t = tokens
-    return 0.0 if t < 150 else 0.5 if t < 500 else 1.5 if t < 1500 else 2.0 if t < 4000 else 3.0
-
-
-def complexity_level(score: float, tokens: int) -> str:
-    """`low|medium|high` from the size-less complexity score (`Classifier.analyse`) and the prompt's tokens."""
-    score += size_score(tokens)
-    return "low" if score < LOW_BELOW else "medium" if score < HIGH_FROM else "high"
 
 
 def _code_tokens(text: str, present: Any) -> bool:

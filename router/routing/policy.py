@@ -5,8 +5,9 @@ the fallback chain `retry` walks on failure. The steps, each leaving a reason st
 
 1. What the client asked: `model: auto` (rules decide), `model: tier:NAME` (start at that tier), or a
    concrete id (only the backends serving it, no rerouting). `/v1/embeddings` goes to embedding models.
-2. Rules (`routing.rules`), first match wins: `task`, `max_prompt_tokens` and `complexity` (upper bounds),
-   `tenant` (glob), `has_tools`, `has_images`.
+2. Rules (`routing.rules`), first match wins: `task`, `max_prompt_tokens`, `complexity` and
+   `max_difficulty` (upper bounds), `min_difficulty` (a lower bound), `tenant` (glob), `has_tools`,
+   `has_images`.
 3. Low confidence (below `routing.min_confidence`) starts one tier higher.
 4. Caps: the tenant's `max_tier` always; the client's `x-router-max-tier` unless the tenant sets
    `steering: false`; `Exchange.max_tier` (set by other stages, e.g. a budget downgrade).
@@ -67,6 +68,10 @@ def rule_text(i: int, r: Rule) -> str:
         conds.append(f"tokens<={r.max_prompt_tokens}")
     if r.complexity:
         conds.append(f"complexity<={r.complexity}")
+    if r.min_difficulty is not None:
+        conds.append(f"difficulty>={r.min_difficulty:g}")
+    if r.max_difficulty is not None:
+        conds.append(f"difficulty<={r.max_difficulty:g}")
     if r.tenant:
         conds.append(f"tenant~{r.tenant}")
     if r.has_tools is not None:
@@ -103,7 +108,8 @@ class Policy:
         self._rule_texts = [rule_text(i, r) for i, r in enumerate(self.rules)]
         self._rule_conds = [
             (i, r, r.task, None if r.complexity is None else RANK[r.complexity], r.max_prompt_tokens,
-             r.tenant is None and r.has_tools is None and r.has_images is None)
+             r.tenant is None and r.has_tools is None and r.has_images is None and r.min_difficulty is None
+             and r.max_difficulty is None)
             for i, r in enumerate(self.rules)
         ]
         # a low-confidence bump per start tier: (the tier above, the reason's text after the confidence)
@@ -114,6 +120,11 @@ class Policy:
         }
         self._no_rule = f"no rule matched -> {self.tiers[0]}" if self.tiers else ""
         self._cx_matters: dict[str | None, bool] = {}  # task -> can complexity change its rule (memoised)
+        # the difficulties where a decision can flip: the complexity cuts and every rule's difficulty bounds
+        self.difficulty_bounds = sorted(
+            {*routing.complexity_cuts}
+            | {b for r in self.rules for b in (r.min_difficulty, r.max_difficulty) if b is not None}
+        )
         self._by_tier: dict[str, list[tuple[Candidate, str, frozenset[str], int, bool, float, float]]] = {
             t: [
                 (c, c.model.type, frozenset(c.model.capabilities), c.model.context,
@@ -141,6 +152,8 @@ class Policy:
             and (r.tenant is None or (tenant is not None and fnmatchcase(tenant, r.tenant)))
             and (r.has_tools is None or r.has_tools == f.has_tools)
             and (r.has_images is None or r.has_images == f.has_images)
+            and (r.min_difficulty is None or f.difficulty >= r.min_difficulty)
+            and (r.max_difficulty is None or f.difficulty <= r.max_difficulty)
             and (not tokens or r.max_prompt_tokens is None or f.tokens <= r.max_prompt_tokens)
         )
 
@@ -156,15 +169,16 @@ class Policy:
         return None, None
 
     def complexity_matters(self, task: str | None) -> bool:
-        """Can a request's complexity change which rule a request of this task matches? False when no rule
-        that could match it (up to the first one that matches any request of the task) has a `complexity`."""
+        """Can a request's difficulty (or the complexity read off it) change which rule a request of this task
+        matches? False when no rule that could match it (up to the first one that matches any request of the
+        task) has a `complexity`, `min_difficulty` or `max_difficulty`."""
         m = self._cx_matters.get(task)
         if m is None:
             m = False
             for r in self.rules:
                 if r.task is not None and r.task != task:
                     continue
-                if r.complexity is not None:
+                if r.complexity is not None or r.min_difficulty is not None or r.max_difficulty is not None:
                     m = True
                     break
                 if r.max_prompt_tokens is None and r.tenant is None and r.has_tools is None and r.has_images is None:

@@ -20,8 +20,8 @@ def estimated_cost(tokens: int, max_output: int | None, price_in: float, price_o
 
 
 def describe(ex: Exchange) -> dict[str, Any]:
-    """The routing decision of `ex` as `{"model", "backend", "tier", "task", "complexity", "tokens",
-    "tokens_exact", "confidence", "estimated_cost_usd", "reasons", "signals", "fallbacks"}`.
+    """The routing decision of `ex` as `{"model", "backend", "tier", "task", "complexity", "difficulty",
+    "tokens", "tokens_exact", "confidence", "estimated_cost_usd", "reasons", "signals", "fallbacks"}`.
 
     `estimated_cost_usd` prices the chosen model for the prompt's input tokens plus an output estimate:
     the request's `max_tokens` (or `max_completion_tokens` / `max_output_tokens`) when given, else
@@ -38,6 +38,7 @@ def describe(ex: Exchange) -> dict[str, Any]:
         "tier": target.tier if target else None,
         "task": f.task if f else None,
         "complexity": f.complexity if f else None,
+        "difficulty": f.difficulty if f else None,
         "tokens": tokens,
         "tokens_exact": f.tokens_exact if f else False,
         "confidence": f.confidence if f else None,
