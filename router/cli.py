@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from router.auth import KeyRing
 from router.config import Config, ConfigError, default_path, load
 from router.errors import ProxyError
 from router.exchange import Exchange
@@ -33,6 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     setup_logging(config.logging.level)
     host = args.host or config.server.host
+    KeyRing(config.auth, config.pipeline, config.routing.tiers).exposure(host)  # refuse an open public port
     port = config.server.port if args.port is None else args.port
     workers = args.workers or config.server.workers
     if workers > 1:

@@ -108,7 +108,7 @@ class Routing:
 
 @dataclass(frozen=True, slots=True)
 class ServerSpec:
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 8082
     workers: int = 1
     max_body_mb: float = 32.0
@@ -273,7 +273,7 @@ class _Node:
 def _server(n: _Node) -> ServerSpec:
     n.no_unknown(("host", "port", "workers", "max_body_mb", "shutdown_grace_s"))
     return ServerSpec(
-        host=n.str("host", "0.0.0.0"),
+        host=n.str("host", "127.0.0.1"),
         port=n.int("port", 8082, minimum=0),
         workers=n.int("workers", 1, minimum=1),
         max_body_mb=n.num("max_body_mb", 32.0, minimum=0.001),

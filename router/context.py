@@ -15,6 +15,7 @@ from router.config import Config
 
 if TYPE_CHECKING:
     from backends.base import Backend
+    from router.auth import KeyRing
 
 
 @dataclass(slots=True)
@@ -23,3 +24,4 @@ class Context:
     backends: dict[str, Backend]
     catalog: Catalog
     store: Any = None
+    keys: KeyRing | None = None  # client keys (router/auth.py), shared by `auth` and the non-pipeline endpoints

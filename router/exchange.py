@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from backends.base import Backend
+    from router.auth import ApiKey
     from router.config import ModelSpec
 
 
@@ -91,7 +92,9 @@ class Exchange:
         "finish_hooks",
         "first_byte_s",
         "headers",
+        "key",
         "key_name",
+        "local_only",
         "max_tier",
         "prefer",
         "raw",
@@ -124,6 +127,8 @@ class Exchange:
         self.stream: bool = body.get("stream") is True
         self.tenant: str | None = None
         self.key_name: str | None = None
+        self.key: ApiKey | None = None  # the client key's allowances (router/auth.py), set by `auth`
+        self.local_only = False  # set by `redact` (policy local_only): `route` keeps local candidates only
         self.features: Features | None = None
         self.decision: Decision | None = None
         self.target: Candidate | None = None

@@ -26,6 +26,7 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 from backends import make_backend
 from backends.base import Backend
 from router.admin import AdminGate
+from router.auth import KeyRing
 from router.catalog import Catalog
 from router.config import Config
 from router.context import Context
@@ -65,7 +66,8 @@ class RouterService:
         self.config = config
         self.backends: dict[str, Backend] = {b.name: make_backend(b) for b in config.backends}
         self.catalog = Catalog(config, self.backends)
-        self.ctx = Context(config=config, backends=self.backends, catalog=self.catalog)
+        self.keys = KeyRing(config.auth, config.pipeline, config.routing.tiers)
+        self.ctx = Context(config=config, backends=self.backends, catalog=self.catalog, keys=self.keys)
         self.pipeline = Pipeline.from_config(config.pipeline, self.ctx, self.dispatch)
         self.max_body = int(config.server.max_body_mb * 1024 * 1024)
         self.access = AccessLog(enabled=config.logging.access_log)
@@ -161,12 +163,22 @@ class Handlers:
         healthy = [b.name for b in svc.backends.values() if b.healthy]
         if not healthy:
             return web.Response(status=503, body=b'{"status":"no healthy backend"}', content_type=JSON)
+        if not svc.admin.is_admin(request.headers):  # backend names are for the operator only
+            return web.Response(body=b'{"status":"ready"}', content_type=JSON)
         return web.Response(body=orjson.dumps({"status": "ready", "backends": healthy}), content_type=JSON)
 
     async def models(self, request: web.Request) -> web.Response:
+        try:
+            await self.service.keys.identify(request.headers)
+        except ProxyError as e:
+            return _error_response(e, request.headers.get("x-request-id") or self.new_id())
         return web.Response(body=self.service.models_body, content_type=JSON)
 
     async def model(self, request: web.Request) -> web.Response:
+        try:
+            await self.service.keys.identify(request.headers)
+        except ProxyError as e:
+            return _error_response(e, request.headers.get("x-request-id") or self.new_id())
         model_id = request.match_info["model_id"]
         m = self.service.catalog.model_json(model_id)
         if m is None:
@@ -382,6 +394,8 @@ async def serve(
     log.info("ai-router listening on http://%s:%d (%d backends, pipeline: %s)",
              host, sock.getsockname()[1], len(service.backends),
              ", ".join(s.name for s in service.pipeline.active) or "-")
+    if (open_warning := service.keys.exposure(host)) is not None:
+        log.warning("%s", open_warning)
     if ready is not None:
         ready(sock.getsockname()[1])
     await stop.wait()
