@@ -4,6 +4,7 @@
     ai-router demo [--port 8082]
     ai-router check FILE                       exit 2 with the failing key path on a bad config
     ai-router route [--config FILE] "prompt" | --file req.json
+    ai-router --version
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from router import __version__
 from router.auth import KeyRing
 from router.config import Config, ConfigError, default_path, load
 from router.errors import ProxyError
@@ -95,6 +97,7 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ai-router", description="OpenAI-compatible cost-aware LLM router")
+    p.add_argument("--version", action="version", version=f"ai-router {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the proxy")
     s.add_argument("--config", help="config file (default: $AI_ROUTER_CONFIG, else config/router.yaml)")

@@ -9,25 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+from importlib import resources
 from pathlib import Path
 
 from backends.simulated import Behavior, SimulatedUpstream
 from router.config import Config, ConfigError, load
 from router.server import install_uvloop, serve
 
-DEMO_CONFIG = "config/demo.yaml"
-
 
 def demo_config_path() -> Path:
-    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
-        p = base / DEMO_CONFIG
-        if p.is_file():
-            return p
-    raise ConfigError(f"{DEMO_CONFIG}: not found (run the demo from the ai-router checkout)")
+    """The demo config shipped as package data (`router/data/demo.yaml`, a link to `config/demo.yaml` in
+    the checkout), so the demo runs from an installed wheel in any directory."""
+    p = Path(str(resources.files("router.data").joinpath("demo.yaml")))
+    if not p.is_file():
+        raise ConfigError(f"{p}: not found (the ai-router installation is incomplete)")
+    return p
+
+
+def _sdk_hint() -> str:
+    try:
+        import openai  # noqa: F401
+    except ImportError:
+        return f"\n  (the openai SDK is not installed here: {sys.executable} -m pip install openai)"
+    return ""
 
 
 def try_lines(port: int) -> str:
     url = f"http://127.0.0.1:{port}"
+    python, sdk_hint = sys.executable, _sdk_hint()
     return f"""
 ai-router demo is running on {url}  (Ctrl-C stops it)
 
@@ -43,9 +53,9 @@ Try:
        -d '{{"model":"auto","stream":true,"messages":[{{"role":"user","content":"Tell me a joke"}}]}}'
   curl -s {url}/v1/models
 
-  python -c "from openai import OpenAI; c = OpenAI(base_url='{url}/v1', api_key='unused'); \\
+  {python} -c "from openai import OpenAI; c = OpenAI(base_url='{url}/v1', api_key='unused'); \\
 r = c.chat.completions.create(model='auto', messages=[{{'role':'user','content':'hello'}}]); \\
-print(r.choices[0].message.content)"
+print(r.choices[0].message.content)"{sdk_hint}
 """
 
 
