@@ -180,6 +180,16 @@ def _stages_table(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _kept_sections(existing: Path) -> str:
+    """Everything after the analysis notes: the sections that other benchmarks (stages, redaction, state
+    stores, hostile upstreams…) write by hand or by their own scripts. A full run keeps them as they are."""
+    if existing.exists():
+        text = existing.read_text()
+        if NOTES_END in text:
+            return text.split(NOTES_END, 1)[1].strip("\n")
+    return ""
+
+
 def _notes(existing: Path) -> str:
     if existing.exists():
         text = existing.read_text()
@@ -321,6 +331,9 @@ def render(res: dict[str, Any], doc: Path) -> str:
         lines += ["", "### Stage costs (µs per request, median and p90, in-process)", "",
                   *_stages_table(res["stages"])]
     lines += ["", "## Analysis", "", NOTES_BEGIN, _notes(doc), NOTES_END, ""]
+    kept = _kept_sections(doc)
+    if kept:
+        lines += [kept, ""]
     return "\n".join(lines)
 
 
