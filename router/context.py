@@ -1,17 +1,20 @@
 """The long-lived objects a stage may use, handed to every stage's constructor.
 
 One `Context` per loaded config: the config itself, the live backends, the model catalog, and the
-state store (spend, budgets, keys) once those issues land. Stages keep what they need from it at
-construction; per-request data never goes here (it travels in the `Exchange`).
+state store (`router.state.Store`: budgets, limits, the spend ledger, small records; from
+`state.url`). Stages keep what they need from it at construction; per-request data never goes here (it
+travels in the `Exchange`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from router.catalog import Catalog
 from router.config import Config
+from router.state import Store
+from router.state.memory import MemoryStore
 
 if TYPE_CHECKING:
     from backends.base import Backend
@@ -23,5 +26,5 @@ class Context:
     config: Config
     backends: dict[str, Backend]
     catalog: Catalog
-    store: Any = None
+    store: Store = field(default_factory=MemoryStore)
     keys: KeyRing | None = None  # client keys (router/auth.py), shared by `auth` and the non-pipeline endpoints

@@ -45,6 +45,7 @@ from router.exchange import Exchange, Reply
 from router.observe.accesslog import AccessLog
 from router.pipeline import Pipeline
 from router.routing.preview import describe
+from router.state import open_store
 from router.validate import check
 
 log = logging.getLogger("ai_router")
@@ -67,7 +68,8 @@ class RouterService:
         self.backends: dict[str, Backend] = {b.name: make_backend(b) for b in config.backends}
         self.catalog = Catalog(config, self.backends)
         self.keys = KeyRing(config.auth, config.pipeline, config.routing.tiers)
-        self.ctx = Context(config=config, backends=self.backends, catalog=self.catalog, keys=self.keys)
+        self.ctx = Context(config=config, backends=self.backends, catalog=self.catalog, keys=self.keys,
+                           store=open_store(config.state_url))
         self.pipeline = Pipeline.from_config(config.pipeline, self.ctx, self.dispatch)
         self.max_body = int(config.server.max_body_mb * 1024 * 1024)
         self.access = AccessLog(enabled=config.logging.access_log)
@@ -76,6 +78,7 @@ class RouterService:
         self.models_body = orjson.dumps({"object": "list", "data": self.catalog.models_json()})
 
     async def start(self) -> None:
+        await self.ctx.store.start()
         for b in self.backends.values():
             await b.start()
         self.access.start()
@@ -83,6 +86,7 @@ class RouterService:
     async def aclose(self) -> None:
         for b in self.backends.values():
             await b.aclose()
+        await self.ctx.store.aclose()
         self.access.close()
 
     def dispatch(self, ex: Exchange) -> Awaitable[Reply]:

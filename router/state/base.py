@@ -1,0 +1,247 @@
+"""The store contract (documented in router/state/__init__.py) and the pieces every store shares.
+
+`Store` is the abstract interface; `Charge`, `Grant`, `SpendEntry` and `SpendRow` are the values that
+cross it; `Rollup` is the in-process spend aggregate (memory keeps it as its ledger, SQLite batches
+it between flushes); `open_store(url)` picks the implementation from `state.url`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from router.config import ConfigError
+from router.state import windows
+
+HOLD_TTL_S = 900.0  # a hold not settled by then (its process died) is released
+METRICS = ("requests", "cache_hits", "failed", "cost", "baseline", "tokens_in", "tokens_out")
+EPS = 1e-9  # money is float USD; a level within EPS of its limit still fits
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """Add `amount` to counter `key` if it stays <= `limit`; the counter lives until `expires_at`."""
+
+    key: str
+    amount: float
+    limit: float
+    expires_at: float
+    hold: bool = True
+
+
+_grant_ids = itertools.count(1)
+_grant_prefix = os.urandom(5).hex()
+
+
+@dataclass(slots=True)
+class Grant:
+    """The answer of `reserve`: granted or not, and each counter's level."""
+
+    ok: bool
+    charges: tuple[Charge, ...]
+    levels: list[float]
+    denied: int | None = None
+    id: str = field(default_factory=lambda: f"{_grant_prefix}{next(_grant_ids):x}")
+    settled: bool = False
+
+    @property
+    def held(self) -> tuple[Charge, ...]:
+        return tuple(c for c in self.charges if c.hold)
+
+
+@dataclass(slots=True)
+class SpendEntry:
+    """One line of the spend ledger: an answered request (a cache hit too) or a failed upstream attempt."""
+
+    tenant: str
+    model: str
+    tier: str = ""
+    cost_usd: float = 0.0
+    baseline_usd: float = 0.0  # the same usage on the highest tier
+    tokens_in: int = 0
+    tokens_out: int = 0
+    tokens_cached: int = 0
+    usage_source: str = "upstream"  # upstream | local (counted by the router) | none
+    cache_hit: bool = False
+    failed: bool = False  # a failed attempt (not billed), recorded so that nothing is lost
+    request_id: str = ""
+    key: str = ""
+    endpoint: str = ""
+    backend: str = ""
+    status: int = 200
+    ts: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class SpendRow:
+    """A tenant's rollup over one day or month."""
+
+    tenant: str
+    window: str
+    period: str
+    requests: int = 0
+    cache_hits: int = 0
+    failed_attempts: int = 0
+    cost_usd: float = 0.0
+    baseline_usd: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_tier: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def savings_usd(self) -> float:
+        return self.baseline_usd - self.cost_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant, "window": self.window, "period": self.period, "requests": self.requests,
+            "cache_hits": self.cache_hits, "failed_attempts": self.failed_attempts,
+            "cost_usd": round(self.cost_usd, 10), "baseline_usd": round(self.baseline_usd, 10),
+            "savings_usd": round(self.savings_usd, 10), "tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
+            "by_model": self.by_model, "by_tier": self.by_tier,
+        }
+
+
+def entry_metrics(e: SpendEntry) -> tuple[float, ...]:
+    """The rollup increments of one ledger entry, in METRICS order."""
+    return (0 if e.failed else 1, 1 if e.cache_hit else 0, 1 if e.failed else 0, e.cost_usd, e.baseline_usd,
+            e.tokens_in, e.tokens_out)
+
+
+def entry_periods(e: SpendEntry) -> tuple[str, str]:
+    return windows.day(e.ts)[0], windows.month(e.ts)[0]
+
+
+def build_rows(window: str, period: str, parts: dict[tuple[str, str, str], list[float]]) -> list[SpendRow]:
+    """SpendRows from {(tenant, model, tier): METRICS values} of one period (`d…`/`m…`)."""
+    rows: dict[str, SpendRow] = {}
+    for (tenant, model, tier), v in sorted(parts.items()):
+        r = rows.get(tenant)
+        if r is None:
+            r = rows[tenant] = SpendRow(tenant=tenant, window=window, period=period[1:])
+        req, hits, failed, cost, base, tin, tout = v
+        r.requests += int(req)
+        r.cache_hits += int(hits)
+        r.failed_attempts += int(failed)
+        r.cost_usd += cost
+        r.baseline_usd += base
+        r.tokens_in += int(tin)
+        r.tokens_out += int(tout)
+        for bucket, name in ((r.by_model, model), (r.by_tier, tier or "-")):
+            b = bucket.setdefault(name, {"requests": 0, "cache_hits": 0, "failed_attempts": 0, "cost_usd": 0.0})
+            b["requests"] += int(req)
+            b["cache_hits"] += int(hits)
+            b["failed_attempts"] += int(failed)
+            b["cost_usd"] = round(b["cost_usd"] + cost, 10)
+    return list(rows.values())
+
+
+class Rollup:
+    """Spend aggregated in process: {period: {(tenant, model, tier): METRICS values}}."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: dict[str, dict[tuple[str, str, str], list[float]]] = {}
+
+    def add(self, e: SpendEntry) -> None:
+        inc = entry_metrics(e)
+        k = (e.tenant, e.model, e.tier)
+        for period in entry_periods(e):
+            p = self.parts.get(period)
+            if p is None:
+                p = self.parts[period] = {}
+            v = p.get(k)
+            if v is None:
+                p[k] = list(inc)
+            else:
+                for i, x in enumerate(inc):
+                    v[i] += x
+
+    def rows(self, window: str, period: str, tenant: str | None) -> list[SpendRow]:
+        parts = self.parts.get(period, {})
+        if tenant is not None:
+            parts = {k: v for k, v in parts.items() if k[0] == tenant}
+        return build_rows(window, period, parts)
+
+
+class Store:
+    """The interface every store implements (see the package docstring for the contract)."""
+
+    url = ""
+
+    async def start(self) -> None:
+        """Open connections, load scripts, start background flushing; called once the loop runs."""
+
+    async def aclose(self) -> None:
+        """Flush whatever is pending and close."""
+
+    async def reserve(self, charges: tuple[Charge, ...] | list[Charge]) -> Grant:
+        raise NotImplementedError
+
+    async def settle(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
+        raise NotImplementedError
+
+    async def add(self, key: str, amount: float, expires_at: float) -> None:
+        raise NotImplementedError
+
+    async def levels(self, keys: list[str]) -> list[float]:
+        raise NotImplementedError
+
+    async def record(self, entry: SpendEntry) -> None:
+        raise NotImplementedError
+
+    async def spend(self, window: str = "day", period: str | None = None, tenant: str | None = None
+                    ) -> list[SpendRow]:
+        raise NotImplementedError
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    async def put(self, key: str, value: dict[str, Any], ttl_s: float | None = None) -> None:
+        raise NotImplementedError
+
+    async def delete(self, key: str) -> bool:
+        raise NotImplementedError
+
+    async def scan(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        raise NotImplementedError
+
+    async def incr(self, key: str, field: str, by: float = 1, ttl_s: float | None = None) -> float:
+        raise NotImplementedError
+
+
+class StoreURLError(ConfigError):
+    """A `state.url` no store understands."""
+
+
+def open_store(url: str) -> Store:
+    """The store for `state.url`: memory://, sqlite:///path (also sqlite:////abs/path), redis://host:port/db."""
+    if url.startswith("memory://"):
+        from router.state.memory import MemoryStore
+
+        return MemoryStore()
+    if url.startswith("sqlite:///"):
+        from router.state.sqlite import SQLiteStore
+
+        path = url[len("sqlite:///"):]
+        if not path:
+            raise StoreURLError("state.url: sqlite:/// needs a file path (sqlite:///./data/state.db)")
+        return SQLiteStore(path)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from router.state.redis import RedisStore
+
+        parts = urlsplit(url)
+        q = parse_qs(parts.query)
+        prefix = q.pop("prefix", ["ai-router:"])[0]
+        rest = "&".join(f"{k}={v[0]}" for k, v in q.items())
+        clean = parts._replace(query=rest).geturl()
+        return RedisStore(clean, prefix=prefix)
+    raise StoreURLError("state.url: expected memory://, sqlite:///path or redis://host:port/db")

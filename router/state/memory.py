@@ -1,0 +1,141 @@
+"""`memory://`: the store in one process's memory. Exact and fast; nothing survives a restart.
+
+For a single worker, tests and the demo. Each call runs without awaiting anything, so it is atomic on
+the event loop. Expired counters and records are swept lazily (every SWEEP_EVERY writes).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from router.state.base import EPS, Charge, Grant, Rollup, SpendEntry, SpendRow, Store
+from router.state.windows import period_id
+
+SWEEP_EVERY = 4096
+LEDGER_MAX = 100_000  # recent raw entries kept for inspection; the rollups keep everything
+
+
+class MemoryStore(Store):
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self.used: dict[str, float] = {}
+        self.held: dict[str, float] = {}
+        self.expires: dict[str, float] = {}
+        self.rollup = Rollup()
+        self.ledger: list[SpendEntry] = []
+        self.records: dict[str, tuple[dict[str, Any], float | None]] = {}
+        self._writes = 0
+
+    # ------------------------------------------------------------ counters
+
+    def _level(self, key: str) -> float:
+        return self.used.get(key, 0.0) + self.held.get(key, 0.0)
+
+    async def reserve(self, charges: tuple[Charge, ...] | list[Charge]) -> Grant:
+        levels = [self._level(c.key) for c in charges]
+        for i, c in enumerate(charges):
+            if levels[i] + c.amount > c.limit + EPS:
+                return Grant(False, tuple(charges), levels, denied=i)
+        used, held, expires = self.used, self.held, self.expires
+        for i, c in enumerate(charges):
+            k = c.key
+            if c.hold:
+                held[k] = held.get(k, 0.0) + c.amount
+            else:
+                used[k] = used.get(k, 0.0) + c.amount
+            expires[k] = c.expires_at
+            levels[i] += c.amount
+        self._wrote()
+        return Grant(True, tuple(charges), levels)
+
+    async def settle(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
+        if grant.ok and not grant.settled:
+            grant.settled = True
+            used, held = self.used, self.held
+            for c in grant.charges:
+                if c.hold:
+                    held[c.key] = held.get(c.key, 0.0) - c.amount
+                    used[c.key] = used.get(c.key, 0.0) + actual
+        if entry is not None:
+            self._record(entry)
+
+    async def add(self, key: str, amount: float, expires_at: float) -> None:
+        self.used[key] = self.used.get(key, 0.0) + amount
+        self.expires[key] = max(self.expires.get(key, 0.0), expires_at)
+
+    async def levels(self, keys: list[str]) -> list[float]:
+        return [self._level(k) for k in keys]
+
+    # ------------------------------------------------------------ ledger
+
+    def _record(self, entry: SpendEntry) -> None:
+        if not entry.ts:
+            entry.ts = time.time()
+        self.rollup.add(entry)
+        self.ledger.append(entry)
+        if len(self.ledger) > LEDGER_MAX:
+            del self.ledger[: LEDGER_MAX // 10]
+
+    async def record(self, entry: SpendEntry) -> None:
+        self._record(entry)
+
+    async def spend(self, window: str = "day", period: str | None = None, tenant: str | None = None
+                    ) -> list[SpendRow]:
+        return self.rollup.rows(window, period_id(window, period), tenant)
+
+    # ------------------------------------------------------------ records
+
+    def _live(self, key: str) -> dict[str, Any] | None:
+        r = self.records.get(key)
+        if r is None:
+            return None
+        if r[1] is not None and r[1] <= time.time():
+            del self.records[key]
+            return None
+        return r[0]
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        v = self._live(key)
+        return None if v is None else dict(v)
+
+    async def put(self, key: str, value: dict[str, Any], ttl_s: float | None = None) -> None:
+        self.records[key] = (dict(value), None if ttl_s is None else time.time() + ttl_s)
+        self._wrote()
+
+    async def delete(self, key: str) -> bool:
+        return self._live(key) is not None and self.records.pop(key, None) is not None
+
+    async def scan(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        for k in sorted(k for k in self.records if k.startswith(prefix)):
+            v = self._live(k)
+            if v is not None:
+                out.append((k, dict(v)))
+        return out
+
+    async def incr(self, key: str, field: str, by: float = 1, ttl_s: float | None = None) -> float:
+        v = self._live(key)
+        if v is None:
+            v = {}
+            self.records[key] = (v, None if ttl_s is None else time.time() + ttl_s)
+        elif ttl_s is not None:
+            self.records[key] = (v, time.time() + ttl_s)
+        n = v.get(field, 0) + by
+        v[field] = n
+        return float(n)
+
+    # ------------------------------------------------------------ housekeeping
+
+    def _wrote(self) -> None:
+        self._writes += 1
+        if self._writes % SWEEP_EVERY == 0:
+            now = time.time()
+            for k in [k for k, t in self.expires.items() if t < now]:
+                del self.expires[k]
+                self.used.pop(k, None)
+                if abs(self.held.get(k, 0.0)) < EPS:
+                    self.held.pop(k, None)
+            for k in [k for k, (_, t) in self.records.items() if t is not None and t <= now]:
+                del self.records[k]

@@ -1,0 +1,222 @@
+"""The store contract (router/state/), one suite run against memory://, sqlite:/// and real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from router.state import Charge, SpendEntry, Store, open_store
+from router.state import sqlite as sqlite_mod
+from router.state.base import StoreURLError
+from tests.redis_support import delete_prefix, new_prefix, redis_url, require_redis
+
+STORES = ["memory", "sqlite", "redis"]
+
+
+def _url(kind: str, tmp_path: Path, prefix: str) -> str:
+    if kind == "memory":
+        return "memory://"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    return redis_url(prefix)
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    prefix = new_prefix()
+    if request.param == "redis":
+        require_redis()
+    s = open_store(_url(request.param, tmp_path, prefix))
+    await s.start()
+    yield s
+    await s.aclose()
+    if request.param == "redis":
+        delete_prefix(prefix)
+
+
+def later(s: float = 60) -> float:
+    return time.time() + s
+
+
+async def test_reserve_settle_release(store: Store) -> None:
+    c = Charge("budget:t:a", 4.0, 10.0, later())
+    g = await store.reserve([c])
+    assert g.ok
+    assert g.levels == [pytest.approx(4.0)]
+    big = await store.reserve([Charge("budget:t:a", 7.0, 10.0, later())])
+    assert not big.ok
+    assert big.denied == 0
+    assert big.levels == [pytest.approx(4.0)]
+    await store.settle(g, 3.0)
+    assert await store.levels(["budget:t:a"]) == [pytest.approx(3.0)]
+    g2 = await store.reserve([Charge("budget:t:a", 7.0, 10.0, later())])
+    assert g2.ok
+    await store.settle(g2, 0.5)
+    await store.settle(g2, 0.5)  # settling twice counts once
+    assert await store.levels(["budget:t:a"]) == [pytest.approx(3.5)]
+
+
+async def test_all_or_nothing(store: Store) -> None:
+    ok = Charge("x:1", 1.0, 5.0, later())
+    over = Charge("x:2", 6.0, 5.0, later())
+    g = await store.reserve([ok, over])
+    assert not g.ok
+    assert g.denied == 1
+    assert await store.levels(["x:1", "x:2"]) == [0.0, 0.0]
+
+
+async def test_counted_charges_and_add(store: Store) -> None:
+    rpm = Charge("rl:req:k", 1, 2, later(), hold=False)
+    assert (await store.reserve([rpm])).ok
+    g = await store.reserve([rpm])
+    assert g.ok
+    assert g.levels == [pytest.approx(2)]
+    assert not (await store.reserve([rpm])).ok
+    await store.settle(g, 0)  # nothing held: settling changes nothing
+    await store.add("rl:tok:k", 120, later())
+    assert await store.levels(["rl:req:k", "rl:tok:k"]) == [pytest.approx(2), pytest.approx(120)]
+
+
+async def test_concurrent_reservations_never_exceed_the_limit(store: Store) -> None:
+    async def one() -> bool:
+        g = await store.reserve([Charge("budget:race:d", 1.0, 50.0, later()), Charge("budget:race:m", 1.0, 500.0,
+                                                                                   later())])
+        if g.ok:
+            await asyncio.sleep(0)
+            await store.settle(g, 1.0)
+        return g.ok
+
+    results = await asyncio.gather(*(one() for _ in range(200)))
+    assert sum(results) == 50
+    assert await store.levels(["budget:race:d", "budget:race:m"]) == [pytest.approx(50.0), pytest.approx(50.0)]
+
+
+async def test_ledger_rollups(store: Store) -> None:
+    now = time.time()
+    await store.record(SpendEntry("acme/web", "gpt-5", "cloud-high", cost_usd=0.01, baseline_usd=0.01,
+                                  tokens_in=100, tokens_out=50, ts=now, request_id="r1"))
+    await store.record(SpendEntry("acme/web", "qwen3:8b", "local-small", cost_usd=0.0, baseline_usd=0.004,
+                                  tokens_in=10, tokens_out=5, ts=now, request_id="r2"))
+    await store.record(SpendEntry("acme/web", "gpt-5", "cloud-high", cache_hit=True, baseline_usd=0.01, ts=now))
+    await store.record(SpendEntry("acme/web", "gpt-5-mini", "cloud-mini", failed=True, ts=now))
+    g = await store.reserve([Charge("b", 1.0, 5.0, later())])
+    await store.settle(g, 0.5, SpendEntry("other/x", "gpt-5", "cloud-high", cost_usd=0.5, baseline_usd=0.5, ts=now))
+    rows = {r.tenant: r for r in await store.spend("day")}
+    assert set(rows) == {"acme/web", "other/x"}
+    a = rows["acme/web"]
+    assert (a.requests, a.cache_hits, a.failed_attempts) == (3, 1, 1)
+    assert a.cost_usd == pytest.approx(0.01)
+    assert a.savings_usd == pytest.approx(0.014)
+    assert a.by_model["gpt-5"]["requests"] == 2
+    assert a.by_model["gpt-5-mini"]["failed_attempts"] == 1
+    assert a.by_tier["local-small"]["cost_usd"] == 0.0
+    assert (a.tokens_in, a.tokens_out) == (110, 55)
+    month = await store.spend("month", tenant="other/x")
+    assert [r.tenant for r in month] == ["other/x"]
+    assert month[0].cost_usd == pytest.approx(0.5)
+    assert await store.spend("day", period="1999-01-01") == []
+
+
+async def test_records(store: Store) -> None:
+    assert await store.get("keys/k1") is None
+    await store.put("keys/k1", {"name": "web", "tenant": "acme/web", "limits": {"rpm": 5}})
+    await store.put("keys/k2", {"name": "batch"})
+    await store.put("other/k3", {})
+    assert await store.get("keys/k1") == {"name": "web", "tenant": "acme/web", "limits": {"rpm": 5}}
+    assert [k for k, _ in await store.scan("keys/")] == ["keys/k1", "keys/k2"]
+    assert await store.get("other/k3") == {}
+    assert await store.delete("keys/k2") is True
+    assert await store.delete("keys/k2") is False
+    assert await store.incr("fb/t1", "up") == 1
+    assert await store.incr("fb/t1", "up", 2.5) == 3.5
+    assert (await store.get("fb/t1")) == {"up": 3.5}
+    await store.put("tmp", {"a": 1}, ttl_s=0.05)
+    await store.incr("tmpc", "n", ttl_s=0.05)
+    await asyncio.sleep(0.12)
+    assert await store.get("tmp") is None
+    assert await store.get("tmpc") is None
+    assert [k for k, _ in await store.scan("tmp")] == []
+
+
+def test_bad_urls() -> None:
+    with pytest.raises(StoreURLError):
+        open_store("postgres://x")
+    with pytest.raises(StoreURLError):
+        open_store("sqlite:///")
+
+
+async def test_sqlite_two_processes_share_one_limit(tmp_path: Path) -> None:
+    """Two stores on one file stand for two workers: leases keep the sum under the limit."""
+    url = f"sqlite:///{tmp_path}/shared.db"
+    a, b = open_store(url), open_store(url)
+    await a.start()
+    await b.start()
+
+    async def one(s: Store) -> bool:
+        g = await s.reserve([Charge("budget:two", 1.0, 40.0, later())])
+        if g.ok:
+            await s.settle(g, 1.0)
+        return g.ok
+
+    results = await asyncio.gather(*(one(a if i % 2 else b) for i in range(120)))
+    assert sum(results) == 40
+    await a.aclose()
+    await b.aclose()
+    c = open_store(url)
+    await c.start()
+    assert await c.levels(["budget:two"]) == [pytest.approx(40.0)]
+    await c.aclose()
+
+
+async def test_sqlite_persists_and_flushes_within_the_window(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/p.db"
+    s = open_store(url)
+    await s.start()
+    g = await s.reserve([Charge("budget:p", 2.0, 10.0, later())])
+    await s.settle(g, 1.25, SpendEntry("t/p", "gpt-5", "cloud-high", cost_usd=1.25, ts=time.time()))
+    await asyncio.sleep(sqlite_mod.FLUSH_S * 3)  # written behind, without aclose
+    other = open_store(url)
+    await other.start()
+    assert await other.levels(["budget:p"]) == [pytest.approx(1.25)]
+    assert (await other.spend("day"))[0].cost_usd == pytest.approx(1.25)
+    await other.aclose()
+    await s.aclose()
+
+
+async def test_redis_two_clients_share_one_limit() -> None:
+    require_redis()
+    prefix = new_prefix()
+    a, b = open_store(redis_url(prefix)), open_store(redis_url(prefix))
+    try:
+        async def one(s: Store) -> bool:
+            g = await s.reserve([Charge("budget:two", 1.0, 30.0, later())])
+            if g.ok:
+                await s.settle(g, 1.0)
+            return g.ok
+
+        results = await asyncio.gather(*(one(a if i % 2 else b) for i in range(100)))
+        assert sum(results) == 30
+    finally:
+        await a.aclose()
+        await b.aclose()
+        delete_prefix(prefix)
+
+
+async def test_redis_releases_holds_of_a_dead_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_redis()
+    from router.state import redis as redis_mod
+
+    prefix = new_prefix()
+    s = open_store(redis_url(prefix))
+    try:
+        monkeypatch.setattr(redis_mod, "HOLD_TTL_S", 0.05)
+        assert (await s.reserve([Charge("b:dead", 5.0, 5.0, later())])).ok  # never settled: its process "died"
+        await asyncio.sleep(0.1)
+        assert (await s.reserve([Charge("b:dead", 5.0, 5.0, later())])).ok
+    finally:
+        await s.aclose()
+        delete_prefix(prefix)
