@@ -11,11 +11,12 @@ headroom that this process alone may hand out. The database invariant is
 and a process reserves locally only within its own lease (`lease - reserved - pending >= amount`), so
 the limit holds across workers without a round trip per request. When a lease runs short the process
 takes a bigger one in one immediate transaction (at least what it needs, up to 1/16 of the limit, never
-more than the headroom not leased by anyone), or refuses. Settled use and ledger entries are written
-behind, every FLUSH_S (0.25 s), in one transaction that moves them from the lease into `used` (the sum
-above is unchanged, so the limit cannot be crossed in between), renews this process's leases and gives
-back the unused part of idle ones. Leases expire after LEASE_TTL_S without renewal, so a killed worker's
-headroom comes back.
+more than the headroom not leased by anyone), or refuses; when the headroom is short only because other
+workers hold leases, it waits for their next flush (at most 2 × FLUSH_S) before refusing. Settled use
+and ledger entries are written behind, every FLUSH_S (0.25 s), in one transaction that moves them from
+the lease into `used` (the sum above is unchanged, so the limit cannot be crossed in between), renews
+the leases still backing in-flight holds and gives back the free rest. Leases expire after LEASE_TTL_S
+without renewal, so a killed worker's headroom comes back.
 
 What a `kill -9` may lose: the spend settled in the last flush window (≤ 0.25 s) and the ledger entries
 of those requests. Never more, and the database itself stays consistent (SQLite's WAL is atomic).
@@ -103,6 +104,7 @@ class SQLiteStore(Store):
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
         self._closed = False
+        self._others_may_free = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -193,7 +195,8 @@ class SQLiteStore(Store):
             await self.start()
         assert self._lock is not None
         async with self._lock:  # one lease request at a time per process; re-check after waiting
-            for _ in range(3):
+            waits = 2
+            for _ in range(8):
                 g = self._try_local(charges)
                 if g is not None:
                     return g
@@ -209,7 +212,10 @@ class SQLiteStore(Store):
                     if base is not None:
                         loc.base = base
                 if denied is not None:
-                    break
+                    if not waits or not self._others_may_free:
+                        break
+                    waits -= 1  # another worker holds leases: wait for its next flush to give back the rest
+                    await asyncio.sleep(FLUSH_S)
             levels = [(loc := self._local[c.key]).base + loc.reserved + loc.pending for c in charges]
             denied_key = needs[denied][0] if denied is not None else None
             idx = next((i for i, c in enumerate(charges) if c.key == denied_key), 0)
@@ -234,6 +240,7 @@ class SQLiteStore(Store):
             headroom = limit - base - mine
             bases.append(base)
             if short > headroom + EPS:
+                self._others_may_free = short <= headroom + others + EPS
                 return [0.0] * len(needs), bases + [None] * (len(needs) - i - 1), i
             amount = min(headroom, max(short, limit * LEASE_FRACTION))
             granted.append(amount)
@@ -303,7 +310,7 @@ class SQLiteStore(Store):
             self._schedule()
 
     async def _flush(self, release_all: bool = False) -> None:
-        """Move settled use and ledger entries to the database; renew leases; return idle ones."""
+        """Move settled use and ledger entries to the database; renew leases; give back their free part."""
         if self._db is None:
             return
         now_m = time.monotonic()
@@ -313,9 +320,7 @@ class SQLiteStore(Store):
             used = loc.pending
             loc.pending = 0.0
             loc.lease -= used
-            idle = now_m - loc.last_use > FLUSH_S * 2
-            if loc.lease < 0 or ((release_all or idle or loc.expires_at < now) and loc.reserved <= EPS):
-                loc.lease = 0.0  # give back the free part (or forget an overdraft: it is in `used` now)
+            loc.lease = max(loc.reserved, 0.0)  # give back the free part: other workers may need it
             if used or loc.lease or loc.reserved:
                 deltas.append((key, used, max(loc.lease, 0.0), loc.expires_at))
             elif now_m - loc.last_use > IDLE_DROP_S or loc.expires_at < now or release_all:
