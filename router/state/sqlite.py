@@ -12,7 +12,7 @@ and a process reserves locally only within its own lease (`lease - reserved - pe
 the limit holds across workers without a round trip per request. When a lease runs short the process
 takes a bigger one in one immediate transaction (at least what it needs, up to 1/16 of the limit, never
 more than the headroom not leased by anyone), or refuses; when the headroom is short only because other
-workers hold leases, it waits for their next flush (at most 2 × FLUSH_S) before refusing. Settled use
+workers hold leases, it waits for their next flush (at most twice FLUSH_S) before refusing. Settled use
 and ledger entries are written behind, every FLUSH_S (0.25 s), in one transaction that moves them from
 the lease into `used` (the sum above is unchanged, so the limit cannot be crossed in between), renews
 the leases still backing in-flight holds and gives back the free rest. Leases expire after LEASE_TTL_S
