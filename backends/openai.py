@@ -7,7 +7,9 @@ The last step of the request's journey before the network. It
   no hop-by-hop headers;
 - talks HTTP/1.1 through backends/http1.py (a keep-alive pool per backend, one write per request),
   applies the four timeouts (connect, first byte, idle between chunks, total) and maps every
-  transport/provider failure into router.errors, so `retry` can promote;
+  transport/provider failure into router.errors, so `retry` can promote; what the client is told names
+  the backend, never its address or TLS details, and upstream error text reaches it only with the
+  backend's key (and anything shaped like a key) masked; operators get the detail in the log;
 - hands back JSON bodies whole, and streams as raw chunks with the first one already read (the point
   where promotion is still possible), dropping the injected usage-only chunk when the client did not
   ask for it.
@@ -35,6 +37,7 @@ from router.errors import (
     UpstreamFailure,
     UpstreamOverloaded,
     UpstreamTimeout,
+    mask_secrets,
 )
 from router.exchange import Candidate, Exchange, Reply
 from router.sse import UsageStripper, find_usage
@@ -51,7 +54,8 @@ STREAM_USAGE_ENDPOINTS = ("chat", "completions")
 JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_ERROR_BODY = 65536
-PCHAR = "!$&'()*+,;=:@-._~"  # what a path segment may hold unescaped (RFC 3986)
+PCHAR = "!$&'()*+,;=:@-._~"
+_ABSENT = object()  # what a path segment may hold unescaped (RFC 3986)
 
 
 class OpenAIBackend(Backend):
@@ -107,8 +111,11 @@ class OpenAIBackend(Backend):
         changes: dict[str, Any] = {}
         if body.get("model") != model.id:
             changes["model"] = model.id
-        for k, v in model.params.items():
+        for k, v in model.params.items():  # `params` fill what the client left out …
             if k not in body:
+                changes[k] = v
+        for k, v in model.force_params.items():  # … `force_params` win over what it sent
+            if body.get(k, _ABSENT) != v:
                 changes[k] = v
         strip = False
         if ex.stream and ex.endpoint in STREAM_USAGE_ENDPOINTS:
@@ -143,7 +150,7 @@ class OpenAIBackend(Backend):
                 elapsed = time.perf_counter() - t0
                 ex.upstream_s += elapsed
                 self.record_success(elapsed * 1000)
-                return Reply(200, SSE_HEADERS, stream=OpenAIStream(self, resp, first, strip))
+                return Reply(200, SSE_HEADERS, stream=OpenAIStream(self, resp, first, strip, ex))
             body = await resp.read()
         except TimeoutError as e:
             self._abort(resp)
@@ -152,7 +159,7 @@ class OpenAIBackend(Backend):
         except http1.HTTPClientError as e:
             self._abort(resp)
             self.record_failure()
-            raise UpstreamError(f"upstream {self.name!r} failed: {_describe(e)}") from None
+            raise self.transport_error(e, ex) from None
         except BaseException:
             self._abort(resp)
             raise
@@ -174,6 +181,25 @@ class OpenAIBackend(Backend):
                                    reason="slow_first_token" if promoting else "timeout")
         return UpstreamTimeout(f"upstream {self.name!r} did not finish within {t.total_s:g}s")
 
+    def transport_error(self, e: http1.HTTPClientError, ex: Exchange, mid_stream: bool = False) -> UpstreamError:
+        """The client's view of a transport failure (the backend's name and what went wrong); the detail,
+        which may hold addresses and TLS errors, goes to the operator's log."""
+        log.warning("request %s: backend %s: %s%s", ex.request_id, self.name, _describe(e),
+                    " (mid-stream)" if mid_stream else "")
+        if isinstance(e, http1.ConnectError):
+            what = "is unreachable"
+        elif isinstance(e, http1.ServerDisconnected):
+            what = "broke the stream" if mid_stream else "closed the connection before answering"
+        elif isinstance(e, http1.ProtocolError):
+            what = "sent an invalid HTTP response"
+        else:
+            what = "failed"
+        return UpstreamError(f"upstream {self.name!r} {what}")
+
+    def mask(self, text: str) -> str:
+        """Upstream text fit for a client: this backend's key and anything key-shaped masked."""
+        return mask_secrets(text, (self.api_key,) if self.api_key else ())
+
     @staticmethod
     def _abort(resp: http1.Response | None) -> None:
         if resp is not None:
@@ -184,7 +210,9 @@ class OpenAIBackend(Backend):
         body = await resp.read(MAX_ERROR_BODY)
         ex.upstream_s += time.perf_counter() - t0
         status = resp.status
-        detail = _error_message(body)
+        detail = self.mask(_error_message(body))
+        if detail:
+            log.info("request %s: backend %s answered %d: %s", ex.request_id, self.name, status, detail)
         if status in (429, 503, 529):
             if status != 429:  # a 429 is about our rate, not the server's health
                 self.record_failure()
@@ -198,16 +226,22 @@ class OpenAIBackend(Backend):
                 self.record_failure()
             what = "rejected the router's credentials" if status in (401, 403) else "failed"
             raise UpstreamError(f"upstream {self.name!r} {what} ({status}){': ' + detail if detail else ''}")
-        return Reply(status, JSON_HEADERS, body=body if body.startswith(b"{") else _wrap_error(status, detail))
+        if not body.startswith(b"{"):
+            return Reply(status, JSON_HEADERS, body=_wrap_error(status, detail))
+        text = body.decode("utf-8", "replace")
+        masked = self.mask(text)
+        return Reply(status, JSON_HEADERS, body=body if masked == text else masked.encode())
 
 
 class OpenAIStream:
     """The upstream's SSE body, relayed chunk by chunk; `usage` is set once it has ended."""
 
-    __slots__ = ("backend", "first", "resp", "strip", "usage")
+    __slots__ = ("backend", "ex", "first", "resp", "strip", "usage")
 
-    def __init__(self, backend: Backend, resp: http1.Response, first: bytes, strip: bool) -> None:
+    def __init__(self, backend: OpenAIBackend, resp: http1.Response, first: bytes, strip: bool,
+                 ex: Exchange) -> None:
         self.backend = backend
+        self.ex = ex
         self.resp = resp
         self.first = first
         self.strip = strip
@@ -231,12 +265,16 @@ class OpenAIStream:
                     if out:
                         yield out
                 chunk = await resp.chunk()
-        except TimeoutError:
+        except TimeoutError as e:
             resp.close()
-            raise UpstreamTimeout(f"upstream {self.backend.name!r} stalled mid-stream") from None
+            b = self.backend
+            if isinstance(e, http1.TotalTimeout):
+                total = b.spec.timeouts.total_s
+                raise UpstreamTimeout(f"upstream {b.name!r} did not finish within {total:g}s") from None
+            raise UpstreamTimeout(f"upstream {b.name!r} stalled mid-stream") from None
         except http1.HTTPClientError as e:
             resp.close()
-            raise UpstreamError(f"upstream {self.backend.name!r} broke the stream: {_describe(e)}") from None
+            raise self.backend.transport_error(e, self.ex, mid_stream=True) from None
         if stripper is not None:
             rest = stripper.flush()
             if rest:

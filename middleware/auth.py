@@ -14,7 +14,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from router.auth import ApiKey, KeyRing
-from router.errors import PermissionDenied
+from router.errors import PermissionDenied, echo
 from router.exchange import CallNext, Exchange, Reply
 from router.pipeline import Stage
 
@@ -47,7 +47,7 @@ def admit(ex: Exchange, entry: ApiKey) -> None:
     """Bind the exchange to its key, or refuse a model the key may not name."""
     if not entry.allows(ex.client_model):
         raise PermissionDenied(
-            f"This key may not use model '{ex.client_model}'.", param="model", code="model_not_allowed"
+            f"This key may not use model '{echo(ex.client_model)}'.", param="model", code="model_not_allowed"
         )
     ex.tenant = entry.tenant
     ex.key_name = entry.name

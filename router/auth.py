@@ -42,7 +42,7 @@ NO_KEY = "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' 
 
 
 def sha256_hex(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()  # a header's non-UTF-8 bytes: 401
 
 
 @dataclass(frozen=True, slots=True)

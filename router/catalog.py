@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from router.config import Config
-from router.errors import ModelNotFound
+from router.errors import ModelNotFound, echo
 from router.exchange import Candidate
 
 if TYPE_CHECKING:
@@ -58,13 +58,13 @@ class Catalog:
             tier = name[len(TIER_PREFIX):]
             if tier not in self.by_tier:
                 raise ModelNotFound(
-                    f"The model '{name}' does not exist: known tiers are {', '.join(self.tiers)}",
+                    f"The model '{echo(name)}' does not exist: known tiers are {', '.join(self.tiers)}",
                     param="model",
                 )
             return "tier", tier
         if name not in self.by_id:
             raise ModelNotFound(
-                f"The model '{name}' does not exist or you do not have access to it.", param="model"
+                f"The model '{echo(name)}' does not exist or you do not have access to it.", param="model"
             )
         return "model", name
 

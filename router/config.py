@@ -45,6 +45,7 @@ class ModelSpec:
     capabilities: frozenset[str] = frozenset()
     price: Price = field(default_factory=Price)
     params: dict[str, Any] = field(default_factory=dict)
+    force_params: dict[str, Any] = field(default_factory=dict)
     encoding: str | None = None
     location: str = "cloud"
 
@@ -113,6 +114,10 @@ class ServerSpec:
     workers: int = 1
     max_body_mb: float = 32.0
     shutdown_grace_s: float = 30.0
+    max_upstream_body_mb: float = 64.0
+    request_head_timeout_s: float = 10.0
+    keepalive_s: float = 75.0
+    write_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,18 +276,28 @@ class _Node:
 
 
 def _server(n: _Node) -> ServerSpec:
-    n.no_unknown(("host", "port", "workers", "max_body_mb", "shutdown_grace_s"))
+    n.no_unknown(("host", "port", "workers", "max_body_mb", "shutdown_grace_s", *LIMIT_KEYS))
     return ServerSpec(
         host=n.str("host", "127.0.0.1"),
         port=n.int("port", 8082, minimum=0),
         workers=n.int("workers", 1, minimum=1),
         max_body_mb=n.num("max_body_mb", 32.0, minimum=0.001),
         shutdown_grace_s=n.num("shutdown_grace_s", 30.0, minimum=0),
+        **_server_limits(n),
     )
 
 
+LIMIT_KEYS = ("max_upstream_body_mb", "request_head_timeout_s", "keepalive_s", "write_timeout_s")
+
+
+def _server_limits(n: _Node) -> dict[str, float]:
+    """The hardening limits of `server:` (issue 10): upstream body size, client head/keep-alive/write timeouts."""
+    d = ServerSpec()
+    return {k: n.num(k, getattr(d, k), minimum=0.001) for k in LIMIT_KEYS}
+
+
 def _model(n: _Node, backend: str, location: str) -> ModelSpec:
-    n.no_unknown(("id", "tier", "type", "context", "capabilities", "price", "params", "encoding"))
+    n.no_unknown(("id", "tier", "type", "context", "capabilities", "price", "params", "force_params", "encoding"))
     caps = n.str_list("capabilities")
     for i, c in enumerate(caps):
         if c not in CAPABILITIES:
@@ -302,6 +317,7 @@ def _model(n: _Node, backend: str, location: str) -> ModelSpec:
         capabilities=frozenset(caps),
         price=price,
         params=n.mapping("params"),
+        force_params=n.mapping("force_params"),
         encoding=n.str("encoding"),
         location=location,
     )

@@ -18,11 +18,57 @@ it into `{"error": {"message", "type", "param", "code"}}` with the right status.
         ├── UpstreamError           502 upstream_error        (connection refused/reset, 5xx, bad reply)
         ├── UpstreamOverloaded      503 upstream_overloaded   (429 / 503 from the upstream)
         └── UpstreamTimeout         504 upstream_timeout      (connect, first byte, idle, total, slow first token)
+
+What a client may see is bounded and clean: `echo()` truncates a client value quoted back (a model id),
+every message is capped at `MAX_MESSAGE` characters and made valid UTF-8, and `mask_secrets()` removes
+keys (the backend's own, and anything shaped like one) from upstream text before it is passed on.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 import orjson
+
+MAX_ECHO = 64  # characters of a client value quoted back in an error or a log line
+MAX_MESSAGE = 1024  # characters of any error message
+MASK = "***"
+# Shapes of credentials an upstream may echo: OpenAI/Anthropic-style `sk-…` keys, `Bearer …` tokens, AWS and
+# Google key ids, GitHub/Slack tokens, `key=…` pairs, and long opaque tokens (32+ base64/hex characters).
+_KEY_SHAPES = re.compile(
+    r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"
+    r"|\bsk-[A-Za-z0-9_-]{6,}"
+    r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"
+    r"|\bAIza[0-9A-Za-z_-]{30,}"
+    r"|\b(?:gh[pousr]|xox[abprs])[-_][A-Za-z0-9-]{10,}"
+    r"|(?i:api[_-]?key|access[_-]?token|secret)[\"']?\s*[:=]\s*[\"']?[^\s\"',;]{6,}"
+    r"|\b[A-Za-z0-9_+/=-]{32,}"
+)
+
+
+def echo(value: object, limit: int = MAX_ECHO) -> str:
+    """A client value fit to quote back: at most `limit` characters (then "…"), valid UTF-8."""
+    s = value if isinstance(value, str) else str(value)
+    if len(s) > limit:
+        s = s[:limit] + "…"
+    return _valid_utf8(s)
+
+
+def _valid_utf8(s: str) -> str:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (a header's non-UTF-8 bytes, surrogate-escaped)
+        return s.encode("utf-8", "replace").decode("utf-8")
+    return s
+
+
+def mask_secrets(text: str, known: Iterable[str] = ()) -> str:
+    """`text` with every `known` secret and anything shaped like a key replaced by `***`."""
+    for k in known:
+        if k and k in text:
+            text = text.replace(k, MASK)
+    return _KEY_SHAPES.sub(MASK, text)
 
 
 class ProxyError(Exception):
@@ -40,6 +86,9 @@ class ProxyError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "…"
+        message = _valid_utf8(message)
         super().__init__(message)
         self.message = message
         self.param = param

@@ -13,6 +13,7 @@ import gc
 import itertools
 import logging
 import os
+import re
 import signal
 import socket
 import time
@@ -40,10 +41,12 @@ from router.errors import (
     ProxyError,
     RequestTooLarge,
     UpstreamFailure,
+    echo,
 )
 from router.exchange import Exchange, Reply
 from router.observe.accesslog import AccessLog
 from router.pipeline import Pipeline
+from router.protocol import GuardedRunner
 from router.routing.preview import describe
 from router.state import open_store
 from router.validate import check
@@ -57,6 +60,7 @@ ENDPOINTS = {
     "/v1/responses": "responses",
 }
 JSON = "application/json"
+REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")  # a client's x-request-id is kept only if it is this
 SERVICE_KEY = web.AppKey("service", object)
 
 
@@ -153,6 +157,13 @@ class Handlers:
         self.app = app
         self.new_id = RequestIds()
 
+    def request_id(self, request: web.Request) -> str:
+        """The client's `x-request-id` if it is 1-128 visible ASCII characters, else a new one."""
+        rid = request.headers.get("x-request-id")
+        if rid is not None and REQUEST_ID.fullmatch(rid):
+            return rid
+        return self.new_id()
+
     @property
     def service(self) -> RouterService:
         return self.app[SERVICE_KEY]  # type: ignore[return-value]
@@ -186,17 +197,17 @@ class Handlers:
         model_id = request.match_info["model_id"]
         m = self.service.catalog.model_json(model_id)
         if m is None:
-            e = ModelNotFound(f"The model '{model_id}' does not exist", param="model")
-            return _error_response(e, request.headers.get("x-request-id") or self.new_id())
+            e = ModelNotFound(f"The model '{echo(model_id)}' does not exist", param="model")
+            return _error_response(e, self.request_id(request))
         return web.Response(body=orjson.dumps(m), content_type=JSON)
 
     async def not_found(self, request: web.Request) -> web.Response:
-        rid = request.headers.get("x-request-id") or self.new_id()
+        rid = self.request_id(request)
         if request.path in ENDPOINTS or request.path == "/v1/route":
             e: ProxyError = InvalidRequest(f"Method {request.method} is not allowed on {request.path}; use POST.")
             e.status = 405
             return _error_response(e, rid)
-        return _error_response(NotFound(f"Unknown path: {request.method} {request.path}"), rid)
+        return _error_response(NotFound(f"Unknown path: {echo(request.method)} {echo(request.path, 256)}"), rid)
 
     async def _read_body(
         self, request: web.Request, svc: RouterService, endpoint: str
@@ -215,12 +226,12 @@ class Handlers:
                 "We could not parse the JSON body of your request. The body must be valid JSON.",
                 code="invalid_json",
             ) from None
-        return raw, check(endpoint, body)
+        return raw, check(endpoint, body, raw)
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         svc = self.service
         endpoint = ENDPOINTS[request.path]
-        rid = request.headers.get("x-request-id") or self.new_id()
+        rid = self.request_id(request)
         ex: Exchange | None = None
         try:
             raw, body = await self._read_body(request, svc, endpoint)
@@ -235,8 +246,7 @@ class Handlers:
                 svc.access.write(ex, error=e.code)
             return resp
         except Exception:
-            log.exception("request %s failed unexpectedly", rid)  # the traceback, never the body
-            return _error_response(InternalError("The router failed to handle this request."), rid)
+            return self._internal_error(svc, ex, rid)
         if reply.stream is not None:
             return await self._pump(request, svc, ex, reply)
         overhead = (time.perf_counter() - ex.started - ex.upstream_s) * 1000
@@ -247,6 +257,20 @@ class Handlers:
         _finish(ex)
         svc.access.write(ex)
         return web.Response(status=reply.status, body=reply.body, headers=headers)
+
+    @staticmethod
+    def _internal_error(svc: RouterService, ex: Exchange | None, rid: str) -> web.Response:
+        """A bug: the traceback goes to the operator's log (never the body), the client gets an OpenAI-shaped
+        500 with its request id, and the request still gets its access-log line."""
+        log.exception("request %s failed unexpectedly", rid)
+        resp = _error_response(InternalError("The router failed to handle this request."), rid)
+        if ex is not None:
+            ex.status = 500
+            try:
+                svc.access.write(ex, error="internal_error")
+            except Exception:
+                log.exception("request %s: access log failed", rid)
+        return resp
 
     async def _pump(self, request: web.Request, svc: RouterService, ex: Exchange, reply: Reply) -> web.StreamResponse:
         """Relay the stream once, chunk by chunk; close the upstream when the client goes away."""
@@ -282,7 +306,7 @@ class Handlers:
 
     async def route_preview(self, request: web.Request) -> web.Response:
         svc = self.service
-        rid = request.headers.get("x-request-id") or self.new_id()
+        rid = self.request_id(request)
         try:
             raw, body = await self._read_body(request, svc, "chat")
             ex = Exchange(rid, "chat", body, raw, request.headers)
@@ -290,6 +314,8 @@ class Handlers:
             reply = await svc.pipeline(ex)
         except ProxyError as e:
             return _error_response(e, rid)
+        except Exception:
+            return self._internal_error(svc, None, rid)
         return web.Response(status=reply.status, body=reply.body, content_type=JSON, headers={"x-request-id": rid})
 
 
@@ -320,7 +346,8 @@ def _finish(ex: Exchange) -> None:
 
 def create_app(service: RouterService) -> web.Application:
     """The aiohttp application for one service; `on_startup` opens its pools, `on_cleanup` closes them."""
-    app = web.Application(client_max_size=service.max_body + 1, handler_args={"max_field_size": 65536})
+    app = web.Application(client_max_size=service.max_body + 1, handler_args={
+        "max_field_size": 65536, "keepalive_timeout": service.config.server.keepalive_s})
     app[SERVICE_KEY] = service
     h = Handlers(app)
     r = app.router
@@ -375,9 +402,10 @@ async def serve(
     """Serve until `stop` is set (or SIGTERM/SIGINT), then drain in-flight requests and close."""
     service = service or RouterService(config)
     app = create_app(service)
-    runner = web.AppRunner(
+    runner = GuardedRunner(
         app, handle_signals=False, access_log=None, handler_cancellation=True,
         shutdown_timeout=config.server.shutdown_grace_s,
+        head_timeout=config.server.request_head_timeout_s, write_timeout=config.server.write_timeout_s,
     )
     await runner.setup()
     gc.collect()

@@ -2,6 +2,9 @@
 
 Only what the router itself relies on is checked (types of `model`, `stream`, `messages`, `prompt`,
 `input`, `max_tokens`); everything else is the upstream's business and passes through untouched.
+First of all, nesting: JSON nested deeper than `MAX_DEPTH` parses but cannot be re-encoded (orjson's
+encoder stops at 255 levels), so it is refused with a 400 before any stage sees it. The check costs two
+C-level byte counts on ordinary bodies; only a body with that many brackets in all is walked.
 """
 
 from __future__ import annotations
@@ -9,6 +12,26 @@ from __future__ import annotations
 from typing import Any
 
 from router.errors import InvalidRequest
+
+MAX_DEPTH = 128  # arrays/objects nested in each other; OpenAI's own JSON (tool schemas included) stays far below
+
+
+def too_deep(raw: bytes, body: Any, limit: int = MAX_DEPTH) -> bool:
+    """Is `body` (parsed from `raw`) nested deeper than `limit`?"""
+    if raw.count(b"[") + raw.count(b"{") <= limit:  # fewer openers than levels: cannot be that deep
+        return False
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        for c in children:
+            if isinstance(c, (dict, list)) and c:
+                stack.append((c, depth + 1))
+            elif isinstance(c, (dict, list)) and depth + 1 > limit:
+                return True
+    return False
 
 
 def _messages(body: dict[str, Any], param: str = "messages") -> None:
@@ -56,10 +79,12 @@ def _common(body: dict[str, Any]) -> None:
                              code="invalid_type")
 
 
-def check(endpoint: str, body: Any) -> dict[str, Any]:
-    """Raise InvalidRequest unless `body` fits `endpoint`; return it typed."""
+def check(endpoint: str, body: Any, raw: bytes | None = None) -> dict[str, Any]:
+    """Raise InvalidRequest unless `body` (parsed from `raw`) fits `endpoint`; return it typed."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    if raw is not None and too_deep(raw, body):
+        raise InvalidRequest(f"The request body is nested more than {MAX_DEPTH} levels deep.", code="invalid_json")
     _common(body)
     if endpoint == "chat":
         _messages(body)

@@ -41,3 +41,15 @@ class BlockWord:
 class NoHandle:
     def __init__(self, ctx: Any) -> None:
         pass
+
+
+class Boom:
+    """Fails with a bug (not a ProxyError) on requests whose body has `"boom": true`."""
+
+    def __init__(self, ctx: Any) -> None:
+        pass
+
+    async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
+        if ex.body.get("boom") is True:
+            raise RuntimeError("a bug in a stage")
+        return await call_next(ex)

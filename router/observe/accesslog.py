@@ -17,6 +17,7 @@ import time
 import orjson
 
 from router.cost import token_counts
+from router.errors import echo
 from router.exchange import Exchange
 
 FLUSH_EVERY_S = 1.0
@@ -72,7 +73,7 @@ class AccessLog:
             "endpoint": ex.endpoint,
             "status": ex.status,
             "tenant": ex.tenant,
-            "requested": ex.client_model,
+            "requested": echo(ex.client_model),  # a client value: truncated
             "model": t.model.id if t else None,
             "backend": t.model.backend if t else None,
             "tier": t.tier if t else None,

@@ -30,7 +30,7 @@ from typing import Any
 
 from router.catalog import Catalog, is_auto, is_routed
 from router.config import COMPLEXITIES, ConfigError, Routing, Rule
-from router.errors import InvalidRequest, NoBackendAvailable, PermissionDenied
+from router.errors import InvalidRequest, NoBackendAvailable, PermissionDenied, echo
 from router.exchange import Candidate, Decision, Features
 
 RANK = {c: i for i, c in enumerate(COMPLEXITIES)}
@@ -358,13 +358,13 @@ class Policy:
             prefer = prefer.strip().lower()
             if prefer not in LOCATIONS:
                 raise InvalidRequest(
-                    f"{PREFER_HEADER}: expected local or cloud, got {prefer!r}", param=PREFER_HEADER
+                    f"{PREFER_HEADER}: expected local or cloud, got {echo(prefer)!r}", param=PREFER_HEADER
                 )
         if max_tier is not None:
             max_tier = max_tier.strip().removeprefix("tier:")
             if max_tier not in self.rank:
                 raise InvalidRequest(
-                    f"{MAX_TIER_HEADER}: unknown tier {max_tier!r} (known: {', '.join(self.tiers)})",
+                    f"{MAX_TIER_HEADER}: unknown tier {echo(max_tier)!r} (known: {', '.join(self.tiers)})",
                     param=MAX_TIER_HEADER,
                 )
         return prefer, max_tier
