@@ -5,11 +5,12 @@ See backends/base.py for the contract every adapter keeps.
 
 from __future__ import annotations
 
+from backends.anthropic import AnthropicBackend
 from backends.base import Backend
 from backends.openai import AzureBackend, OpenAIBackend
 from router.config import BackendSpec, ConfigError
 
-KINDS: dict[str, type[Backend]] = {"openai": OpenAIBackend, "azure": AzureBackend}
+KINDS: dict[str, type[Backend]] = {"openai": OpenAIBackend, "azure": AzureBackend, "anthropic": AnthropicBackend}
 
 
 def make_backend(spec: BackendSpec) -> Backend:

@@ -40,6 +40,7 @@ from router.errors import (
     mask_secrets,
 )
 from router.exchange import Candidate, Exchange, Reply
+from router.formats.bridge import StreamTranslator, Translation
 from router.sse import UsageStripper, find_usage
 
 log = logging.getLogger("ai_router.backend")
@@ -98,15 +99,36 @@ class OpenAIBackend(Backend):
 
     # ------------------------------------------------------------ the call
 
-    def target_for(self, ex: Exchange, model: ModelSpec) -> str:
+    def target_for(self, endpoint: str, model: ModelSpec) -> str:
         """The request target under base_url's path (`/chat/completions`)."""
-        path = PATHS.get(ex.endpoint)
+        path = PATHS.get(endpoint)
         if path is None:
-            raise InvalidRequest(f"backend {self.name!r} does not serve {ex.endpoint} requests", param="model")
+            raise InvalidRequest(f"backend {self.name!r} does not serve {endpoint} requests", param="model")
         return path
 
-    def payload(self, ex: Exchange, model: ModelSpec) -> tuple[bytes, bool]:
+    def plan(self, ex: Exchange, model: ModelSpec) -> tuple[str, Translation | None]:
+        """Where the request goes and, when this upstream does not speak the client's format, its translation.
+
+        Chat, completions and embeddings go as they are; Responses too when the model has the `responses`
+        capability, else they are translated to chat completions, like Anthropic Messages requests."""
+        ep = ex.endpoint
+        if ep in PATHS and (ep != "responses" or "responses" in model.capabilities):
+            return self.target_for(ep, model), None
+        if ep in ("responses", "messages"):
+            field = "max_tokens" if self.spec.location == "local" else "max_completion_tokens"
+            return self.target_for("chat", model), Translation(ep, "chat", ex.body, max_tokens_field=field)
+        raise InvalidRequest(f"backend {self.name!r} does not serve {ep} requests", param="model")
+
+    def request_head(self, client: http1.Client, target: str, ex: Exchange) -> bytes:
+        """The request head for `target` (a subclass may add per-request headers)."""
+        return client.head(target)
+
+    def payload(self, ex: Exchange, model: ModelSpec, tr: Translation | None = None) -> tuple[bytes, bool]:
         """The bytes to send, and whether the router injected stream usage (so must strip it)."""
+        if tr is not None:
+            tr.model = model.id
+            return orjson.dumps({**{k: v for k, v in model.params.items() if k not in tr.body},
+                                 **tr.body, **model.force_params, "model": model.id}), False
         body = ex.body
         changes: dict[str, Any] = {}
         if body.get("model") != model.id:
@@ -133,15 +155,19 @@ class OpenAIBackend(Backend):
             raise UpstreamError(f"backend {self.name!r} is not started")
         if self.spec.api_key_env and not self.api_key:
             raise UpstreamError(f"backend {self.name!r} has no API key (${self.spec.api_key_env} is not set)")
-        head = client.head(self.target_for(ex, target.model))
-        data, strip = self.payload(ex, target.model)
+        path, tr = self.plan(ex, target.model)
+        head = self.request_head(client, path, ex)
+        data, strip = self.payload(ex, target.model, tr)
         limit = first_byte_s if first_byte_s is not None else self.spec.timeouts.first_byte_s
         t0 = time.perf_counter()
         resp: http1.Response | None = None
         try:
             resp = await client.post(head, data, http1.encode_header_value(ex.request_id), limit, ex.stream)
             if resp.status >= 400:
-                return await self._error_reply(resp, ex, t0)
+                reply = await self._error_reply(resp, ex, t0)
+                if tr is not None and reply.body is not None:
+                    reply.body = tr.answer(reply.status, reply.body)
+                return reply
             if ex.stream and resp.is_event_stream:
                 first = await resp.chunk()
                 if not first:
@@ -149,8 +175,13 @@ class OpenAIBackend(Backend):
                 resp.read_gap(self.spec.timeouts.idle_s)
                 elapsed = time.perf_counter() - t0
                 ex.upstream_s += elapsed
+                if tr is not None:  # translated before returning: an error event in it can still be promoted
+                    stream: Any = TranslatedStream(self, resp, first, tr.stream(), ex)
+                    stream.first = stream.translator.feed(first)
+                else:
+                    stream = self.native_stream(resp, first, strip, ex)
                 self.record_success(elapsed * 1000)
-                return Reply(200, SSE_HEADERS, stream=OpenAIStream(self, resp, first, strip, ex))
+                return Reply(200, SSE_HEADERS, stream=stream)
             body = await resp.read()
         except TimeoutError as e:
             self._abort(resp)
@@ -166,10 +197,18 @@ class OpenAIBackend(Backend):
         elapsed = time.perf_counter() - t0
         ex.upstream_s += elapsed
         self.record_success(elapsed * 1000)
-        usage = ex.usage = find_usage(body)
+        if tr is not None:
+            body = tr.answer(resp.status, body)
+            usage = ex.usage = tr.usage
+        else:
+            usage = ex.usage = find_usage(body)
         if usage is not None:
             ex.cost_usd = cost_usd(target.model, usage)
         return Reply(resp.status, JSON_HEADERS, body=body)
+
+    def native_stream(self, resp: http1.Response, first: bytes, strip: bool, ex: Exchange) -> Any:
+        """The relay of a stream in the client's own format."""
+        return OpenAIStream(self, resp, first, strip, ex)
 
     def _timeout_error(self, e: TimeoutError, ex: Exchange, limit: float, promoting: bool) -> UpstreamTimeout:
         t = self.spec.timeouts
@@ -289,6 +328,62 @@ class OpenAIStream:
         self.resp.close()
 
 
+class TranslatedStream:
+    """An upstream stream in another wire format, translated event by event (router/formats/bridge.py).
+
+    `first` is the translation of the upstream's first chunk (done before the reply is returned, so an
+    error event in it is still promotable); `usage` is the upstream's own usage object."""
+
+    __slots__ = ("backend", "ex", "first", "resp", "translator")
+
+    def __init__(self, backend: OpenAIBackend, resp: http1.Response, first: bytes, translator: StreamTranslator,
+                 ex: Exchange) -> None:
+        self.backend = backend
+        self.ex = ex
+        self.resp = resp
+        self.first = b""
+        self.translator = translator
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self.translator.usage
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._relay()
+
+    async def _relay(self) -> AsyncIterator[bytes]:
+        resp = self.resp
+        tr = self.translator
+        if self.first:
+            yield self.first
+        try:
+            while chunk := await resp.chunk():
+                if tr.done:
+                    continue  # after the last event: read to the end, so the connection can be reused
+                out = tr.feed(chunk)
+                if out:
+                    yield out
+        except TimeoutError as e:
+            resp.close()
+            b = self.backend
+            if isinstance(e, http1.TotalTimeout):
+                total = b.spec.timeouts.total_s
+                raise UpstreamTimeout(f"upstream {b.name!r} did not finish within {total:g}s") from None
+            raise UpstreamTimeout(f"upstream {b.name!r} stalled mid-stream") from None
+        except http1.HTTPClientError as e:
+            resp.close()
+            raise self.backend.transport_error(e, self.ex, mid_stream=True) from None
+        except UpstreamFailure:
+            resp.close()
+            raise
+        rest = tr.close()
+        if rest:
+            yield rest
+
+    async def aclose(self) -> None:
+        self.resp.close()
+
+
 def _describe(e: BaseException) -> str:
     if isinstance(e, http1.ConnectError | http1.ServerDisconnected | http1.ProtocolError):
         return str(e)
@@ -327,9 +422,12 @@ class AzureBackend(OpenAIBackend):
     def auth_headers(self) -> dict[str, str]:
         return {"api-key": self.api_key} if self.api_key else {}
 
-    def target_for(self, ex: Exchange, model: ModelSpec) -> str:
-        path = super().target_for(ex, model)
-        return f"/deployments/{quote(model.id, safe=PCHAR)}{path}?{urlencode({'api-version': self.api_version})}"
+    def target_for(self, endpoint: str, model: ModelSpec) -> str:
+        path = super().target_for(endpoint, model)
+        query = urlencode({"api-version": self.api_version})
+        if endpoint == "responses":  # the Responses API is per resource, the model (deployment) goes in the body
+            return f"{path}?{query}"
+        return f"/deployments/{quote(model.id, safe=PCHAR)}{path}?{query}"
 
 
-__all__ = ["AzureBackend", "OpenAIBackend", "OpenAIStream", "UpstreamFailure"]
+__all__ = ["AzureBackend", "OpenAIBackend", "OpenAIStream", "TranslatedStream", "UpstreamFailure"]

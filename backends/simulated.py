@@ -1,11 +1,19 @@
-"""A simulated OpenAI-compatible upstream, for the demo and the tests (not a backend adapter).
+"""Simulated upstreams, for the demo and the tests (not backend adapters).
 
-It plays a "local GPU" or a "cloud" server: `/v1/models`, `/v1/chat/completions` and `/v1/completions`
-(JSON or token-by-token SSE with a first-token delay and a per-token delay, `usage` as OpenAI reports
-it, including the final usage-only chunk when `stream_options.include_usage` is set) and
-`/v1/embeddings` (deterministic vectors). Tests steer its `behavior` to inject failures (an error
-status, a hang, a broken stream) and read what it received (`requests`) and whether a client went away
-mid-stream (`disconnects`).
+A `SimulatedUpstream` plays a "local GPU" or a "cloud" server: `/v1/models`, `/v1/chat/completions` and
+`/v1/completions` (JSON or token-by-token SSE with a first-token delay and a per-token delay, `usage` as
+OpenAI reports it, including the final usage-only chunk when `stream_options.include_usage` is set; tool
+calls when the request offers tools), `/v1/embeddings` (deterministic vectors) and `/v1/responses`
+(OpenAI's Responses API, for models configured with `capabilities: [responses]`).
+
+It also speaks Anthropic's Messages API on `/v1/messages`, written from Anthropic's documented wire
+format (not from the router's translators, which it is there to check): JSON Message objects and the SSE
+sequence message_start, content_block_start, ping, content_block_delta (text_delta, input_json_delta,
+thinking_delta, signature_delta), content_block_stop, message_delta, message_stop, and `error` events;
+usage with cache read/write counts (`Behavior.cache_read_tokens`/`cache_write_tokens`).
+
+Tests steer its `behavior` to inject failures (an error status, a hang, a broken stream, an error event
+mid-stream) and read what it received (`requests`) and whether a client went away (`disconnects`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
+
+from router.formats.responses import ChatToResponses, chat_to_response
 
 WORDS = (
     "Sure", "here", "is", "a", "concise", "answer", "based", "on", "what", "you", "asked", "The", "key",
@@ -41,6 +51,9 @@ class Behavior:
     hang: bool = False  # accept, then never answer
     break_after_tokens: int | None = None  # close the connection mid-stream
     error_headers: dict[str, str] = field(default_factory=dict)
+    stream_error_after: int | None = None  # Messages streams: an `error` event after this many tokens
+    cache_read_tokens: int = 0  # Messages usage: input tokens read from the prompt cache …
+    cache_write_tokens: int = 0  # … and written to it
 
 
 class SimulatedUpstream:
@@ -66,6 +79,8 @@ class SimulatedUpstream:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_post("/v1/messages", self._messages)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -88,19 +103,22 @@ class SimulatedUpstream:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": self.name} for m in self.models]
         return web.json_response({"object": "list", "data": data}, dumps=lambda o: orjson.dumps(o).decode())
 
-    async def _admit(self, request: web.Request) -> tuple[dict[str, Any], web.Response | None]:
+    async def _admit(self, request: web.Request, anthropic: bool = False) -> tuple[dict[str, Any], web.Response | None]:
         body = orjson.loads(await request.read())
-        self.requests.append(
-            {"body": body, "headers": {k.lower(): v for k, v in request.headers.items()}, "path": request.path}
-        )
+        self.requests.append({"body": body, "headers": {k.lower(): v for k, v in request.headers.items()},
+                              "path": request.path, "query": request.query_string})
         b = self.behavior
         if b.hang:
             await asyncio.sleep(3600)
         if b.fail_status is not None and b.fail_times != 0:
             if b.fail_times > 0:
                 b.fail_times -= 1
-            err = {"error": {"message": f"simulated failure {b.fail_status}", "type": "server_error",
-                             "param": None, "code": None}}
+            err: dict[str, Any] = {"error": {"message": f"simulated failure {b.fail_status}", "type": "server_error",
+                                             "param": None, "code": None}}
+            if anthropic:
+                kind = {529: "overloaded_error", 429: "rate_limit_error", 400: "invalid_request_error",
+                        401: "authentication_error"}.get(b.fail_status, "api_error")
+                err = {"type": "error", "error": {"type": kind, "message": f"simulated failure {b.fail_status}"}}
             return body, web.Response(status=b.fail_status, body=orjson.dumps(err),
                                       content_type="application/json", headers=b.error_headers)
         return body, None
@@ -115,7 +133,7 @@ class SimulatedUpstream:
     @staticmethod
     def _prompt_tokens(body: dict[str, Any]) -> int:
         if "messages" in body:
-            text = "".join(str(m.get("content", "")) for m in body["messages"])
+            text = str(body.get("system") or "") + "".join(str(m.get("content", "")) for m in body["messages"])
             return 3 + 4 * len(body["messages"]) + max(1, len(text) // 4)
         return max(1, len(str(body.get("prompt", ""))) // 4)
 
@@ -137,6 +155,7 @@ class SimulatedUpstream:
         rid = f"{'chatcmpl' if chat else 'cmpl'}-sim{next(self._ids)}"
         created = int(time.time())
         obj = "chat.completion" if chat else "text_completion"
+        calls = _tool_calls(body) if chat else []
         if b.first_token_s:
             await asyncio.sleep(b.first_token_s)
         if not body.get("stream"):
@@ -147,6 +166,11 @@ class SimulatedUpstream:
                 {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                 if chat else {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
             )
+            if calls:
+                choice = {"index": 0, "finish_reason": "tool_calls", "message": {
+                    "role": "assistant", "content": None,
+                    "tool_calls": [{"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+                                   for cid, name, args in calls]}}
             out = {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice],
                    "usage": usage}
             return web.Response(body=orjson.dumps(out), content_type="application/json")
@@ -166,6 +190,14 @@ class SimulatedUpstream:
             if chat:
                 await resp.write(event([{"index": 0, "delta": {"role": "assistant", "content": ""},
                                          "finish_reason": None}]))
+            if calls:
+                words = []
+                for k, (cid, name, args) in enumerate(calls):
+                    head = {"index": k, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}
+                    await resp.write(event([{"index": 0, "delta": {"tool_calls": [head]}, "finish_reason": None}]))
+                    for piece in _pieces(args):
+                        d = {"tool_calls": [{"index": k, "function": {"arguments": piece}}]}
+                        await resp.write(event([{"index": 0, "delta": d, "finish_reason": None}]))
             for i, w in enumerate(words):
                 if b.break_after_tokens is not None and i >= b.break_after_tokens:
                     request.transport.close()  # type: ignore[union-attr]
@@ -175,7 +207,7 @@ class SimulatedUpstream:
                 c = ({"index": 0, "delta": {"content": w}, "finish_reason": None} if chat
                      else {"index": 0, "text": w, "finish_reason": None, "logprobs": None})
                 await resp.write(event([c]))
-            last = ({"index": 0, "delta": {}, "finish_reason": "stop"} if chat
+            last = ({"index": 0, "delta": {}, "finish_reason": "tool_calls" if calls else "stop"} if chat
                     else {"index": 0, "text": "", "finish_reason": "stop", "logprobs": None})
             await resp.write(event([last]))
             if include_usage:
@@ -205,3 +237,158 @@ class SimulatedUpstream:
         raw = [(digest[i % 32] - 127.5) / 127.5 for i in range(self.dims)]
         norm = math.sqrt(sum(v * v for v in raw)) or 1.0
         return [round(v / norm, 6) for v in raw]
+
+    # ------------------------------------------------------------ OpenAI Responses API
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """The Responses API as OpenAI serves it (for models with `capabilities: [responses]`)."""
+        body, failure = await self._admit(request)
+        if failure is not None:
+            return failure
+        b = self.behavior
+        inp = body.get("input")
+        text = inp if isinstance(inp, str) else orjson.dumps(inp).decode()
+        words = self._reply_words({"model": body.get("model"), "max_tokens": body.get("max_output_tokens")})
+        n_in = max(1, len(text + str(body.get("instructions") or "")) // 4)
+        usage = {"prompt_tokens": n_in, "completion_tokens": len(words), "total_tokens": n_in + len(words)}
+        model = body.get("model", self.models[0])
+        if b.first_token_s:
+            await asyncio.sleep(b.first_token_s)
+        if not body.get("stream"):
+            completion = {"model": model, "choices": [{"index": 0, "finish_reason": "stop",
+                                                       "message": {"role": "assistant", "content": "".join(words)}}],
+                          "usage": usage}
+            return web.Response(body=orjson.dumps(chat_to_response(completion, body)), content_type="application/json")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        events = ChatToResponses(body, model)
+        try:
+            await resp.write(events.start())
+            for i, w in enumerate(words):
+                if b.token_delay_s and i:
+                    await asyncio.sleep(b.token_delay_s)
+                await resp.write(events.feed({"choices": [{"index": 0, "delta": {"content": w}}]}))
+            events.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage})
+            await resp.write(events.end())
+            await resp.write_eof()
+        except (ConnectionResetError, ClientConnectionResetError, asyncio.CancelledError):
+            self.disconnects += 1
+            raise
+        self.completed_streams += 1
+        return resp
+
+    # ------------------------------------------------------------ Anthropic Messages API
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic's `POST /v1/messages`, JSON or SSE, as documented."""
+        body, failure = await self._admit(request, anthropic=True)
+        if failure is not None:
+            return failure
+        b = self.behavior
+        words = self._reply_words(body)
+        calls = _tool_calls(body, anthropic=True)
+        thinking = isinstance(body.get("thinking"), dict) and body["thinking"].get("type") == "enabled"
+        if calls:
+            words = words[:3]
+        model = body.get("model", self.models[0])
+        usage = {"input_tokens": self._prompt_tokens(body), "cache_creation_input_tokens": b.cache_write_tokens,
+                 "cache_read_input_tokens": b.cache_read_tokens, "output_tokens": len(words) + 4 * len(calls)}
+        mid = f"msg_sim{next(self._ids)}"
+        stop = "tool_use" if calls else "max_tokens" if len(words) >= (body.get("max_tokens") or 10**9) else "end_turn"
+        if b.first_token_s:
+            await asyncio.sleep(b.first_token_s)
+        if not body.get("stream"):
+            content: list[dict[str, Any]] = []
+            if thinking:
+                content.append({"type": "thinking", "thinking": "Let me think.", "signature": "sig-sim"})
+            content.append({"type": "text", "text": "".join(words)})
+            content += [{"type": "tool_use", "id": cid, "name": name, "input": orjson.loads(args)}
+                        for cid, name, args in calls]
+            msg = {"id": mid, "type": "message", "role": "assistant", "model": model, "content": content,
+                   "stop_reason": stop, "stop_sequence": None, "usage": usage}
+            return web.Response(body=orjson.dumps(msg), content_type="application/json")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+
+        def ev(name: str, data: dict[str, Any]) -> bytes:
+            return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+        start_usage = {**usage, "output_tokens": 1}
+        try:
+            await resp.write(ev("message_start", {"type": "message_start", "message": {
+                "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
+                "stop_reason": None, "stop_sequence": None, "usage": start_usage}}))
+            index = 0
+            if thinking:
+                await resp.write(ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                                            "content_block": {"type": "thinking", "thinking": ""}}))
+                await resp.write(ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+                    "type": "thinking_delta", "thinking": "Let me think."}}))
+                await resp.write(ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+                    "type": "signature_delta", "signature": "sig-sim"}}))
+                await resp.write(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
+                index = 1
+            await resp.write(ev("content_block_start", {"type": "content_block_start", "index": index,
+                                                        "content_block": {"type": "text", "text": ""}}))
+            await resp.write(ev("ping", {"type": "ping"}))
+            for i, w in enumerate(words):
+                if b.stream_error_after is not None and i >= b.stream_error_after:
+                    await resp.write(ev("error", {"type": "error", "error": {
+                        "type": "overloaded_error", "message": "Overloaded"}}))
+                    await resp.write_eof()
+                    return resp
+                if b.token_delay_s and i:
+                    await asyncio.sleep(b.token_delay_s)
+                await resp.write(ev("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                            "delta": {"type": "text_delta", "text": w}}))
+            await resp.write(ev("content_block_stop", {"type": "content_block_stop", "index": index}))
+            for cid, name, args in calls:
+                index += 1
+                await resp.write(ev("content_block_start", {"type": "content_block_start", "index": index,
+                                                            "content_block": {"type": "tool_use", "id": cid,
+                                                                              "name": name, "input": {}}}))
+                for piece in ["", *_pieces(args)]:
+                    await resp.write(ev("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                                "delta": {"type": "input_json_delta",
+                                                                          "partial_json": piece}}))
+                await resp.write(ev("content_block_stop", {"type": "content_block_stop", "index": index}))
+            await resp.write(ev("message_delta", {"type": "message_delta",
+                                                  "delta": {"stop_reason": stop, "stop_sequence": None},
+                                                  "usage": {"output_tokens": usage["output_tokens"]}}))
+            await resp.write(ev("message_stop", {"type": "message_stop"}))
+            await resp.write_eof()
+        except (ConnectionResetError, ClientConnectionResetError, asyncio.CancelledError):
+            self.disconnects += 1
+            raise
+        self.completed_streams += 1
+        return resp
+
+
+def _tool_calls(body: dict[str, Any], anthropic: bool = False) -> list[tuple[str, str, str]]:
+    """The calls a simulated model makes: one per offered tool (at most two), unless the conversation
+    already holds tool results or the client said `none`; arguments echo the start of the last user text."""
+    tools = body.get("tools")
+    choice = body.get("tool_choice")
+    if not tools or choice == "none" or (isinstance(choice, dict) and choice.get("type") == "none"):
+        return []
+    msgs = body.get("messages") or []
+    for m in msgs:
+        c = m.get("content")
+        if m.get("role") == "tool" or (isinstance(c, list) and any(
+                isinstance(p, dict) and p.get("type") == "tool_result" for p in c)):
+            return []
+    content = (msgs[-1] if msgs else {}).get("content")
+    text = content if isinstance(content, str) else " ".join(
+        str(p.get("text", "")) for p in content or () if isinstance(p, dict))
+    out = []
+    for k, t in enumerate(tools[:2]):
+        name = t.get("name") if anthropic else (t.get("function") or {}).get("name")
+        args = orjson.dumps({"query": " ".join(text.split()[:4]), "n": k + 1}).decode()
+        out.append((f"{'toolu' if anthropic else 'call'}_sim{k}", str(name), args))
+    return out
+
+
+def _pieces(s: str, n: int = 3) -> list[str]:
+    """A JSON string cut in `n` pieces, as models stream tool arguments."""
+    step = max(1, len(s) // n + 1)
+    return [s[i : i + step] for i in range(0, len(s), step)]

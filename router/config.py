@@ -20,7 +20,7 @@ import yaml
 DEFAULT_PIPELINE = ["auth", "ratelimit", "redact", "classify", "cache", "budget", "route", "retry"]
 COMPLEXITIES = ("low", "medium", "high")
 PROMOTION_TRIGGERS = ("error", "timeout", "overload", "slow_first_token")
-CAPABILITIES = ("tools", "vision", "json")
+CAPABILITIES = ("tools", "vision", "json", "responses")  # responses: the upstream serves /responses itself
 BACKEND_KINDS = ("openai", "anthropic", "azure")
 
 
@@ -344,9 +344,14 @@ def _backend(n: _Node) -> BackendSpec:
     models = [_model(n.item("models", i, m), name, location) for i, m in enumerate(n.list("models"))]
     if not models:
         raise ConfigError(f"{n.path}.models: at least one model is required")
+    kind = n.choice("kind", BACKEND_KINDS, "openai")
+    for i, m in enumerate(models):
+        if kind == "anthropic" and "responses" in m.capabilities:
+            raise ConfigError(f"{n.path}.models[{i}].capabilities: 'responses' needs an OpenAI-format backend "
+                              f"(an anthropic backend gets Responses requests translated)")
     return BackendSpec(
         name=name,
-        kind=n.choice("kind", BACKEND_KINDS, "openai"),
+        kind=kind,
         base_url=base_url,
         location=location,
         api_key_env=n.str("api_key_env"),

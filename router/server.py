@@ -44,6 +44,8 @@ from router.errors import (
     echo,
 )
 from router.exchange import Exchange, Reply
+from router.formats import errors as wire_errors
+from router.messages_api import count_tokens_body, preview_endpoint
 from router.observe.accesslog import AccessLog
 from router.pipeline import Pipeline
 from router.protocol import GuardedRunner
@@ -58,6 +60,7 @@ ENDPOINTS = {
     "/v1/completions": "completions",
     "/v1/embeddings": "embeddings",
     "/v1/responses": "responses",
+    "/v1/messages": "messages",
 }
 JSON = "application/json"
 REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")  # a client's x-request-id is kept only if it is this
@@ -120,7 +123,7 @@ def _decision_headers(ex: Exchange, overhead_ms: float) -> dict[str, str]:
     if t is not None:
         h["x-router-model"] = t.model.id
         h["x-router-backend"] = t.model.backend
-        h["x-router-tier"] = t.tier or ""
+        h["x-router-tier"] = t.tier or ("embedding" if t.model.type == "embedding" else "")
     f = ex.features
     if f is not None:
         h["x-router-task"] = f.task
@@ -130,11 +133,11 @@ def _decision_headers(ex: Exchange, overhead_ms: float) -> dict[str, str]:
     return h
 
 
-def _error_response(e: ProxyError, request_id: str) -> web.Response:
+def _error_response(e: ProxyError, request_id: str, endpoint: str = "chat") -> web.Response:
     headers = {"x-request-id": request_id, **e.headers}
     if e.status == 429 and "Retry-After" not in headers:
         headers["Retry-After"] = "1"
-    return web.Response(status=e.status, body=e.body(), content_type=JSON, headers=headers)
+    return web.Response(status=e.status, body=wire_errors.render(endpoint, e), content_type=JSON, headers=headers)
 
 
 class RequestIds:
@@ -212,6 +215,10 @@ class Handlers:
     async def _read_body(
         self, request: web.Request, svc: RouterService, endpoint: str
     ) -> tuple[bytes, dict[str, Any]]:
+        raw, body = await self._read_json(request, svc)
+        return raw, check(endpoint, body, raw)
+
+    async def _read_json(self, request: web.Request, svc: RouterService) -> tuple[bytes, Any]:
         cl = request.content_length
         if cl is not None and cl > svc.max_body:
             raise RequestTooLarge(f"Request body of {cl} bytes exceeds the limit of {svc.max_body} bytes.")
@@ -226,7 +233,7 @@ class Handlers:
                 "We could not parse the JSON body of your request. The body must be valid JSON.",
                 code="invalid_json",
             ) from None
-        return raw, check(endpoint, body, raw)
+        return raw, body
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         svc = self.service
@@ -238,7 +245,7 @@ class Handlers:
             ex = Exchange(rid, endpoint, body, raw, request.headers)
             reply = await svc.pipeline(ex)
         except ProxyError as e:
-            resp = _error_response(e, rid)
+            resp = _error_response(e, rid, endpoint)
             if ex is not None:
                 ex.status = e.status
                 overhead = (time.perf_counter() - ex.started - ex.upstream_s) * 1000
@@ -246,7 +253,7 @@ class Handlers:
                 svc.access.write(ex, error=e.code)
             return resp
         except Exception:
-            return self._internal_error(svc, ex, rid)
+            return self._internal_error(svc, ex, rid, endpoint)
         if reply.stream is not None:
             return await self._pump(request, svc, ex, reply)
         overhead = (time.perf_counter() - ex.started - ex.upstream_s) * 1000
@@ -259,11 +266,11 @@ class Handlers:
         return web.Response(status=reply.status, body=reply.body, headers=headers)
 
     @staticmethod
-    def _internal_error(svc: RouterService, ex: Exchange | None, rid: str) -> web.Response:
+    def _internal_error(svc: RouterService, ex: Exchange | None, rid: str, endpoint: str = "chat") -> web.Response:
         """A bug: the traceback goes to the operator's log (never the body), the client gets an OpenAI-shaped
         500 with its request id, and the request still gets its access-log line."""
         log.exception("request %s failed unexpectedly", rid)
-        resp = _error_response(InternalError("The router failed to handle this request."), rid)
+        resp = _error_response(InternalError("The router failed to handle this request."), rid, endpoint)
         if ex is not None:
             ex.status = 500
             try:
@@ -287,7 +294,7 @@ class Handlers:
                 await resp.write(chunk)
         except UpstreamFailure as e:  # mid-stream: headers are sent, so the error goes in-band
             error = e.code
-            client_gone = not await _write_quietly(resp, b"data: " + e.body() + b"\n\n")
+            client_gone = not await _write_quietly(resp, wire_errors.render_stream(ex.endpoint, e))
         except (ConnectionResetError, ClientConnectionResetError, asyncio.CancelledError):
             error = "client_closed"
             client_gone = True
@@ -295,8 +302,8 @@ class Handlers:
         except Exception:
             log.exception("request %s: stream relay failed", ex.request_id)
             error = "internal_error"
-            client_gone = not await _write_quietly(resp, b"data: " + InternalError("stream relay failed").body()
-                                                   + b"\n\n")
+            client_gone = not await _write_quietly(
+                resp, wire_errors.render_stream(ex.endpoint, InternalError("stream relay failed")))
         finally:
             await stream.aclose()  # after a complete stream a no-op; otherwise the upstream sees us leave
             _close_stream(svc, ex, stream, error)
@@ -308,8 +315,9 @@ class Handlers:
         svc = self.service
         rid = self.request_id(request)
         try:
-            raw, body = await self._read_body(request, svc, "chat")
-            ex = Exchange(rid, "chat", body, raw, request.headers)
+            raw, parsed = await self._read_json(request, svc)
+            endpoint = preview_endpoint(parsed, request.query.get("endpoint"), svc.catalog)
+            ex = Exchange(rid, endpoint, check(endpoint, parsed, raw), raw, request.headers)
             ex.dry_run = True
             reply = await svc.pipeline(ex)
         except ProxyError as e:
@@ -317,6 +325,20 @@ class Handlers:
         except Exception:
             return self._internal_error(svc, None, rid)
         return web.Response(status=reply.status, body=reply.body, content_type=JSON, headers={"x-request-id": rid})
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        """`POST /v1/messages/count_tokens`, answered locally after the stages a real call passes (auth …)."""
+        svc = self.service
+        rid = self.request_id(request)
+        try:
+            raw, body = await self._read_body(request, svc, "count_tokens")
+            ex = Exchange(rid, "messages", body, raw, request.headers)
+            ex.dry_run = True
+            await svc.pipeline(ex)
+        except ProxyError as e:
+            return _error_response(e, rid, "messages")
+        return web.Response(body=count_tokens_body(ex, svc.config.routing.encoding), content_type=JSON,
+                            headers={"x-request-id": rid})
 
 
 async def _write_quietly(resp: web.StreamResponse, data: bytes | None) -> bool:
@@ -358,6 +380,7 @@ def create_app(service: RouterService) -> web.Application:
     for path in ENDPOINTS:
         r.add_post(path, h.proxy)
     r.add_post("/v1/route", h.route_preview)
+    r.add_post("/v1/messages/count_tokens", h.count_tokens)
     r.add_route("*", "/{tail:.*}", h.not_found)
 
     async def _start(app: web.Application) -> None:

@@ -94,6 +94,14 @@ def check(endpoint: str, body: Any, raw: bytes | None = None) -> dict[str, Any]:
         _present(body, "input", (str, list), "a string or an array")
         if body.get("stream") is True:
             raise InvalidRequest("Embeddings cannot be streamed.", param="stream", code="invalid_value")
-    elif endpoint == "responses":
-        _present(body, "input", (str, list), "a string or an array")
+    elif endpoint == "responses":  # `input` is optional (a stored prompt or conversation may stand in)
+        inp = body.get("input")
+        if inp is not None and not isinstance(inp, (str, list)):
+            raise InvalidRequest("Invalid type for 'input': expected a string or an array.", param="input",
+                                 code="invalid_type")
+    elif endpoint == "messages":
+        _messages(body)
+        _present(body, "max_tokens", (int,), "an integer")
+    elif endpoint == "count_tokens":
+        _messages(body)
     return body
