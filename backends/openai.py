@@ -273,9 +273,12 @@ class OpenAIBackend(Backend):
 
 
 class OpenAIStream:
-    """The upstream's SSE body, relayed chunk by chunk; `usage` is set once it has ended."""
+    """The upstream's SSE body, relayed chunk by chunk; `usage` is set once it has ended.
 
-    __slots__ = ("backend", "ex", "first", "resp", "strip", "usage")
+    `seen` keeps references to the relayed chunks (no copy) until the end: if the upstream sent no usage,
+    the budget stage counts the completion from them (router/cost.py `local_usage`); otherwise it is dropped."""
+
+    __slots__ = ("backend", "ex", "first", "resp", "seen", "strip", "usage")
 
     def __init__(self, backend: OpenAIBackend, resp: http1.Response, first: bytes, strip: bool,
                  ex: Exchange) -> None:
@@ -285,6 +288,7 @@ class OpenAIStream:
         self.first = first
         self.strip = strip
         self.usage: dict[str, Any] | None = None
+        self.seen: list[bytes] | None = []
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._relay()
@@ -294,8 +298,10 @@ class OpenAIStream:
         chunk = self.first
         stripper = UsageStripper() if self.strip else None
         t1 = t2 = b""
+        seen = self.seen.append  # type: ignore[union-attr]
         try:
             while chunk:
+                seen(chunk)
                 if stripper is None:
                     t2, t1 = t1, chunk
                     yield chunk
@@ -321,6 +327,8 @@ class OpenAIStream:
             self.usage = stripper.usage
         else:
             self.usage = find_usage(t2 + t1)
+        if self.usage is not None:
+            self.seen = None
 
     async def aclose(self) -> None:
         """Stop early (client gone, error): close the connection, never reuse it, so the upstream sees the

@@ -1,16 +1,300 @@
-"""Stage `budget`: per-tenant spend against daily, monthly and per-request budgets (tenant `budget`),
-downgrading or refusing.
+"""Stage `budget`: spend per tenant and per key against daily, monthly and per-request budgets, and the
+spend ledger of every request.
 
-Wired into the pipeline at its place in the request's journey; its behaviour lands with its own issue.
-Until then it is inactive (`active = False`), so the pipeline leaves it out of the chain and it costs
-nothing per request.
+Before routing it reads the tenant's and the key's windows (UTC day and month, `router.state.windows`)
+and, above `soft_pct` with `on_soft: downgrade` (or at any level with `on_hard: downgrade`, or when a
+`per_request_usd` ceiling is set), caps the tier to the highest one whose worst case fits: it sets
+`Exchange.max_tier`, which `route` honours, and the answer says so (`x-router-budget`,
+`x-router-downgraded`, and a reason in `/v1/route`).
+
+Then it gates every upstream attempt (`Exchange.gate`, called by the server's terminal step, so each
+promotion step is gated too): a paid attempt first **reserves** its worst case (prompt tokens times input
+price + `max_tokens`, else the model's output room, times output price) on every window, atomically in the
+store; a refusal is 429 `budget_exceeded` with `retry-after` = the window's reset. After the answer it
+**settles** the real cost (usage from the upstream, else counted locally) and releases the rest; a failed
+attempt releases its hold and is recorded as failed. Free attempts (no price: local models) reserve
+nothing and are never refused. Streams settle when the pump finishes (a finish hook). Every answer,
+priced or free, goes into the ledger with what it would have cost on the highest tier (the savings).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from router.config import ModelSpec
+from router.cost import cost_usd, local_usage, priced, token_counts, worst_case_usd
+from router.errors import BudgetExceeded, UpstreamFailure
+from router.exchange import CallNext, Candidate, Exchange, Reply
 from router.pipeline import Stage
+from router.routing.tokens import estimate, extract
+from router.state import Charge, Grant, SpendEntry, Store, windows
+from router.tenants import DEFAULT_TENANT, Budget, Tenants, parse_budget
+
+log = logging.getLogger("ai_router.budget")
+
+NO_GRANT = Grant(True, (), [], settled=True)
+Send = Callable[[Exchange, Candidate], Awaitable[Reply]]
+
+
+def tier_prices(models: list[ModelSpec], tiers: list[str]) -> dict[str, tuple[float, float]]:
+    """Per tier, the highest (input, output) price among its chat models: the tier's worst case."""
+    out: dict[str, tuple[float, float]] = {t: (0.0, 0.0) for t in tiers}
+    for m in models:
+        if m.tier in out and m.type == "chat":
+            pi, po = out[m.tier]
+            out[m.tier] = (max(pi, m.price.input), max(po, m.price.output))
+    return out
+
+
+def _reset_in(expires_at: float) -> str:
+    return str(max(1, math.ceil(expires_at - time.time())))
 
 
 class BudgetStage(Stage):
     name = "budget"
-    active = False
+
+    def __init__(self, ctx: Any, **options: Any) -> None:
+        super().__init__(ctx, **options)
+        config = ctx.config
+        self.store: Store = ctx.store
+        self.tenants = Tenants(config)
+        self.tiers: list[str] = config.routing.tiers
+        self.prices = tier_prices(config.models(), self.tiers)
+        top = next((t for t in reversed(self.tiers) if self.prices[t] != (0.0, 0.0)), None)
+        self.top_price = self.prices[top] if top else (0.0, 0.0)
+        emb = [m.price.input for m in config.models() if m.type == "embedding"]
+        self.top_embedding_price = max(emb) if emb else 0.0
+        self._key_budgets: dict[str, Budget | None] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ before routing
+
+    def budgets(self, ex: Exchange, tenant: str) -> list[tuple[str, str, Budget]]:
+        """(scope key, label, Budget) for the tenant's and the key's budgets."""
+        out = []
+        spec = self.tenants.get(tenant)
+        if spec is not None and spec.budget is not None:
+            out.append((f"t:{tenant}", f"tenant '{tenant}'", spec.budget))
+        key = ex.key
+        raw = getattr(key, "budget", None) if key is not None else None
+        if raw:
+            name = key.name  # type: ignore[union-attr]
+            if name not in self._key_budgets:
+                self._key_budgets[name] = parse_budget(dict(raw), f"key '{name}'.budget", self.tiers)
+            b = self._key_budgets[name]
+            if b is not None:
+                out.append((f"k:{name}", f"key '{name}'", b))
+        return out
+
+    async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
+        tenant = ex.tenant or DEFAULT_TENANT
+        spend = Spend(self, ex, tenant, self.budgets(ex, tenant))
+        ex.gate = spend.gate
+        if spend.windows:
+            await spend.cap()
+        try:
+            reply = await call_next(ex)
+        except BudgetExceeded as e:
+            e.headers.update(spend.headers)
+            raise
+        if spend.headers:
+            reply.headers = {**reply.headers, **spend.headers}
+        return reply
+
+    def background(self, coro: Awaitable[None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def baseline(self, ex: Exchange, usage: dict[str, Any] | None) -> float:
+        if not usage:
+            return 0.0
+        if ex.endpoint == "embeddings":
+            return priced(usage, self.top_embedding_price, 0.0)
+        return priced(usage, *self.top_price)
+
+
+class Window:
+    """One budget window of one scope: its counter key, limit and end."""
+
+    __slots__ = ("end", "key", "label", "limit", "name", "soft")
+
+    def __init__(self, key: str, label: str, name: str, limit: float, end: float, soft: float | None) -> None:
+        self.key, self.label, self.name, self.limit, self.end = key, label, name, limit, end
+        self.soft = None if soft is None else limit * soft / 100
+
+
+class Spend:
+    """One request's budget state (a throwaway object: nothing per request lives on the stage)."""
+
+    __slots__ = ("budgets", "ceiling", "ex", "headers", "stage", "tenant", "tokens", "windows")
+
+    def __init__(self, stage: BudgetStage, ex: Exchange, tenant: str, budgets: list[tuple[str, str, Budget]]
+                 ) -> None:
+        self.stage = stage
+        self.ex = ex
+        self.tenant = tenant
+        self.budgets = budgets
+        self.headers: dict[str, str] = {}
+        self.windows: list[Window] = []
+        self.ceiling: float | None = None
+        now = time.time()
+        day, day_end = windows.day(now)
+        month, month_end = windows.month(now)
+        for scope, label, b in budgets:
+            if b.daily_usd is not None:
+                self.windows.append(Window(f"budget:{scope}:{day}", label, "daily", b.daily_usd, day_end, b.soft_pct))
+            if b.monthly_usd is not None:
+                self.windows.append(Window(f"budget:{scope}:{month}", label, "monthly", b.monthly_usd, month_end,
+                                           b.soft_pct))
+            if b.per_request_usd is not None:
+                self.ceiling = b.per_request_usd if self.ceiling is None else min(self.ceiling, b.per_request_usd)
+        f = ex.features
+        self.tokens = 0
+        if f is not None:  # an upper bound, with room for the upstream's tokenizer counting differently
+            self.tokens = int(f.tokens * (1.1 if f.tokens_exact else 1.3)) + 16
+        elif budgets:
+            self.tokens = int(estimate(extract(ex.endpoint, ex.body)).high * 1.1) + 16
+
+    def _max_output(self) -> int | None:
+        f = self.ex.features
+        if f is not None:
+            return f.max_output_tokens
+        b = self.ex.body
+        v = b.get("max_tokens") or b.get("max_completion_tokens") or b.get("max_output_tokens")
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    async def cap(self) -> None:
+        """Cap the tier (Exchange.max_tier) when the budget calls for a downgrade."""
+        levels = await self.stage.store.levels([w.key for w in self.windows])
+        pairs = list(zip(self.windows, levels, strict=True))
+        remaining = min((w.limit - lvl for w, lvl in pairs), default=math.inf)
+        soft = any(w.soft is not None and lvl >= w.soft for w, lvl in pairs)
+        downgrade = False
+        top: str | None = None
+        for _, _, b in self.budgets:
+            if soft and b.soft_pct is not None:
+                self.headers["x-router-budget"] = "soft"
+                if b.on_soft == "downgrade":
+                    downgrade = True
+                    top = _lower(self.stage.tiers, top, b.soft_max_tier)
+            if b.on_hard == "downgrade":
+                downgrade = True
+        room = remaining if downgrade else math.inf
+        if self.ceiling is not None:
+            room = min(room, self.ceiling)
+        if room == math.inf and top is None:
+            return
+        max_out = self._max_output()
+        tokens = self.tokens or 1
+        allowed: str | None = None
+        tiers = self.stage.tiers
+        limit_i = tiers.index(top) if top in tiers else len(tiers) - 1
+        for i, t in enumerate(tiers[: limit_i + 1]):
+            pi, po = self.stage.prices[t]
+            out = max_out or 4096
+            if (tokens * pi + out * po) / 1_000_000 <= room + 1e-12 or (pi == 0 and po == 0):
+                allowed = tiers[i]
+        if allowed is None:
+            return  # nothing fits, not even a free tier: the gate refuses paid attempts
+        ex = self.ex
+        new = _lower(tiers, ex.max_tier, allowed)
+        if new != ex.max_tier and new != tiers[-1]:
+            ex.max_tier = new
+            self.headers["x-router-downgraded"] = new
+
+    # ------------------------------------------------------------ each upstream attempt
+
+    def gate(self, ex: Exchange, target: Candidate, send: Send) -> Awaitable[Reply]:
+        return self._attempt(ex, target, send)
+
+    async def _attempt(self, ex: Exchange, target: Candidate, send: Send) -> Reply:
+        stage = self.stage
+        model = target.model
+        grant = NO_GRANT
+        if ex.dry_run:
+            if ex.decision is not None and self.headers.get("x-router-downgraded"):
+                ex.decision.reasons.append(f"budget: tier capped to {self.headers['x-router-downgraded']}")
+            return await send(ex, target)
+        if not model.is_free and (self.windows or self.ceiling is not None):
+            worst = worst_case_usd(model, self.tokens or 1, self._max_output())
+            if self.ceiling is not None and worst > self.ceiling + 1e-12:
+                raise BudgetExceeded(
+                    f"This request may cost up to ${worst:.4f} on {model.id}, above the per-request budget of "
+                    f"${self.ceiling:.4f}; lower max_tokens or ask for a cheaper model.", code="budget_exceeded")
+            charges = [Charge(w.key, worst, w.limit, w.end) for w in self.windows]
+            if charges:
+                grant = await stage.store.reserve(charges)
+                if not grant.ok:
+                    w = self.windows[grant.denied or 0]
+                    raise BudgetExceeded(
+                        f"The {w.name} budget of {w.label} (${w.limit:.2f}) does not cover this request "
+                        f"(up to ${worst:.4f} on {model.id}); it resets in {_reset_in(w.end)} s.",
+                        headers={"Retry-After": _reset_in(w.end)})
+        try:
+            reply = await send(ex, target)
+        except UpstreamFailure as e:
+            await stage.store.settle(grant, 0.0, self._entry(target, None, "none", failed=True, status=e.status))
+            raise
+        except BaseException:
+            if grant is not NO_GRANT:
+                await asyncio.shield(stage.store.settle(grant, 0.0))
+            raise
+        if reply.stream is None:
+            await stage.store.settle(grant, self._bill(target, reply.body, None, reply.status),
+                                     self._entry(target, ex.usage, self._source(), status=reply.status))
+        else:
+            stream = reply.stream
+            ex.finish_hooks.append(lambda ex: self._finish_stream(target, grant, stream))
+        return reply
+
+    def _source(self) -> str:
+        u = self.ex.usage
+        if not u:
+            return "none"
+        return "local" if u.get("x_router_counted") else "upstream"
+
+    def _bill(self, target: Candidate, body: bytes | None, chunks: list[bytes] | None, status: int) -> float:
+        """The exchange's usage (counted locally if the upstream sent none) and cost, set on the exchange."""
+        ex = self.ex
+        if status >= 400:
+            ex.cost_usd = 0.0
+            return 0.0
+        if not ex.usage:
+            ex.usage = local_usage(ex, body, chunks)
+            log.info("request %s: %s sent no usage; counted locally (%d prompt, %d completion tokens)",
+                     ex.request_id, target.model.backend, ex.usage["prompt_tokens"], ex.usage["completion_tokens"])
+        ex.cost_usd = cost_usd(target.model, ex.usage)
+        return ex.cost_usd
+
+    def _finish_stream(self, target: Candidate, grant: Grant, stream: Any) -> None:
+        ex = self.ex
+        cost = self._bill(target, None, getattr(stream, "seen", None), ex.status)
+        self.stage.background(self.stage.store.settle(grant, cost, self._entry(target, ex.usage, self._source(),
+                                                                                status=ex.status)))
+
+    def _entry(self, target: Candidate, usage: dict[str, Any] | None, source: str, *, failed: bool = False,
+               status: int = 200) -> SpendEntry:
+        ex = self.ex
+        tin, tout, cached = token_counts(usage) if usage else (0, 0, 0)
+        return SpendEntry(
+            tenant=self.tenant, model=target.model.id, tier=target.tier or "",
+            cost_usd=0.0 if failed else (ex.cost_usd or 0.0),
+            baseline_usd=0.0 if failed else self.stage.baseline(ex, usage),
+            tokens_in=tin, tokens_out=tout, tokens_cached=cached, usage_source=source, failed=failed,
+            request_id=ex.request_id, key=ex.key_name or "", endpoint=ex.endpoint, backend=target.model.backend,
+            status=status, ts=time.time())
+
+
+def _lower(tiers: list[str], a: str | None, b: str | None) -> str | None:
+    """The lower of two tier caps (None: no cap)."""
+    if a is None or a not in tiers:
+        return b
+    if b is None or b not in tiers:
+        return a
+    return a if tiers.index(a) <= tiers.index(b) else b

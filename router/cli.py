@@ -4,6 +4,7 @@
     ai-router demo [--port 8082]
     ai-router check FILE                       exit 2 with the failing key path on a bad config
     ai-router route [--config FILE] "prompt" | --file req.json
+    ai-router spend [--config FILE] [--tenant T] [--window day|month]
     ai-router --version
 """
 
@@ -95,6 +96,31 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spend(args: argparse.Namespace) -> int:
+    from router.spend import print_report, report
+    from router.state import open_store
+    from router.tenants import Tenants
+
+    config = _load(args.config)
+    if config.state_url.startswith("memory://"):
+        print("state.url is memory://: spend lives in the running router only; use GET /admin/spend",
+              file=sys.stderr)
+        return 2
+    tenants = Tenants(config)
+
+    async def run() -> dict[str, Any]:
+        store = open_store(config.state_url)
+        await store.start()
+        try:
+            return await report(store, tenants, args.window, args.tenant)
+        finally:
+            await store.aclose()
+
+    print(f"reading {config.state_url} …", file=sys.stderr)
+    print(print_report(asyncio.run(run())))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ai-router", description="OpenAI-compatible cost-aware LLM router")
     p.add_argument("--version", action="version", version=f"ai-router {__version__}")
@@ -116,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--file", help="a JSON chat completions request body")
     r.add_argument("prompt", nargs="?")
     r.set_defaults(func=cmd_route)
+    sp = sub.add_parser("spend", help="spend, remaining budget and savings per tenant, from the state store")
+    sp.add_argument("--config")
+    sp.add_argument("--tenant")
+    sp.add_argument("--window", choices=("day", "month"), default="day")
+    sp.set_defaults(func=cmd_spend)
     return p
 
 

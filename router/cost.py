@@ -2,14 +2,21 @@
 
 Called once per reply, after the body or the stream's tail has been read (see router/sse.py). Prices
 are USD per million tokens (config `price`); a model without a price costs 0. Cached input tokens are
-billed at `cached_input` when the model has one.
+billed at `cached_input` when the model has one. Anthropic's cache writes (`cache_creation_input_tokens`)
+are billed at the input price, its cache reads at `cached_input`. When an upstream reports no usage
+(common with vLLM, llama.cpp and Ollama), `local_usage` counts the prompt and the completion with the
+model's tokenizer, and marks the usage as counted by the router. `worst_case_usd` is what a budget
+reserves before the call; `priced` prices usage at the highest tier's list prices (the savings baseline).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from router.config import ModelSpec
+from router.routing.tokens import DEFAULT_ENCODING, count_exact, count_text, extract, get_encoding
 
 
 def token_counts(usage: dict[str, Any]) -> tuple[int, int, int]:
@@ -40,3 +47,84 @@ def cost_usd(model: ModelSpec, usage: dict[str, Any] | None) -> float:
     cached = min(cached, inp)
     cached_price = p.cached_input if p.cached_input is not None else p.input
     return ((inp - cached) * p.input + cached * cached_price + out * p.output) / 1_000_000
+
+
+# ---------------------------------------------------------------- worst case, baseline, local counting
+
+DEFAULT_MAX_OUTPUT = 4096  # output cap assumed for a model when the request sets no max_tokens
+
+
+def worst_case_usd(model: ModelSpec, prompt_tokens: int, max_output: int | None) -> float:
+    """The most this request can cost on `model`: every prompt token at the input price (no cache
+    discount) plus `max_output` (else the room left in the context, at most DEFAULT_MAX_OUTPUT) output tokens."""
+    p = model.price
+    if p.input == 0 and p.output == 0:
+        return 0.0
+    out = max_output if max_output else min(DEFAULT_MAX_OUTPUT, max(model.context - prompt_tokens, 1))
+    return (prompt_tokens * p.input + out * p.output) / 1_000_000
+
+
+def priced(usage: dict[str, Any], price_in: float, price_out: float) -> float:
+    """This usage at plain per-million prices (no cache discount): the all-highest-tier baseline."""
+    inp, out, _ = token_counts(usage)
+    return (inp * price_in + out * price_out) / 1_000_000
+
+
+def _texts_json(endpoint: str, data: Any, out: list[str]) -> None:
+    """Completion text of a JSON answer (chat, completions, responses)."""
+    if not isinstance(data, dict):
+        return
+    for ch in data.get("choices") or ():
+        if not isinstance(ch, dict):
+            continue
+        msg = ch.get("message") or ch.get("delta") or {}
+        if isinstance(msg, dict):
+            if isinstance(msg.get("content"), str):
+                out.append(msg["content"])
+            for tc in msg.get("tool_calls") or ():
+                fn = tc.get("function") if isinstance(tc, dict) else None
+                if isinstance(fn, dict):
+                    out.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
+        if isinstance(ch.get("text"), str):
+            out.append(ch["text"])
+    for item in data.get("output") or ():  # Responses
+        for part in (item.get("content") or ()) if isinstance(item, dict) else ():
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                out.append(part["text"])
+    if data.get("type") == "response.output_text.delta" and isinstance(data.get("delta"), str):
+        out.append(data["delta"])
+
+
+def completion_text(endpoint: str, body: bytes | None = None, chunks: list[bytes] | None = None) -> str:
+    """The completion of a JSON body or of an SSE stream's chunks, for counting tokens locally.
+
+    Only called when the upstream reported no usage; it parses what the hot path never parses."""
+    out: list[str] = []
+    if body is not None:
+        try:
+            _texts_json(endpoint, orjson.loads(body), out)
+        except orjson.JSONDecodeError:
+            pass
+    if chunks:
+        for line in b"".join(chunks).splitlines():
+            if line.startswith(b"data:") and line[5:].strip() not in (b"[DONE]", b""):
+                try:
+                    _texts_json(endpoint, orjson.loads(line[5:]), out)
+                except orjson.JSONDecodeError:
+                    continue
+    return "".join(out)
+
+
+def local_usage(ex: Any, body: bytes | None = None, chunks: list[bytes] | None = None) -> dict[str, Any]:
+    """Usage counted by the router (tiktoken) when the upstream sent none: the prompt as sent, the completion
+    from the answer. Marked `"x_router_counted": true` so logs and the ledger say so."""
+    model = ex.target.model if ex.target is not None else None
+    encoding = (model.encoding if model is not None and model.encoding else None) or DEFAULT_ENCODING
+    f = ex.features
+    if f is not None and f.tokens_exact:
+        prompt = f.tokens
+    else:
+        prompt = count_exact(extract(ex.endpoint, ex.body), get_encoding(encoding))
+    completion = 0 if ex.endpoint == "embeddings" else count_text(completion_text(ex.endpoint, body, chunks),
+                                                                   encoding)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "x_router_counted": True}

@@ -91,6 +91,7 @@ class Exchange:
         "features",
         "finish_hooks",
         "first_byte_s",
+        "gate",
         "headers",
         "key",
         "key_name",
@@ -142,6 +143,8 @@ class Exchange:
         self.status = 0
         self.upstream_s = 0.0  # time spent waiting on upstreams, so overhead = elapsed - upstream_s
         self.finish_hooks: list[Callable[[Exchange], None]] = []
+        # a per-attempt hook around the upstream call, set by a stage (budget): gate(ex, target, send)
+        self.gate: Callable[[Exchange, Candidate, Callable[..., Awaitable[Reply]]], Awaitable[Reply]] | None = None
 
 
 class Reply:

@@ -43,14 +43,16 @@ from router.errors import (
     UpstreamFailure,
     echo,
 )
-from router.exchange import Exchange, Reply
+from router.exchange import Candidate, Exchange, Reply
 from router.formats import errors as wire_errors
 from router.messages_api import count_tokens_body, preview_endpoint
 from router.observe.accesslog import AccessLog
 from router.pipeline import Pipeline
 from router.protocol import GuardedRunner
 from router.routing.preview import describe
+from router.spend import SpendAPI
 from router.state import open_store
+from router.tenants import Tenants
 from router.validate import check
 
 log = logging.getLogger("ai_router")
@@ -81,6 +83,7 @@ class RouterService:
         self.max_body = int(config.server.max_body_mb * 1024 * 1024)
         self.access = AccessLog(enabled=config.logging.access_log)
         self.admin = AdminGate(config.auth)
+        self.tenants = Tenants(config)  # validates tenants/cache/budget/limits even when their stage is off
         self.draining = False
         self.models_body = orjson.dumps({"object": "list", "data": self.catalog.models_json()})
 
@@ -105,6 +108,11 @@ class RouterService:
             if ex.decision is None or not ex.decision.candidates:
                 raise NoBackendAvailable("No route was decided for this request (is `route` in the pipeline?)")
             target = ex.target = ex.decision.candidates[0]
+        if ex.gate is not None:  # a stage's per-attempt hook (the budget's reservation: middleware/budget.py)
+            return ex.gate(ex, target, self.send)
+        return self.send(ex, target)
+
+    def send(self, ex: Exchange, target: Candidate) -> Awaitable[Reply]:
         if ex.dry_run:
             return _ready(Reply(200, {"Content-Type": JSON}, body=orjson.dumps(describe(ex))))
         return target.backend.send(ex, target, ex.first_byte_s)
@@ -381,6 +389,7 @@ def create_app(service: RouterService) -> web.Application:
         r.add_post(path, h.proxy)
     r.add_post("/v1/route", h.route_preview)
     r.add_post("/v1/messages/count_tokens", h.count_tokens)
+    r.add_get("/admin/spend", SpendAPI(lambda req: req.app[SERVICE_KEY]).get)
     r.add_route("*", "/{tail:.*}", h.not_found)
 
     async def _start(app: web.Application) -> None:
