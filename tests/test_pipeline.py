@@ -59,7 +59,7 @@ async def test_custom_stage_refuses() -> None:
 def test_inactive_builtins_are_left_out_of_the_chain() -> None:
     p = Pipeline.from_config(["auth", "ratelimit", "redact", "cache", "budget", "retry"], ctx(), terminal)
     assert [s.name for s in p.stages] == ["auth", "ratelimit", "redact", "cache", "budget", "retry"]
-    assert [s.name for s in p.active] == ["retry"]  # no keys, limits, budgets configured
+    assert [s.name for s in p.active] == ["budget", "retry"]  # no keys, limits; budget always keeps the ledger
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,8 @@ ADMIN_KEY = "test-admin-key-spend"
 def spend_stack(scripted: Scripted) -> Iterator[Stack]:
     os.environ["AI_ROUTER_TEST_SPEND_ADMIN"] = ADMIN_KEY
     cfg = spend_config(scripted.url)
-    st = Stack(lambda a, b: {**cfg(a, b), "auth": {"admin_key_env": "AI_ROUTER_TEST_SPEND_ADMIN", "open": True}}).start()
+    auth = {"admin_key_env": "AI_ROUTER_TEST_SPEND_ADMIN", "open": True}
+    st = Stack(lambda a, b: {**cfg(a, b), "auth": auth}).start()
     yield st
     st.stop()
 
