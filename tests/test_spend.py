@@ -295,3 +295,45 @@ def test_cli_spend_reads_the_sqlite_ledger(tmp_path: Path, capsys: pytest.Captur
     line = next(x for x in out.splitlines() if x.startswith("acme/web"))
     assert line.split()[1:5] == ["0.250000", "0.750000", "2", "0"]
     assert line.split()[-1] == "0.500000"  # saved: 0.75 on the highest tier, 0.25 paid
+
+
+# ---------------------------------------------------------------- rate limits
+
+
+def test_rate_limit_headers_and_refusal(scripted: Scripted, up: Scripted) -> None:
+    tenants = [{"match": "default", "limits": {"rpm": 3, "tpm": 100000}}]
+    st = Stack(spend_config(scripted.url, "memory://", tenants)).start()
+    try:
+        rs = [post(st, "/v1/chat/completions", chat(model="qwen3:8b")) for _ in range(4)]
+        assert [r.status_code for r in rs] == [200, 200, 200, 429]
+        assert rs[0].headers["x-ratelimit-limit-requests"] == "3"
+        assert rs[0].headers["x-ratelimit-remaining-requests"] == "2"
+        assert rs[0].headers["x-ratelimit-limit-tokens"] == "100000"
+        assert rs[0].headers["x-ratelimit-reset-requests"].endswith("s")
+        assert rs[3].json()["error"]["code"] == "rate_limit_exceeded"
+        assert int(rs[3].headers["retry-after"]) >= 1
+        assert rs[3].headers["x-ratelimit-remaining-requests"] == "2" or rs[3].headers[
+            "x-ratelimit-remaining-requests"] == "0"
+    finally:
+        st.stop()
+
+
+def test_two_routers_on_one_redis_share_budget_and_rate_limit(scripted: Scripted, up: Scripted) -> None:
+    require_redis()
+    prefix = new_prefix()
+    tenants = [{"match": "default", "limits": {"rpm": 5},
+                "budget": {"daily_usd": round(PER_REQUEST * 3.5, 8)}}]
+    a = Stack(spend_config(scripted.url, redis_url(prefix), tenants)).start()
+    b = Stack(spend_config(scripted.url, redis_url(prefix), tenants)).start()
+    try:
+        paid = [post(s, "/v1/chat/completions", chat(model="gpt-5", max_tokens=100)) for s in (a, b, a, b)]
+        assert sorted(r.status_code for r in paid) == [200, 200, 200, 429]  # one budget for both routers
+        assert next(r for r in paid if r.status_code == 429).json()["error"]["code"] == "budget_exceeded"
+        free = [post(s, "/v1/chat/completions", chat(model="qwen3:8b")) for s in (a, b, a)]
+        codes = [r.status_code for r in free]
+        assert codes == [200, 429, 429]  # 4 paid + 1 free used the shared 5 rpm
+        assert free[1].json()["error"]["code"] == "rate_limit_exceeded"
+    finally:
+        a.stop()
+        b.stop()
+        delete_prefix(prefix)
