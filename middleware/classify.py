@@ -43,6 +43,8 @@ class Analyzer:
     def features(self, ex: Exchange) -> tuple[Features, Prompt]:
         prompt = extract(ex.endpoint, ex.body)
         tc = estimate(prompt, self.encoding)  # dry runs too: the preview shows what the real call does
+        if ex.endpoint == "embeddings":  # nothing to classify: the task is the endpoint's
+            return Features(task="embedding", tokens=tc.tokens, tokens_exact=tc.exact), prompt
         f, base = self.classifier.analyse(prompt, tc.tokens, ex.endpoint)
         if not tc.exact and is_routed(ex.client_model) and self._in_band(f, base, tc, ex):
             tc = count(prompt, self.encoding)  # exact when small, else sampled (a narrower band)

@@ -345,6 +345,9 @@ def _backend(n: _Node) -> BackendSpec:
     if not models:
         raise ConfigError(f"{n.path}.models: at least one model is required")
     kind = n.choice("kind", BACKEND_KINDS, "openai")
+    if kind == "openai" and n.has("api_version"):
+        raise ConfigError(f"{n.path}.api_version: only kind azure (api-version) and anthropic (anthropic-version) "
+                          f"use it")
     for i, m in enumerate(models):
         if kind == "anthropic" and "responses" in m.capabilities:
             raise ConfigError(f"{n.path}.models[{i}].capabilities: 'responses' needs an OpenAI-format backend "

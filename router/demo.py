@@ -56,6 +56,15 @@ Try:
   {python} -c "from openai import OpenAI; c = OpenAI(base_url='{url}/v1', api_key='unused'); \\
 r = c.chat.completions.create(model='auto', messages=[{{'role':'user','content':'hello'}}]); \\
 print(r.choices[0].message.content)"{sdk_hint}
+
+  The Responses API, streamed from the local (chat-only) server: the router translates it
+  {python} -c "from openai import OpenAI; c = OpenAI(base_url='{url}/v1', api_key='unused'); \\
+s = c.responses.create(model='auto', input='hello', stream=True); \\
+print(''.join(e.delta for e in s if e.type == 'response.output_text.delta'))"
+
+  Anthropic's Messages API (Anthropic SDK clients, coding agents), answered by either kind of server:
+  curl -s {url}/v1/messages -H 'content-type: application/json' \\
+       -d '{{"model":"auto","max_tokens":100,"messages":[{{"role":"user","content":"hi there!"}}]}}'
 """
 
 

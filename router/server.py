@@ -133,6 +133,8 @@ def _decision_headers(ex: Exchange, overhead_ms: float) -> dict[str, str]:
         h["x-router-backend"] = t.model.backend
         h["x-router-tier"] = t.tier or ("embedding" if t.model.type == "embedding" else "")
     f = ex.features
+    if f is None and ex.endpoint == "embeddings":
+        h["x-router-task"] = "embedding"
     if f is not None:
         h["x-router-task"] = f.task
         h["x-router-complexity"] = f.complexity

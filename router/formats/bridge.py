@@ -99,7 +99,8 @@ class StreamTranslator:
         self.done = False
         self.started = False
         so = tr.req.get("stream_options")
-        wants_usage = isinstance(so, dict) and so.get("include_usage") is True
+        # a chat client gets the usage chunk if it asked; the other encoders read it for their last event
+        wants_usage = tr.client != "chat" or (isinstance(so, dict) and so.get("include_usage") is True)
         self.to_chat = anthropic.MessagesToChat(wants_usage) if tr.upstream == "messages" else None
         if tr.client == "messages":
             self.encoder: Any = anthropic.ChatToMessages(tr.model)

@@ -287,6 +287,7 @@ class Policy:
         h_prefer, h_max = self._steering(headers, tp, reasons)
         prefer = prefer or h_prefer
         if kind == "model":
+            self._check_type(want or model, endpoint)
             return self._concrete(want or model, tp, reasons)
         if f is None:  # not classified (only a concrete model id may skip classification)
             f = Features()
@@ -368,6 +369,18 @@ class Policy:
                     param=MAX_TIER_HEADER,
                 )
         return prefer, max_tier
+
+    def _check_type(self, model_id: str, endpoint: str) -> None:
+        """Embedding models serve only /v1/embeddings, and only they do: anything else is a 400."""
+        mtype = self.catalog.by_id[model_id][0].model.type
+        if (endpoint == "embeddings") == (mtype == "embedding"):
+            return
+        if endpoint == "embeddings":
+            names = ", ".join(sorted({c.model.id for c in self.embedders})) or "none is configured"
+            raise InvalidRequest(f"The model '{model_id}' is a chat model and cannot create embeddings; "
+                                 f"embedding models: {names}.", param="model", code="model_not_embedding")
+        raise InvalidRequest(f"The model '{model_id}' is an embedding model; it serves only /v1/embeddings.",
+                             param="model", code="embedding_model")
 
     def _concrete(self, model_id: str, tp: TenantPolicy | None, reasons: list[str]) -> Decision:
         cands = list(self.catalog.by_id[model_id])
