@@ -27,6 +27,7 @@ from router.config import ConfigError
 from router.exchange import CallNext, Exchange, Features, Reply
 from router.pipeline import Stage
 from router.routing.classifier import Classifier
+from router.routing.difficulty import Base
 from router.routing.policy import Policy
 from router.routing.tokens import ENCODINGS, Prompt, TokenCount, count, count_exact, estimate, extract, get_encoding
 
@@ -56,7 +57,7 @@ class Analyzer:
         f.difficulty, f.complexity = self.difficulty.level(base, tc.tokens)
         return f, prompt
 
-    def _in_band(self, f: Features, base: float, tc: TokenCount, ex: Exchange) -> bool:
+    def _in_band(self, f: Features, base: Base, tc: TokenCount, ex: Exchange) -> bool:
         """Could the token band [low, high] change this request's routing (or its difficulty's level)?"""
         if is_auto(ex.client_model):
             score = self.difficulty.score

@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 
 import orjson
+import pytest
 
+from bench.outcomes import Router, body_of
+from bench.routing_quality import CASES
+from bench.routing_quality import load_cases as load_own_cases
+from bench.routing_report import DEFAULT_CONFIG
+from router.config import load
 from router.exchange import Exchange, Features
 from router.observe.accesslog import AccessLog
 from router.routing.classifier import Classifier
@@ -41,3 +47,87 @@ def test_access_log_records_the_difficulty() -> None:
         os.close(w)
     assert rec["difficulty"] == ex.features.difficulty
     assert rec["complexity"] == ex.features.complexity
+
+
+# ---------------------------------------------------------------- the shipped config on our own labelled sets
+
+
+@pytest.fixture(scope="module")
+def router() -> Router:
+    return Router(load(DEFAULT_CONFIG))
+
+
+def _tier(router: Router, text: str) -> tuple[str, str, float]:
+    ex = Exchange("t", "chat", body_of(text), None, {})
+    f, _ = router.analyzer.features(ex)
+    d = router.policy.decide(f, endpoint="chat", model="auto", headers={})
+    return d.primary.tier or "", f.task, f.difficulty
+
+
+@pytest.mark.parametrize("lang", ["en", "pt", "es", "all"])
+def test_hard_goes_to_cloud_and_easy_stays_local(router: Router, lang: str) -> None:
+    cases = [c for c in load_own_cases(CASES) if lang in ("all", c["lang"])]
+    routed = [(c, router.route(body_of(c["prompt"]))) for c in cases]
+    hard = [(c, cloud) for c, (_d, cloud, _f) in routed if c["label"] == "hard"]
+    easy = [(c, cloud) for c, (_d, cloud, _f) in routed if c["label"] == "easy"]
+    assert len(hard) >= 15
+    assert len(easy) >= 15
+    missed = [c["id"] for c, cloud in hard if not cloud]
+    wasted = [c["id"] for c, cloud in easy if cloud]
+    assert len(missed) <= 0.1 * len(hard), missed
+    assert len(wasted) <= 0.1 * len(easy), wasted
+    wrong_task = [(c["id"], f.task) for c, (_d, _c, f) in routed if f.task != c["task"]]
+    assert len(wrong_task) <= 0.1 * len(cases), wrong_task
+
+
+# Pairs of prompts that ask the same thing: a number changed, a trailing clause, casing, a polite preamble.
+SAME_ASK = [
+    ("What's the capital of Norway?", "hi! what's the capital of norway? thanks so much"),
+    ("Summarize this paragraph: Revenue grew 12% while costs rose 4%, so the margin widened and the board approved "
+     "two new hires for the sales team.",
+     "Summarize this paragraph: Revenue grew while costs rose, so the margin widened and the board approved "
+     "new hires for the sales team."),
+    ("A shop sells pens at $3 each and notebooks at $5 each. Ana buys 4 pens and 3 notebooks and pays with a $50 "
+     "bill. How much change does she get?",
+     "A shop sells pens at $2 each and notebooks at $7 each. Ana buys 6 pens and 2 notebooks and pays with a $40 "
+     "bill. How much change does she get?"),
+    ("Write a haiku about the sea.", "Could you please write a haiku about the sea? Thank you!"),
+    ("Write a haiku about the sea.", "WRITE A HAIKU ABOUT THE SEA."),
+    ("Implement a thread-safe LRU cache in Java with O(1) operations.",
+     "Hello! Implement a thread-safe LRU cache in Java with O(1) operations. I need it for a project at work."),
+    ("Translate into Spanish: 'The shop opens at nine.'", "Translate into Spanish: 'The shop opens at 10.'"),
+    ("Prove that the sum of the first n odd numbers is n^2.",
+     "prove that the sum of the first n odd numbers is n^2, please"),
+    ("Tom has three sisters. Each sister has one brother. How many brothers does Tom have?",
+     "Tom has four sisters. Each sister has one brother. How many brothers does Tom have?"),
+    ("Give me some tips for a job interview.", "Give me some tips for a job interview tomorrow at 9."),
+    ("Resuma em uma frase: A loja vai fechar mais cedo na sexta por causa do feriado.",
+     "Por favor, resuma em uma frase: A loja vai fechar mais cedo na sexta por causa do feriado."),
+    ("Escribe una función en Python que invierta una lista enlazada de forma recursiva.",
+     "Hola, escribe una función en Python que invierta una lista enlazada de forma recursiva, por favor."),
+    ("How do I reverse a string in Python?", "how do i reverse a string in python"),
+    ("Explain how vaccines train the immune system.", "Explain how vaccines train the immune system, briefly."),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), SAME_ASK)
+def test_edits_that_keep_the_ask_keep_the_tier(router: Router, a: str, b: str) -> None:
+    (tier_a, task_a, d_a), (tier_b, task_b, d_b) = _tier(router, a), _tier(router, b)
+    assert (tier_a, task_a) == (tier_b, task_b), (d_a, d_b)
+
+
+def test_the_issue_examples_behave(router: Router) -> None:
+    """Numbers in a short text to summarise do not make it harder; a traceback does not make a one-line fix math."""
+    text = ("Summarize this paragraph: The company had a strong year. Revenue grew 12% while costs rose 4%, and the "
+            "new stores opened on time.")
+    assert _tier(router, text)[:2] == ("local-small", "docs")
+    assert _tier(router, text.replace(" 12%", "").replace(" 4%", ""))[:2] == ("local-small", "docs")
+    bug = "def mean(xs):\n    return sum(xs) / len(xs)\n\nmean([])"
+    with_tb = (f"Fix this:\n```python\n{bug}\n```\nTraceback (most recent call last):\n  File \"m.py\", line 4, in "
+               "<module>\n    mean([])\n  File \"m.py\", line 2, in mean\n    return sum(xs) / len(xs)\n"
+               "ZeroDivisionError: division by zero")
+    without = f"Fix this:\n```python\n{bug}\n```\nIt crashes with a ZeroDivisionError on an empty list."
+    a, b = _tier(router, with_tb), _tier(router, without)
+    assert a[1] == b[1] == "code"
+    assert a[0] == b[0]
+    assert a[0] in ("local-large", "cloud-code")

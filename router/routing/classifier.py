@@ -44,10 +44,13 @@ from typing import Any
 
 from router.config import ConfigError
 from router.exchange import Features
-from router.routing.difficulty import DEFAULT_CUTS, Difficulty
+from router.routing.difficulty import DEFAULT_CUTS, Base, Difficulty
 from router.routing.signals import (
     ADVANCED_MATH,
+    ALGORITHMIC,
     CODE_TOKENS,
+    CONSTRAINTS,
+    EXPERT,
     HARD,
     KEYWORDS,
     LONG_FORM,
@@ -62,10 +65,11 @@ from router.routing.signals import (
 )
 from router.routing.tokens import Prompt
 
-BUILTIN_TASKS = ("code", "math", "docs", "chat")
+BUILTIN_TASKS = ("code", "math", "reasoning", "docs", "chat")
 DEFAULT_TASK = "chat"
 CHAT_PRIOR = 1.0
 CONTEXT_WEIGHT = 0.5  # signals from the system prompt and earlier turns
+GREETING_CHARS, PREAMBLE_WEIGHT = 60, 0.5  # a greeting in a longer message is a preamble: it weighs less
 # the bounded view (see `_view`); 400 + 200 chars of the last user message classify the routing cases and the
 # evaluation set as well as 600 + 300 did, with a third fewer words to split and hash
 HEAD_CHARS, TAIL_CHARS, TURN_CHARS, MAX_TURNS = 400, 200, 200, 6
@@ -471,7 +475,8 @@ class Classifier:
         self._cx0 = len(categories)
         packed_words: dict[bytes, int] = {}
         packed_phrases: dict[str, int] = {}
-        for cat, keywords in enumerate([*categories, HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH]):
+        for cat, keywords in enumerate([*categories, HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH, CONSTRAINTS,
+                                        EXPERT, ALGORITHMIC]):
             bit = 1 << (cat * _BITS)
             for k in keywords:
                 table: dict[Any, int] = packed_words if _WORD.fullmatch(k) else packed_phrases
@@ -489,7 +494,7 @@ class Classifier:
         self._phrase_keys = frozenset(self._phrases)
         self._task_bits = (1 << (self._cx0 * _BITS)) - 1
         self._kw_tasks = [(t.index, t.strong_weight, t.weak_weight, t.keywords_key) for t in self.tasks]
-        ncat = self._cx0 + 5
+        ncat = self._cx0 + 8
         self._kw_bytes = ncat * _BITS // 8
         self._unpack = struct.Struct(f"<{ncat}H").unpack  # packed counts -> one count per category
         vocab |= self._keyword_keys | self._phrase_keys
@@ -605,7 +610,7 @@ class Classifier:
         caller)."""
         return self.analyse(prompt, tokens, endpoint)[0]
 
-    def analyse(self, prompt: Prompt, tokens: int = 0, endpoint: str = "chat") -> tuple[Features, float]:
+    def analyse(self, prompt: Prompt, tokens: int = 0, endpoint: str = "chat") -> tuple[Features, Base]:
         """`classify`, plus the size-free difficulty base: (features at `tokens`, base).
 
         `self.difficulty.level(base, n)` gives the difficulty and complexity at another token count, so a
@@ -622,6 +627,9 @@ class Classifier:
             for i, v in enumerate(context_scores):
                 scores[i] += v * CONTEXT_WEIGHT
         chat = self._chat
+        if "greeting" in fired and len(view) > GREETING_CHARS:  # "Hello! <the real ask>": a preamble
+            scores[chat] -= fired["greeting"] - PREAMBLE_WEIGHT
+            fired["greeting"] = PREAMBLE_WEIGHT
         scores[chat] += CHAT_PRIOR
         if endpoint == "embeddings":
             ti, top, second = chat, CHAT_PRIOR, 0.0
@@ -642,7 +650,7 @@ class Classifier:
             wants_json=prompt.wants_json,
             max_output_tokens=prompt.max_output,
         )
-        base = self._complexity(prompt, f, view, lowered, counts, fired)
+        base = self._difficulty_base(prompt, f, view, lowered, counts, fired)
         f.difficulty, f.complexity = self.difficulty.level(base, tokens)
         return f, base
 
@@ -708,56 +716,52 @@ class Classifier:
         if "word_problem" in fired and len(_numbers(ask)) < 2:
             scores[self._math] -= fired.pop("word_problem")  # type: ignore[index]  # "how many ..." over a passage
 
-    def _complexity(
+    def _difficulty_base(
         self, prompt: Prompt, f: Features, view: str, lowered: str, counts: tuple[int, ...], fired: dict[str, float]
-    ) -> float:
-        """The complexity score of everything but the prompt's size (see `router.routing.difficulty`)."""
-        hard, moderate, simple, long_form, advanced = counts[self._cx0 :]
-        score = min(3.0, 1.5 * hard) + min(1.5, 0.75 * moderate) - min(1.0, 0.5 * simple)
+    ) -> Base:
+        """The evidence `Difficulty.base` reads, gathered from this request (signals it adds are listed too)."""
+        vocab = counts[self._cx0 :]
         signals = f.signals
+        task = f.task
+        long_form = vocab[3]
         if "word" in lowered and WORD_COUNT.search(lowered):
             long_form += 1
-        if (long_form and "compose" in fired) or long_form > 1:
-            score += 1.5
+        long_form = 1 if (long_form and "compose" in fired) or long_form > 1 else 0
+        if long_form:
             signals.append("long_form")
-        if advanced:
-            score += 1.5
+        if vocab[4]:
             signals.append("advanced_math")
-        if fired:
-            if "stack_trace" in fired:
-                score += 1.5
-            if "code_fence" in fired or "code_syntax" in fired:
-                score += 0.5
-            if "file_paths" in fired and len(set(_SOURCE_FILE.findall(view))) >= 3:
-                score += 1.5
-                signals.append("many_files")
-            if "diff" in fired:
-                score += 1.0
-            if "proof" in fired:
-                score += 2.0
+        if vocab[5] > 1:
+            signals.append(f"constraints:{vocab[5]}")
+        if vocab[6]:
+            signals.append("expert_domain")
+        if fired and "file_paths" in fired and len(set(_SOURCE_FILE.findall(view))) >= 3:
+            fired["many_files"] = 1.0
+            signals.append("many_files")
+        numbers = 0
+        if task == "math" or task == "reasoning":
+            numbers = sum(1 for x in islice(_iter_numbers(view), 12) if not _YEAR.fullmatch(x))
+        elif task == "code" and vocab[7]:
+            signals.append("algorithmic")
+        words = view.count(" ") + view.count("\n") + 1
         roles = prompt.roles
         turns = roles.count("user") + roles.count("assistant")
         if turns >= 6:
-            score += 1.0 if turns < 12 else 2.0
             signals.append(f"depth:{turns}")
         if len(prompt.system) > 800:
-            score += 0.5
             signals.append("long_system_prompt")
         elif prompt.system:
             signals.append("system_prompt")
         if prompt.tools:
-            score += 0.5 if len(prompt.tools) < 5 else 1.0
             signals.append(f"tools:{len(prompt.tools)}")
         if prompt.wants_json:
-            score += 0.5
             signals.append("response_format:json")
         if prompt.image_tokens:
             signals.append(f"images:{len(prompt.image_tokens)}")
         if prompt.max_output:
-            score += 1.5 if prompt.max_output >= 4000 else 0.75 if prompt.max_output >= 1500 else 0.0
-            score -= 0.5 if prompt.max_output <= 200 else 0.0
             signals.append(f"max_tokens:{prompt.max_output}")
-        return score
+        shape = (turns, len(prompt.system), len(prompt.tools), prompt.wants_json, prompt.max_output)
+        return self.difficulty.base(task, fired, (*vocab[:3], long_form, *vocab[4:]), numbers, words, shape)
 
 
 def _code_tokens(text: str, present: Any) -> bool:

@@ -1,14 +1,22 @@
 """Difficulty: the estimated probability that the local tier's answer would be worse than the cloud tier's.
 
-The classifier (`router.routing.classifier`) hands over the evidence it has already gathered for a request
-(task scores, fired signals, complexity vocabulary counts, request shape); `Difficulty` turns it into a
-size-free logit once per request, and `Difficulty.score(base, tokens)` adds the prompt-size part and squashes
-it into [0, 1]. Keeping the size apart lets the classify stage bound the token count first and count exactly
-only when a cut point or a rule's difficulty bound lies inside the band.
+The classifier (`router.routing.classifier`) gathers the evidence once per request (the task, the fired
+signals, counts of the difficulty vocabularies in `router.routing.signals`, quantities, the request's shape)
+and hands it to `Difficulty.base`, which returns the size-free part: a logit and how much the prompt's size
+weighs for this task. `Difficulty.score(base, tokens)` adds the size part and squashes it into [0, 1].
+Keeping the size apart lets the classify stage bound the token count first and count exactly only when a cut
+point or a rule's difficulty bound lies between the difficulties at the band's ends.
 
-`complexity` is read off the difficulty through the configured cut points (`routing.complexity_cuts`,
-default `DEFAULT_CUTS`): below the first is `low`, below the second `medium`, else `high`, so rules written
-against `complexity` keep their meaning and rules may also bound `difficulty` directly.
+What raises it is what breaks 7-14B models: multi-step math and word problems (many quantities), proofs and
+advanced math, logic puzzles and analysis, writing or fixing non-trivial code (algorithms, concurrency,
+parsers: not the mere presence of code), instructions with many constraints, expert domains, long pasted
+material, deep conversations. What lowers it: greetings and short questions, simple asks ("quick", "what
+is"), single-step arithmetic, rewriting, translating or summarising short text. Each task starts from its
+own prior (`PRIORS`), so math and reasoning start high and docs and chat low.
+
+`complexity` is read off the difficulty through the cut points (`routing.complexity_cuts`, default
+`DEFAULT_CUTS`): below the first is `low`, below the second `medium`, else `high`, so rules written against
+`complexity` keep their meaning and rules may also bound `difficulty` directly.
 """
 
 from __future__ import annotations
@@ -16,15 +24,19 @@ from __future__ import annotations
 import math
 
 DEFAULT_CUTS = (0.35, 0.65)
-# the logit is linear in the classifier's complexity score: its old level boundaries (1.25 and 2.75) map
-# onto the default cut points, so `complexity` is what it was before difficulty existed
-_SCALE, _CENTRE = 0.825, 2.0
-
-
-def size_score(tokens: int) -> float:
-    """The prompt-size part of the complexity score."""
-    t = tokens
-    return 0.0 if t < 150 else 0.5 if t < 500 else 1.5 if t < 1500 else 2.0 if t < 4000 else 3.0
+# task -> (prior logit, weight of log2(tokens / 64), weight of log2(tokens / 2048) above 2048 tokens): the size
+# part. Short prompts rank by length within math (longer word problems have more steps); for chat and docs
+# only long material counts. Other (configured) tasks use `_OTHER`.
+PRIORS: dict[str, tuple[float, float, float]] = {
+    "code": (-1.1, 0.3, 0.3),
+    "math": (1.0, 0.9, 0.0),
+    "reasoning": (0.9, 0.3, 0.3),
+    "docs": (-1.9, 0.2, 0.45),
+    "chat": (-1.7, 0.2, 0.45),
+}
+_OTHER = (-1.0, 0.3, 0.4)
+_SIZE_MIN, _SIZE_MAX = -1.5, 9.0  # log2(tokens / 64): 22 tokens .. 32k tokens
+Base = tuple[float, float, float]  # (size-free logit, weights of the size part)
 
 
 def level(difficulty: float, cuts: tuple[float, float] = DEFAULT_CUTS) -> str:
@@ -33,19 +45,98 @@ def level(difficulty: float, cuts: tuple[float, float] = DEFAULT_CUTS) -> str:
 
 
 class Difficulty:
-    """The difficulty model: built once, `score()` is pure."""
+    """The difficulty model: built once; `base()` and `score()` are pure."""
 
     __slots__ = ("cuts",)
 
     def __init__(self, cuts: tuple[float, float] = DEFAULT_CUTS) -> None:
         self.cuts = (float(cuts[0]), float(cuts[1]))
 
-    def score(self, base: float, tokens: int) -> float:
-        """Difficulty in [0, 1] from the size-free base (`Classifier.analyse`) and the prompt's tokens."""
-        z = _SCALE * (base + size_score(tokens) - _CENTRE)
+    @staticmethod
+    def base(
+        task: str,
+        fired: dict[str, float],
+        vocab: tuple[int, ...],
+        numbers: int,
+        words: int,
+        shape: tuple[int, int, int, bool, int | None],
+    ) -> Base:
+        """The size-free part of a request's difficulty.
+
+        `vocab`: distinct hits of (hard, moderate, simple, long_form, advanced_math, constraints, expert,
+        algorithmic) phrases; `numbers`: quantities in the last message (capped); `words`: its length in words;
+        `shape`: (conversation turns, system prompt chars, tools, JSON mode, max_tokens)."""
+        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = vocab
+        z, size_w, long_w = PRIORS.get(task, _OTHER)
+        if task == "docs" and fired and ("translate" in fired or "summarize" in fired or "rewrite" in fired):
+            hard = expert = 0  # transforming a text is as easy in a specialist field as anywhere
+        analytic = task == "math" or task == "reasoning"
+        z += 0.7 * min(hard, 3) + 0.35 * min(moderate, 3) - (0.3 if analytic else 0.6) * min(simple, 2)
+        if long_form:
+            z += 0.3
+        if constraints > 1:
+            z += min(2.5, 0.55 * (constraints - 1))
+        if expert:
+            z += 0.8 * min(expert, 3)
+        if fired:
+            if "proof" in fired:
+                z += 1.5
+            if "math_notation" in fired:
+                z += 0.5
+            if "logic_puzzle" in fired:
+                z += 1.0
+            if "reasoning_ask" in fired or "analysis" in fired:
+                z += 0.6
+            if "diff" in fired:
+                z += 0.5
+            if "many_files" in fired:
+                z += 1.0
+        if advanced:
+            z += 1.2
+        writes_code = "code_write" in fired
+        if analytic:
+            if numbers <= 2 and task == "math" and words <= 14 and not advanced and "proof" not in fired:
+                z -= 2.0  # single-step arithmetic or a unit conversion
+        elif task == "code":
+            if algorithmic:
+                z += 0.6 * min(algorithmic, 3)
+            if writes_code:
+                z += 0.8
+            elif words <= 12 and "code_fence" not in fired and "stack_trace" not in fired:
+                z -= 0.8  # a short how-to ("how do I reverse a list in Python?")
+            if "stack_trace" in fired:
+                size_w *= 0.5  # a pasted traceback is long, not hard
+        else:
+            if words <= 6:
+                z -= 0.5  # a greeting, a thank-you, a one-line question
+            if expert or hard or "keywords:reasoning" in fired or "analysis" in fired or "reasoning_ask" in fired:
+                size_w = 0.45  # a question that needs thought: the more material it is about, the harder
+        turns, system_chars, tools, wants_json, max_output = shape
+        if turns >= 6:
+            z += 0.3 if turns < 12 else 0.6
+        if system_chars > 800:
+            z += 0.3
+        if tools:
+            z += 0.3 if tools < 5 else 0.6
+        if wants_json:
+            z += 0.3
+        if max_output:
+            z += 0.6 if max_output >= 4000 else 0.3 if max_output >= 1500 else -0.3 if max_output <= 200 else 0.0
+        return z, size_w, long_w
+
+    @staticmethod
+    def score(base: Base, tokens: int) -> float:
+        """Difficulty in [0, 1] from the size-free base and the prompt's tokens."""
+        z, size_w, long_w = base
+        size = math.log2(tokens / 64) if tokens > 0 else _SIZE_MIN
+        z += size_w * (_SIZE_MIN if size < _SIZE_MIN else _SIZE_MAX if size > _SIZE_MAX else size)
+        if size > 5.0:  # above 2048 tokens: long material
+            z += long_w * (size - 5.0 if size < _SIZE_MAX else _SIZE_MAX - 5.0)
+        if z < -30.0:
+            return 0.0
         return round(1.0 / (1.0 + math.exp(-z)), 3)
 
-    def level(self, base: float, tokens: int) -> tuple[float, str]:
+    def level(self, base: Base, tokens: int) -> tuple[float, str]:
         """(difficulty, complexity) of a request."""
         d = self.score(base, tokens)
         return d, level(d, self.cuts)

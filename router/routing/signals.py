@@ -36,6 +36,7 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("return", r"^[ \t]+return\b[^.\n]*;?$"), (">>> ", r"^>>> \S"), ("} else", None), ("}else", None),
         ("public ", r"^[ \t]*public [\w<>\[\]]+ \w+"), ("private ", r"^[ \t]*private [\w<>\[\]]+ \w+"),
         ("if (", r"^[ \t]*if \(.*\) ?\{"), ("for (", r"^[ \t]*for \(.*;.*\)"), (":= ", r"\w+ := "),
+        ("for ", r"^[ \t]*for \w+ in [\w.()\[\]]+:[ \t]*$"),
     ]),
     ("stack_trace", "code", 3.5, [
         ("traceback (most recent call last)", None), ("exception in thread", None), ("panic: ", None),
@@ -66,6 +67,16 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
     ("file_paths", "code", 1.0, [(f".{ext}", rf"\w\.{ext}\b") for ext in (
         "py", "js", "mjs", "ts", "tsx", "jsx", "go", "rs", "java", "kt", "cpp", "hpp", "rb", "php", "cs", "swift",
         "scala", "sh", "yml", "yaml", "toml", "ini", "lock", "gradle", "vue")]),
+    ("code_write", "code", 2.0, [
+        (verb, verb + r"\b(?: \S+){0,6}? (?:function|program|class|script|module|service|api|parser|algorithm|app|cli"
+                      r"|library|server|solver|cache|queue|data structure|component|hook|decorator|iterator|endpoint"
+                      r"|handler|middleware|crawler|scraper|bot|plugin|interpreter|compiler|emulator|simulator|unit tests"
+                      r"|função|funcao|programa|classe|algoritmo|función|funcion|clase|módulo|servicio|serviço"
+                      r"|servidor|fila|cola)s?\b")
+        for verb in ("write", "implement", "build", "create", "develop", "code", "design", "complete", "finish",
+                     "escreva", "implemente", "crie", "desenvolva", "complete", "escribe", "implementa", "crea",
+                     "desarrolla", "completa")
+    ]),
     ("math_notation", "math", 3.0, [
         ("\\", r"\\(?:frac|sqrt|int|sum|prod|lim|cdot|times|alpha|beta|theta|lambda|infty|leq|geq|neq|mathbb|binom"
                r"|partial)\b"),
@@ -81,23 +92,33 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("what ", r"\bwhat (?:is|was|were|are) the (?:total|sum|difference|average|mean|median|product|probability"
                   r"|percentage|ratio|area|perimeter|volume|remainder|value|cost|price|profit|speed|rate)\b"),
         ("what percent", None), ("in total", None), ("altogether", None),
+        ("~quant", r"\bquant(?:o|a|os|as) (?:\w+ ){0,3}?(?:vai|vão|tem|têm|terá|custa|custam|sobr|faltam|gast|pag|rest"
+                  r"|ganh|vend|compr|precis|leva|levam|dura|é|são|foi|foram|há)"),
+        ("~cuánt", r"\bcuánt(?:o|a|os|as) (?:\w+ ){0,3}?(?:va|van|tiene|tienen|tendrá|cuesta|cuestan|sobr|faltan|gast"
+                  r"|pag|rest|gan|vend|compr|necesit|tarda|dura|es|son|fue|fueron|hay|habrá)"),
+        ("calcule", None), ("calcula ", None), ("resolva", None), ("resuelve", None), ("encontre", None),
+        ("encuentra", None), ("determine", None),
     ] + [(verb, verb + r" (?:the |his |her |their |its |how )") for verb in (
         "find", "calculate", "compute", "determine", "work out")] + [
     ]),
     ("proof", "math", 3.0, [
+        ("demonstre", None), ("demuestra", None), ("demuestre", None), ("prove que", None), ("mostre que", None),
         (" that", r"(?:^|[.!?:]\s+)(?:prove|show|demonstrate) that\b"), ("proof of", None), ("proof that", None),
         ("by induction", None), ("lemma", None), ("theorem", None), ("corollary", None), ("if and only if", None),
     ]),
     ("summarize", "docs", 3.5, [
     ] + [(w, None) for w in ("summarize", "summarise", "summary", "summarizing", "summarising", "summarization")] + [
         ("tl;dr", None), ("tldr", None), ("recap", None),
+        ("resuma", None), ("resumir", None), ("resumo", None), ("resumen", None), ("resume en", None),
+        ("resume el", None), ("resume este", None), ("resume esta", None), ("sintetize", None), ("sintetiza", None),
         ("condense", None), ("key points", None), ("main points", None), ("key takeaways", None), ("gist", r"\bgist\b"),
         ("given ", r"\bgiven (?:this|the|that) (?:paragraph|text|passage|article|document|excerpt)\b"),
         ("in ", r"\bin (?:one|two|three|a few|\d) (?:sentences?|bullet points?|paragraphs?|words)\b"),
-        ("in one ", None), ("in two ", None), ("in three ", None), ("in a few ", None),
     ]),
     ("translate", "docs", 3.5, [
         ("translate", None), ("translation", None), ("translating", None),
+        ("traduza", None), ("traduzir", None), ("tradução", None), ("traduce", None), ("traducir", None),
+        ("traducción", None), ("traduzca", None),
         ("to ", r"\b(?:into|to) (?:french|german|spanish|italian|portuguese|japanese|chinese|mandarin|korean|russian"
                 r"|arabic|hindi|dutch|polish|turkish|swedish|greek|hebrew|ukrainian|vietnamese)\b"),
     ]),
@@ -113,6 +134,10 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("improve ", r"improve (?:the |my )?(?:wording|tone|flow|prose|writing|draft)\b"),
         ("tighten ", r"tighten (?:the |my )?(?:wording|tone|flow|prose|writing|draft)\b"),
         ("more ", r"\bmore (?:formal|concise|professional)\b"),
+        ("reescreva", None), ("reescrever", None), ("reescribe", None), ("reescribir", None), ("reformule", None),
+        ("corrija", None), ("revise o texto", None), ("corrige los", None), ("corrige el", None),
+        ("corrige la", None), ("corrige este", None), ("corrige esta", None), ("ortografia", None),
+        ("ortografía", None), ("gramática", None), ("mais formal", None), ("más formal", None),
     ]),
     ("extract", "docs", 3.5, [
         ("extract", r"\bextract\b"),
@@ -121,6 +146,8 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
          for verb in ("list", "find", "pull out", "identify")]
       + [(lead, lead + r" (?:the|this) (?:text|passage|article|paragraph|document|reference|excerpt|context|email"
                        r"|transcript|report)\b") for lead in ("based on", "according to", "using", "from")] + [
+        ("extraia", None), ("extrae", None), ("extraer", None), ("extrair", None),
+        ("texto", r"\b(?:neste|deste|nesse|desse|no|do|en este|de este|en el|del) texto\b"),
     ]),
     ("compose", "docs", 3.0, [
     ] + [(verb, verb + r" (?:me )?(?:a|an|the|some|two|three|our|my|this) (?:[\w-]+ ){0,3}?(?:email|e-mail|letter"
@@ -128,9 +155,51 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
               r"|announcement|tweet|post|press release|haiku|limerick|song|lyrics|toast|eulogy|newsletter|slogan"
               r"|tagline|product description|review|summary|abstract|headline|caption|message|note|invitation|proposal"
               r"|report|outline|scene|dialogue|monologue|screenplay|character)s?\b")
-          for verb in ("write", "draft", "compose", "create")]),
+          for verb in ("write", "draft", "compose", "create")] + [
+        (verb, verb + r" (?:um|uma|o|a|un|una|el|la|me) (?:[\w-]+ ){0,3}?(?:e-?mail|carta|poema|poesia|poesía|conto"
+                      r"|cuento|história|historia|texto|redação|redacción|artigo|artículo|mensagem|mensaje|correo"
+                      r"|discurso|post|tweet|parágrafo|párrafo|ensaio|ensayo|resenha|reseña|anúncio|anuncio)s?\b")
+        for verb in ("escreva", "escrever", "escribe", "escribir", "redija", "redacta")]),
+    ("logic_puzzle", "reasoning", 4.0, [
+        ("riddle", None), ("puzzle", None), ("brain teaser", None), ("brainteaser", None), ("knights", None),
+        ("knaves", None), ("always lies", None), ("always tells the truth", None), ("tells the truth", None),
+        ("odd one out", None), ("does not belong", None), ("doesn't belong", None), ("can we conclude", None),
+        ("can you conclude", None), ("does it follow", None), ("necessarily true", None), ("must be true", None),
+        ("true, false, or uncertain", None), ("true, false or uncertain", None), ("syllogism", None),
+        ("premises", None), ("enigma", None), ("charada", None), ("quebra-cabeça", None), ("acertijo", None),
+        ("adivinanza", None), ("rompecabezas", None), ("what place am i", None), ("what position am i", None),
+        ("who sits where", None), ("who has which", None), ("who owns which", None), ("which is which", None),
+        ("quem tem cada", None), ("quién tiene cada", None), ("related to me", None),
+        ("relationship between", r"\bwhat is the relationship between \w+ and \w+\b"),
+        ("related to", r"\bhow (?:is|are) [\w' ]{1,40} related to\b"),
+        ("each", r"\b(?:sisters?|brothers?|siblings?)\b[^?]{0,64}\beach\b[^?]{0,80}\b(?:sisters?|brothers?"
+                 r"|siblings?)\b"),
+        ("cada", r"\b(?:irmãs?|irmãos?|hermanas?|hermanos?)\b[^?]{0,64}\bcada\b[^?]{0,80}\b(?:irmãs?|irmãos?|hermanas?"
+                 r"|hermanos?)\b"),
+        ("~overtak", r"\bovertak(?:e|en|ing)\b[^?]{0,80}\b(?:position|place)\b"),
+        ("ontem fosse", None), ("ayer fuera", None), ("day after tomorrow", r"\bif (?:yesterday|tomorrow|today)\b"),
+        ("mislabeled", None), ("mislabelled", None), ("label is wrong", None), ("labels are wrong", None),
+        ("labelled wrong", None), ("labeled wrong", None), ("labelled incorrectly", None),
+        ("labeled incorrectly", None), ("etiquetas", r"\betiquetas (?:estão|están) (?:erradas|mal)\b"),
+    ]),
+    ("reasoning_ask", "reasoning", 2.0, [
+        ("explain your reasoning", None), ("show your reasoning", None), ("reasoning steps", None),
+        ("think step by step", None), ("explain your logic", None), ("explique o raciocínio", None),
+        ("explique seu raciocínio", None), ("justifique", None), ("razona", None), ("razonamiento", None),
+        ("raciocínio", None), ("explica tu razonamiento", None), ("lógica", None),
+    ]),
+    ("analysis", "reasoning", 2.0, [
+        ("trade-offs", None), ("tradeoffs", None), ("hypotheses", None), ("root cause", None),
+        ("prós e contras", None), ("pros y contras", None), ("ventajas y desventajas", None), ("analise", None),
+        ("analiza", None), ("analyze the", None), ("analyse the", None), ("weigh the", None),
+        ("flaws in", r"\bflaws? in (?:the|this|my) (?:argument|reasoning|logic)\b"), ("assumptions", None),
+        ("valid schedule", None), ("decision plan", None), ("plano de decisão", None), ("plan de decisión", None),
+        ("pontos de decisão", None), ("puntos de decisión", None),
+    ]),
     ("greeting", "chat", 1.5, [
-        ("", r"\A\s*(?:hi|hello|hey|yo|good (?:morning|afternoon|evening)|thanks|thank you|how are you|what's up)\b"),
+        ("", r"\A\W*(?:hi|hello|hey|yo|good (?:morning|afternoon|evening)|thanks|thank you|how are you|what's up"
+             r"|oi|olá|ola|hola|bom dia|boa tarde|boa noite|buenos días|buenas tardes|buenas noches|obrigad[oa]"
+             r"|muito obrigad[oa]|gracias|muchas gracias|qué tal|tudo bem)\b"),
     ]),
     ("advice", "chat", 1.5, [
     ] + [(lead, lead + r" (?:some |a few |\w+ )?(?:ideas|tips|suggestions|advice|ways|recommendations)\b")
@@ -225,10 +294,17 @@ KEYWORDS: dict[str, tuple[list[str], list[str]]] = {  # task: (keywords, weak ke
          "crontab", "ssh", "ssh-keygen", "vba", "macro", "makefile", "swiftui", "powershell", "graphql", "asyncio",
          "uart", "dma", "firmware", "microcontroller", "arduino", "interrupt handler", "rest api", "css", "sass",
          "webpack", "vite", "gradle", "maven", "cmake", "nginx", "apache", "ci", "cd pipeline", "jwt", "oauth",
-         "bigquery", "spark", "kafka", "grpc", "protobuf", "websocket", "websockets", "env var", "localhost"],
+         "bigquery", "spark", "kafka", "grpc", "protobuf", "websocket", "websockets", "env var", "localhost",
+         "list comprehension", "comprehension", "generics",
+         "código", "codigo", "função", "funcao", "función", "funcion", "algoritmo", "programação", "programación",
+         "depurar", "compilar", "subcadena", "substring", "palindrome", "palíndromo", "palindrómica", "vetor circular",
+         "banco de dados", "base de datos", "fastapi", "pytest", "productor-consumidor", "consulta sql"],
         ["list", "string", "strings", "array", "arrays", "loop", "query", "index", "deploy", "server", "library",
          "package", "module", "test", "tests", "error", "crash", "crashes", "build", "syntax", "runtime", "thread",
-         "object", "parse", "parser", "input", "output", "return", "returns", "dictionary", "file", "files"],
+         "object", "parse", "parser", "input", "output", "return", "returns", "dictionary", "file", "files",
+         "arquivo", "archivo", "lista", "interface", "cadena", "string", "consulta", "programa", "erro", "classe",
+         "clase",
+         "variável", "servidor", "biblioteca", "implemente", "implementa", "entero", "inteiro", "vetor", "arreglo"],
     ),
     "math": (
         ["solve", "equation", "equations", "integral", "derivative", "differentiate", "integrate", "theorem", "prove",
@@ -239,11 +315,32 @@ KEYWORDS: dict[str, tuple[list[str], list[str]]] = {  # task: (keywords, weak ke
          "convergence", "converges", "diverges", "quadratic", "simplify", "factor", "expected value", "variance",
          "standard deviation", "combinatorics", "permutations", "combinations", "vector", "vectors", "determinant",
          "gcd", "lcm", "trigonometry", "sine", "cosine", "slope", "intercept", "parabola", "exponent", "infinitely",
-         "puzzle", "riddle", "roots", "confidence interval", "maximize", "minimize", "converge", "infinity",
-         "liters", "litres", "gallons", "kilometers", "kilograms", "how many ways"],
+         "roots", "confidence interval", "maximize", "minimize", "converge", "infinity",
+         "liters", "litres", "gallons", "kilometers", "kilograms", "how many ways",
+         "equação", "equações", "ecuación", "ecuaciones", "derivada", "integral", "probabilidade", "probabilidad",
+         "porcentagem", "porcentaje", "juros", "interés compuesto", "raiz quadrada", "raíz cuadrada", "triângulo",
+         "triángulo", "teorema", "polinômio", "polinomio", "fração", "fracción", "frações", "fracciones",
+         "matriz", "vetor", "vector", "logaritmo", "quadrática", "cuadrática", "hipotenusa", "perímetro", "área",
+         "volumen", "divisível", "divisible", "primos", "cone", "cono", "cilindro", "esfera"],
         ["sum", "average", "mean", "median", "ratio", "area", "volume", "angle", "limit", "series", "product",
          "remainder", "total", "twice", "half", "dozen", "per", "each", "cents", "dollars", "miles", "hours",
-         "minutes", "pounds", "times", "numbers", "number", "calculate", "compute"],
+         "minutes", "pounds", "times", "numbers", "number", "calculate", "compute", "quanto", "quantos", "quantas",
+         "cuánto", "cuántos", "cuántas", "média", "media", "soma", "suma", "total", "metade", "mitad", "dobro",
+         "doble", "triplo", "triple", "reais", "euros", "horas", "minutos", "vezes", "veces", "calcule", "calcula"],
+    ),
+    "reasoning": (
+        ["puzzle", "puzzles", "riddle", "riddles", "logic", "logical", "logically", "deduce", "deduction",
+         "deductive", "inference", "infer", "premise", "premises", "syllogism", "paradox", "dilemma", "hypotheses",
+         "contradiction", "contradict", "contradicts",
+         "contradicen", "contradice", "contradizem", "contradiz", "knights", "knaves", "liar", "liars", "truthful",
+         "enigma",
+         "charada", "acertijo", "adivinanza", "rompecabezas", "lógica", "lógico", "raciocínio", "razonamiento",
+         "razona", "justifique", "deduzir", "deducir", "trade-offs", "tradeoffs", "trade-off", "analise", "analiza",
+         "prós e contras", "pros y contras", "hipóteses", "hipótesis", "counterfactual", "reasoning"],
+        ["conclude", "conclusion", "reason", "assume", "assumption", "assumptions", "evaluate", "strategy",
+         "scenario", "scenarios", "schedule", "constraint", "constraints", "arrangement", "sequence", "analyze",
+         "analyse", "analysis", "análisis", "análise", "implications", "decide", "decision", "options",
+         "alternatives", "alternativas", "critérios", "criterios", "riscos", "riesgos", "plano", "plan"],
     ),
     "docs": (
         ["summarize", "summarise", "summary", "translate", "translation", "rewrite", "rephrase", "paraphrase",
@@ -251,16 +348,24 @@ KEYWORDS: dict[str, tuple[list[str], list[str]]] = {  # task: (keywords, weak ke
          "grammar", "headline", "memo", "blog", "resume", "cv", "transcript", "excerpt", "bullet points",
          "cover letter",
          "press release", "meeting notes", "minutes of the meeting", "wording", "concise", "formal", "informal",
-         "poem", "story", "haiku", "limerick", "narrative", "prose", "outline", "abstract"],
+         "poem", "story", "haiku", "limerick", "narrative", "prose", "outline", "abstract", "traduza", "traduce",
+         "resuma", "resumo", "resumen", "reescreva", "reescribe", "poema", "conto", "cuento", "carta", "correo",
+         "e-mail", "parágrafo", "párrafo", "redação", "redacción", "ortografia", "ortografía", "gramática",
+         "anúncio", "anuncio"],
         ["text", "report", "title", "copy", "write", "sentence", "sentences", "words", "style", "reader", "audience",
-         "paragraphs", "pages", "chapter", "author", "quote", "review", "describe", "description"],
+         "paragraphs", "pages", "chapter", "author", "quote", "review", "describe", "description", "texto", "frase",
+         "frases", "palavras", "palabras", "mensagem", "mensaje", "escreva", "escribe"],
     ),
     "chat": (
         ["hi", "hello", "hey", "thanks", "thank", "recommend", "advice", "opinion", "favorite", "favourite", "ideas",
          "suggestions", "tips", "weekend", "vacation", "trip", "recipe", "movie", "movies", "book", "books", "music",
          "weather", "joke", "fun", "hobby", "gift", "gifts", "friend", "friends", "feel", "feeling", "life", "health",
-         "travel", "restaurant", "dinner"],
-        ["why", "who", "when", "where", "best", "good", "think", "should", "history", "famous", "difference between"],
+         "travel", "restaurant", "dinner", "obrigado", "obrigada", "gracias", "receita",
+         "receta", "dicas", "consejos", "filmes", "películas", "livros", "libros", "viagem", "viaje", "férias",
+         "vacaciones", "saúde", "salud", "indica", "recomenda", "recomiéndame", "recomienda", "regalo"],
+        ["why", "who", "when", "where", "best", "good", "think", "should", "history", "famous", "difference between",
+         "quem", "quién", "quando", "cuándo", "onde", "dónde", "qual", "cuál", "por que", "por qué", "melhor",
+         "mejor"],
     ),
 }
 
@@ -277,7 +382,11 @@ HARD = [
     "asynchronous", "performance", "benchmark", "benchmarks", "integral", "eigenvalues", "eigenvectors", "induction",
     "converge", "convergence", "differential", "complexity analysis", "across multiple files", "entire codebase",
     "full implementation", "literature review", "whitepaper", "white paper", "strategy", "nuanced", "critique",
-    "formal proof", "implement a compiler", "implement an interpreter", "interpreter", "compiler", "consensus",
+    "formal proof", "implement a compiler", "implement an interpreter", "write a compiler", "consensus",
+    "concorrência", "concurrencia", "concurrente", "distribuído", "distribuido", "escalável", "escalable",
+    "arquitetura", "arquitectura", "otimização", "optimización", "passo a passo", "paso a paso", "em detalhe",
+    "en detalle", "detalhado", "detallado", "rigoroso", "riguroso", "análise", "análisis", "migração", "migración",
+    "migrar", "desempenho", "rendimiento", "apagado ordenado", "sem perder", "sin perder",
 ]
 MODERATE = [
     "review", "debug", "debugging", "fix", "fixes", "fixing", "why does", "why is", "why do", "why isn't",
@@ -288,10 +397,13 @@ MODERATE = [
     "show the steps", "show your steps", "showing each step", "explain each step", "justify", "explain the reasoning",
     "without replacement", "constraint", "constraints", "interrupt", "in production", "under load", "write a class",
     "write a module", "write a service", "write a script", "write a program", "system of equations",
+    "por que", "por quê", "por qué", "corrija", "corrigir", "corregir", "depurar", "revise", "revisa", "explique",
+    "otimize", "optimiza", "teste", "testes", "pruebas", "riscos", "riesgos", "compare", "compara", "sistema de",
 ]
 LONG_FORM = ["cover letter", "blog post", "press release", "essay", "article", "white paper", "whitepaper", "proposal",
              "report", "abstract", "speech", "chapter", "literature review", "business plan"]
 ADVANCED_MATH = [
+    "probability", "probabilidade", "probabilidad", "integral", "derivada", "autovalores",
     "integral", "integrate", "eigenvalue", "eigenvalues", "eigenvector", "eigenvectors", "matrix", "matrices",
     "calculus", "confidence interval", "standard deviation", "combinatorics", "combinatorial", "how many ways",
     "expected value", "expected number", "converge", "converges", "convergence", "differential equation",
@@ -299,5 +411,45 @@ ADVANCED_MATH = [
 ]
 SIMPLE = ["quick", "quickly", "simple", "short", "briefly", "brief", "one-liner", "one line", "in one sentence", "just",
           "tiny", "small", "basic", "easy", "what is", "what's", "who is", "who was", "when is", "when was",
-          "when did", "define", "definition of", "how do i say"]
+          "when did", "define", "definition of", "how do i say", "rápido", "simples", "sencillo", "sencilla",
+          "curto", "curta", "corto", "corta", "breve", "o que é", "qué es", "quem é", "quién es", "fácil"]
 WORD_COUNT = re.compile(r"\b\d{3,5}[- ]words?\b")
+# difficulty vocabularies (router.routing.difficulty): distinct phrases counted once each
+CONSTRAINTS = [  # the marks of an instruction with many conditions to satisfy at once
+    "exactly", "must", "at most", "at least", "no more than", "no fewer than", "fewer than", "without using",
+    "never", "do not use", "don't use", "must not", "only use", "no line", "each line", "every line",
+    "each sentence", "every sentence", "each paragraph", "every paragraph", "first letter", "first letters",
+    "last line", "rhymes", "acrostic", "in the format", "begin with", "start with", "starts with", "end with",
+    "ends with", "mentions", "exactly once", "no exclamation", "never uses", "under 100 words", "word limit",
+    "exatamente", "exactamente", "no máximo", "no mínimo", "como máximo", "como mínimo", "sem usar", "sin usar",
+    "nenhuma", "ninguna", "ninguno", "apenas no", "solo en", "terminando com", "terminando con", "cada um",
+    "cada una", "cada uno", "sem repetir", "sin repetir", "condiciones", "condições", "restricciones", "restrições",
+    "requisitos", "requirements", "constraints", "no más de", "não mais de", "the word", "the letter", "a palavra",
+    "la palabra", "a letra", "la letra", "en la última", "na última", "in the last", "terminados en",
+]
+EXPERT = [  # specialist vocabulary where small models answer confidently and wrongly
+    "gdpr", "hipaa", "liability", "indemnity", "indemnify", "jurisdiction", "statute", "tort", "plaintiff",
+    "regulator", "regulatory", "fiduciary", "legitimate interest", "case law", "precedent", "balancing test",
+    "dosage", "dosing", "contraindicated", "contraindication", "pharmacokinetics", "drug interaction",
+    "differential diagnosis", "pathophysiology", "prognosis", "etiology", "warfarin", "inr", "mechanism",
+    "ketoacidosis", "hyperosmolar", "carnot", "enthalpy", "entropy", "thermodynamics", "gibbs", "carbocation",
+    "stereochemistry", "sn1", "sn2", "kinetics", "equilibrium constant", "spectroscopy", "quantum field",
+    "hamiltonian", "lagrangian", "valuation", "ebitda", "arbitrage", "hedging", "amortization", "venture debt",
+    "priced round", "cap table", "dilution", "safe note", "tax treatment", "seismic", "finite element",
+    "rescisão", "jurisprudência", "tributário", "verbas rescisórias", "fgts", "cetoacidosis", "cetoacidose",
+    "hiperosmolar", "fármaco", "farmacocinética", "termodinâmica", "termodinámica", "derivada parcial",
+]
+ALGORITHMIC = [  # what makes a piece of code non-trivial to write or to fix
+    "algorithm", "algorithms", "time complexity", "space complexity", "o(n)", "o(1)", "o(log", "o(n log n)",
+    "big-o", "recursion", "recursive", "dynamic programming", "memoization", "binary tree", "binary search tree",
+    "graph", "linked list", "heap", "priority queue", "trie", "dijkstra", "shortest path", "topological",
+    "backtracking", "sliding window", "subsequence", "substring", "palindrome", "palindromic", "permutations",
+    "kth", "sorted arrays", "sorted lists", "thread-safe", "mutex",
+    "goroutines", "threads", "leak", "leaks", "grows", "killed", "rate limiter", "eviction", "lru", "parser",
+    "recursive descent",
+    "ast", "tokenizer", "state machine", "unit tests", "edge cases",
+    "producer-consumer", "bounded queue", "graceful shutdown", "window function", "month-over-month",
+    "authentication", "pagination", "slow", "hangs", "algoritmo", "complexidade",
+    "complejidad", "recursão", "recursión", "productor-consumidor", "concorrência", "concurrencia", "paginação",
+    "autenticação", "subcadena", "palindrómica", "vetor circular", "optimizo", "otimizar", "optimizar", "lenta",
+]
