@@ -70,7 +70,8 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
     ("code_write", "code", 2.0, [
         (verb, verb + r"\b(?: \S+){0,6}? (?:function|program|class|script|module|service|api|parser|algorithm|app|cli"
                       r"|library|server|solver|cache|queue|data structure|component|hook|decorator|iterator|endpoint"
-                      r"|handler|middleware|crawler|scraper|bot|plugin|interpreter|compiler|emulator|simulator|unit tests"
+                      r"|handler|middleware|crawler|scraper|bot|plugin|interpreter|compiler|emulator|simulator"
+                      r"|unit tests"
                       r"|função|funcao|programa|classe|algoritmo|función|funcion|clase|módulo|servicio|serviço"
                       r"|servidor|fila|cola)s?\b")
         for verb in ("write", "implement", "build", "create", "develop", "code", "design", "complete", "finish",
