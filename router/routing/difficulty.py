@@ -68,7 +68,8 @@ class Difficulty:
         `shape`: (conversation turns, system prompt chars, tools, JSON mode, max_tokens)."""
         hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = vocab
         z, size_w, long_w = PRIORS.get(task, _OTHER)
-        if task == "docs" and fired and ("translate" in fired or "summarize" in fired or "rewrite" in fired):
+        transform = task == "docs" and fired and ("translate" in fired or "summarize" in fired or "rewrite" in fired)
+        if transform:
             hard = expert = 0  # transforming a text is as easy in a specialist field as anywhere
         analytic = task == "math" or task == "reasoning"
         z += 0.7 * min(hard, 3) + 0.35 * min(moderate, 3) - (0.3 if analytic else 0.6) * min(simple, 2)
@@ -109,7 +110,8 @@ class Difficulty:
         else:
             if words <= 6:
                 z -= 0.5  # a greeting, a thank-you, a one-line question
-            if expert or hard or "keywords:reasoning" in fired or "analysis" in fired or "reasoning_ask" in fired:
+            if not transform and (expert or hard or "keywords:reasoning" in fired or "analysis" in fired
+                                  or "reasoning_ask" in fired):
                 size_w = 0.45  # a question that needs thought: the more material it is about, the harder
         turns, system_chars, tools, wants_json, max_output = shape
         if turns >= 6:
