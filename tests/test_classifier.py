@@ -67,7 +67,9 @@ def test_complexity_levels() -> None:
     assert classify("Prove that there are infinitely many primes.").complexity == "high"
     hard = classify("Design a distributed, horizontally scalable job scheduler and analyze the trade-offs.")
     assert hard.complexity == "high"
-    small_fix = classify("Review this and fix the bug:\n```python\ndef mean(xs):\n    return sum(xs) / len(xs) + 1\n```")
+    small_fix = classify(
+        "Review this and fix the bug:\n```python\ndef mean(xs):\n    return sum(xs) / len(xs) + 1\n```"
+    )
     assert small_fix.complexity == "low"  # the mere presence of code is not difficulty
     assert classify("Implement a thread-safe LRU cache in Go with O(1) get and put.").complexity != "low"
 
