@@ -41,7 +41,7 @@ from router.errors import (
 )
 from router.exchange import Candidate, Exchange, Reply
 from router.formats.bridge import StreamTranslator, Translation
-from router.sse import UsageStripper, find_usage
+from router.sse import UsageStripper, find_usage, truncated
 
 log = logging.getLogger("ai_router.backend")
 
@@ -202,6 +202,7 @@ class OpenAIBackend(Backend):
             usage = ex.usage = tr.usage
         else:
             usage = ex.usage = find_usage(body)
+        ex.truncated = truncated(body)
         if usage is not None:
             ex.cost_usd = cost_usd(target.model, usage)
         return Reply(resp.status, JSON_HEADERS, body=body)
@@ -327,6 +328,8 @@ class OpenAIStream:
             self.usage = stripper.usage
         else:
             self.usage = find_usage(t2 + t1)
+        tail = self.seen[-3:]  # type: ignore[index]
+        self.ex.truncated = truncated(b"".join(tail))  # the finish event sits just before usage and [DONE]
         if self.usage is not None:
             self.seen = None
 

@@ -6,7 +6,8 @@ an earlier stage set (`ex.max_tier`, `ex.prefer`), then asks `router.routing.pol
 Two restrictions narrow it, never widen it: the client key's `tiers` globs (403 when none is left) and a
 `local_only` redaction policy (`ex.local_only`: local models only, 503 when none can serve: fail closed). It sets
 `ex.decision` and `ex.target` (the primary; `retry` moves it along the chain). A dry run (`POST /v1/route`)
-goes through here exactly like a real request.
+goes through here exactly like a real request. The policy's adaptive layer and the feedback loop that
+remembers each answer (router/routing/feedback.py, a finish hook) are the context's `feedback`.
 
 Fast path: a request naming a concrete model id with no features yet (no `classify` stage) is not classified
 at all: it goes to the backends serving that model, unrerouted, so only the catalog lookup is needed and
@@ -24,6 +25,7 @@ from router.catalog import is_routed
 from router.errors import NoBackendAvailable, PermissionDenied
 from router.exchange import CallNext, Decision, Exchange, Reply
 from router.pipeline import Stage
+from router.routing.feedback import build_feedback
 
 
 class RouteStage(Stage):
@@ -35,6 +37,10 @@ class RouteStage(Stage):
         super().__init__(ctx, **options)
         self.analyzer: Analyzer = build_analyzer(ctx)
         self.policy = self.analyzer.policy
+        if ctx.feedback is None:
+            ctx.feedback = build_feedback(ctx.config, ctx.catalog)
+        self.finished = ctx.feedback.finished
+        self.policy.adaptive = ctx.feedback.adaptive
         self._mixed_encodings = any(
             m.encoding and m.encoding != ctx.config.routing.encoding for m in ctx.config.models()
         )
@@ -59,10 +65,13 @@ class RouteStage(Stage):
             max_tier=self._top_allowed(key, ex.max_tier) if restricted else ex.max_tier,
             prefer="local" if ex.local_only else ex.prefer,
             tokens_for=Analyzer.recounter(ex, prompt) if self._mixed_encodings else None,
+            live=not ex.dry_run,
         )
         if restricted:
             restrict(ex, ex.decision)
         ex.target = ex.decision.primary
+        if not ex.dry_run:
+            ex.finish_hooks.append(self.finished)  # the feedback loop remembers the answer when it ends
 
     def _top_allowed(self, key: ApiKey | None, max_tier: str | None) -> str | None:
         """The highest tier the key's `tiers` allow (capped by `max_tier`), so routing looks there first."""

@@ -96,6 +96,24 @@ class Promotion:
     max_steps: int = 2
 
 
+@dataclass(frozen=True, slots=True)
+class Adaptive:
+    """`routing.adaptive`: the feedback-driven per-tenant policy (router/routing/adaptive.py explains it)."""
+
+    enabled: bool = False
+    min_samples: int = 20  # weighted outcomes per location before a cell's plan may move decisions
+    buckets: int = 5  # difficulty buckets per task
+    cloud_share: float | str = "rules"  # "rules" (hold the rules' share), a share in (0, 1], or "free"
+    min_gain: float = 0.05  # quality a cloud call must buy over local
+    explore: float = 0.1  # share of a cell's requests sent to the other location while it is learnt
+    explore_floor: float = 0.02  # the same once it is known, to notice drift
+    half_life_days: float = 7.0  # outcomes lose half their weight in this time
+    implicit_weight: float = 0.5  # weight of an implicit outcome (an explicit rating weighs 1)
+    reask_window_s: float = 120.0  # the same prompt again within this time marks the earlier answer bad
+    remember_s: float = 86400.0  # how long a request can be rated (POST /v1/feedback)
+    remember_max: int = 100_000  # at most this many requests remembered (oldest forgotten first)
+
+
 @dataclass(slots=True)
 class Routing:
     tiers: list[str]
@@ -105,6 +123,7 @@ class Routing:
     tasks: dict[str, Any] | None = None
     encoding: str = "o200k_base"
     complexity_cuts: tuple[float, float] = (0.35, 0.65)
+    adaptive: Adaptive = field(default_factory=Adaptive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +433,8 @@ def _cuts(n: _Node) -> tuple[float, float]:
 
 
 def _routing(n: _Node, models: list[ModelSpec]) -> Routing:
-    n.no_unknown(("tiers", "rules", "min_confidence", "promotion", "tasks", "encoding", "complexity_cuts"))
+    n.no_unknown(("tiers", "rules", "min_confidence", "promotion", "tasks", "encoding", "complexity_cuts",
+                  "adaptive"))
     tiers = n.str_list("tiers")
     if not tiers:
         seen: list[str] = []
@@ -452,6 +472,40 @@ def _routing(n: _Node, models: list[ModelSpec]) -> Routing:
         tasks=tasks,
         encoding=n.str("encoding", "o200k_base"),
         complexity_cuts=_cuts(n),
+        adaptive=_adaptive(n.child("adaptive")),
+    )
+
+
+def _fraction(n: _Node, key: str, default: float, top: float = 1.0) -> float:
+    v = n.num(key, default, minimum=0)
+    if v > top:
+        raise ConfigError(f"{n._key(key)}: must be between 0 and {top:g}")
+    return float(v)
+
+
+def _adaptive(n: _Node) -> Adaptive:
+    n.no_unknown(tuple(Adaptive.__dataclass_fields__))
+    d = Adaptive()
+    share = n.get("cloud_share", d.cloud_share)
+    if isinstance(share, str) and share in ("rules", "free"):
+        cloud_share: float | str = share
+    else:
+        cloud_share = _fraction(n, "cloud_share", 0.0)
+        if cloud_share <= 0:
+            raise ConfigError(f"{n._key('cloud_share')}: expected rules, free or a share in (0, 1]")
+    return Adaptive(
+        enabled=n.bool("enabled", d.enabled),
+        min_samples=n.int("min_samples", d.min_samples, minimum=1),
+        buckets=n.int("buckets", d.buckets, minimum=1),
+        cloud_share=cloud_share,
+        min_gain=_fraction(n, "min_gain", d.min_gain),
+        explore=_fraction(n, "explore", d.explore, 0.5),
+        explore_floor=_fraction(n, "explore_floor", d.explore_floor, 0.5),
+        half_life_days=n.num("half_life_days", d.half_life_days, minimum=0.01),
+        implicit_weight=_fraction(n, "implicit_weight", d.implicit_weight),
+        reask_window_s=n.num("reask_window_s", d.reask_window_s, minimum=0),
+        remember_s=n.num("remember_s", d.remember_s, minimum=1),
+        remember_max=n.int("remember_max", d.remember_max, minimum=1),
     )
 
 

@@ -19,6 +19,7 @@ from router.state.memory import MemoryStore
 if TYPE_CHECKING:
     from backends.base import Backend
     from router.auth import KeyRing
+    from router.routing.feedback import FeedbackLoop
 
 
 @dataclass(slots=True)
@@ -28,3 +29,4 @@ class Context:
     catalog: Catalog
     store: Store = field(default_factory=MemoryStore)
     keys: KeyRing | None = None  # client keys (router/auth.py), shared by `auth` and the non-pipeline endpoints
+    feedback: FeedbackLoop | None = None  # remembers answers for /v1/feedback, feeds adaptive routing

@@ -105,6 +105,7 @@ class Exchange:
         "stream",
         "target",
         "tenant",
+        "truncated",
         "upstream_s",
         "usage",
     )
@@ -142,6 +143,9 @@ class Exchange:
         self.first_byte_s: float | None = None  # a tighter first-byte limit set by retry (first_token_ms)
         self.status = 0
         self.upstream_s = 0.0  # time spent waiting on upstreams, so overhead = elapsed - upstream_s
+        self.truncated = False  # the answer stopped at its token limit (finish_reason: length)
+        # called once when the exchange ends: after the answer (or stream) is done, or after an error
+        # answer (`status` >= 400); hooks must be cheap and must not raise
         self.finish_hooks: list[Callable[[Exchange], None]] = []
         # a per-attempt hook around the upstream call, set by a stage (budget): gate(ex, target, send)
         self.gate: Callable[[Exchange, Candidate, Callable[..., Awaitable[Reply]]], Awaitable[Reply]] | None = None

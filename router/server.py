@@ -44,11 +44,13 @@ from router.errors import (
     echo,
 )
 from router.exchange import Candidate, Exchange, Reply
+from router.feedback_api import FeedbackEndpoint
 from router.formats import errors as wire_errors
 from router.messages_api import count_tokens_body, preview_endpoint
 from router.observe.accesslog import AccessLog
 from router.pipeline import Pipeline
 from router.protocol import GuardedRunner
+from router.routing.feedback import build_feedback
 from router.routing.preview import describe
 from router.spend import SpendAPI
 from router.state import open_store
@@ -78,7 +80,7 @@ class RouterService:
         self.catalog = Catalog(config, self.backends)
         self.keys = KeyRing(config.auth, config.pipeline, config.routing.tiers)
         self.ctx = Context(config=config, backends=self.backends, catalog=self.catalog, keys=self.keys,
-                           store=open_store(config.state_url))
+                           store=open_store(config.state_url), feedback=build_feedback(config, self.catalog))
         self.pipeline = Pipeline.from_config(config.pipeline, self.ctx, self.dispatch)
         self.max_body = int(config.server.max_body_mb * 1024 * 1024)
         self.access = AccessLog(enabled=config.logging.access_log)
@@ -216,7 +218,7 @@ class Handlers:
 
     async def not_found(self, request: web.Request) -> web.Response:
         rid = self.request_id(request)
-        if request.path in ENDPOINTS or request.path == "/v1/route":
+        if request.path in ENDPOINTS or request.path in ("/v1/route", "/v1/feedback"):
             e: ProxyError = InvalidRequest(f"Method {request.method} is not allowed on {request.path}; use POST.")
             e.status = 405
             return _error_response(e, rid)
@@ -260,6 +262,7 @@ class Handlers:
                 ex.status = e.status
                 overhead = (time.perf_counter() - ex.started - ex.upstream_s) * 1000
                 resp.headers.update(_decision_headers(ex, overhead))
+                _finish(ex)
                 svc.access.write(ex, error=e.code)
             return resp
         except Exception:
@@ -362,6 +365,7 @@ async def _write_quietly(resp: web.StreamResponse, data: bytes | None) -> bool:
 
 def _close_stream(svc: RouterService, ex: Exchange, stream: Any, error: str | None) -> None:
     ex.usage = getattr(stream, "usage", None) or ex.usage
+    ex.truncated = getattr(stream, "truncated", False) or ex.truncated
     if ex.usage is not None and ex.target is not None:
         ex.cost_usd = cost_usd(ex.target.model, ex.usage)
     _finish(ex)
@@ -392,6 +396,7 @@ def create_app(service: RouterService) -> web.Application:
     r.add_post("/v1/route", h.route_preview)
     r.add_post("/v1/messages/count_tokens", h.count_tokens)
     r.add_get("/admin/spend", SpendAPI(lambda req: req.app[SERVICE_KEY]).get)
+    r.add_post("/v1/feedback", FeedbackEndpoint(lambda: app[SERVICE_KEY]).handle)  # type: ignore[arg-type]
     r.add_route("*", "/{tail:.*}", h.not_found)
 
     async def _start(app: web.Application) -> None:

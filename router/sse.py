@@ -1,6 +1,6 @@
 """SSE on the hot path without per-chunk JSON: find usage at the tail, drop the injected usage event.
 
-Streams are relayed as raw bytes. Two jobs need to look inside them, and both are byte searches:
+Streams are relayed as raw bytes. Three jobs need to look inside them, and all are byte searches:
 
 - `find_usage(buf)`: the last `"usage": {...}` object in a buffer (the tail of a stream, or a whole JSON
   body), decoded alone. Works for chat/completions chunks, Responses' `response.completed` and
@@ -9,6 +9,8 @@ Streams are relayed as raw bytes. Two jobs need to look inside them, and both ar
   for it, the final usage-only chunk (`"choices":[]`) must not reach the client. The stripper keeps the
   stream event-aligned (a partial event waits for its end) and cuts that one event out; every other
   chunk passes through as the same bytes object.
+- `truncated(buf)`: whether an answer stopped at its token limit (the feedback loop counts that against
+  the model that gave it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ import orjson
 _USAGE_KEY = b'"usage":'
 _EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')
 _MAX_USAGE_BYTES = 4096
+
+
+_CUT_SHORT = (b'"finish_reason":"length"', b'"finish_reason": "length"', b'"stop_reason":"max_tokens"',
+              b'"stop_reason": "max_tokens"', b'"reason":"max_output_tokens"', b'"reason": "max_output_tokens"')
+
+
+def truncated(buf: bytes) -> bool:
+    """Did the answer stop at its token limit? `finish_reason: length` (chat, completions), `stop_reason:
+    max_tokens` (Anthropic) or `incomplete_details.reason: max_output_tokens` (Responses), found by byte
+    search in a body or a stream's last chunks."""
+    return any(m in buf for m in _CUT_SHORT)
 
 
 def find_usage(buf: bytes) -> dict[str, Any] | None:

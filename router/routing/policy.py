@@ -11,6 +11,8 @@ the fallback chain `retry` walks on failure. The steps, each leaving a reason st
 3. Low confidence (below `routing.min_confidence`) starts one tier higher.
 4. Caps: the tenant's `max_tier` always; the client's `x-router-max-tier` unless the tenant sets
    `steering: false`; `Exchange.max_tier` (set by other stages, e.g. a budget downgrade).
+   Then, for `model: auto`, the tenant's adaptive policy (router/routing/adaptive.py) may move the start
+   tier between local and cloud, never above the cap.
 5. Chain: the start tier, then the next tiers upward to the cap (`routing.tiers` order); in each tier only
    the models that fit (type, capabilities the request uses, context window for prompt + max_tokens),
    cheapest for this request first, ties to the lowest recent latency (untried backends first). Healthy
@@ -32,6 +34,7 @@ from router.catalog import Catalog, is_auto, is_routed
 from router.config import COMPLEXITIES, ConfigError, Routing, Rule
 from router.errors import InvalidRequest, NoBackendAvailable, PermissionDenied, echo
 from router.exchange import Candidate, Decision, Features
+from router.routing.adaptive import Adaptive
 
 RANK = {c: i for i, c in enumerate(COMPLEXITIES)}
 PREFER_HEADER = "x-router-prefer"
@@ -101,6 +104,7 @@ class Policy:
             for i, r in enumerate(self.rules):
                 if r.task is not None and r.task not in tasks:
                     raise ConfigError(f"routing.rules[{i}].task: unknown task {r.task!r} (known: {', '.join(tasks)})")
+        self.adaptive: Adaptive | None = None  # set by `route`: the per-tenant feedback-driven layer
         self.contexts = sorted({c.model.context for c in catalog.all})
         self.embedders = [c for c in catalog.all if c.model.type == "embedding"]
         # precomputed per request-independent piece: rule texts, rule conditions, each tier's candidates with
@@ -277,10 +281,12 @@ class Policy:
         max_tier: str | None = None,
         prefer: str | None = None,
         tokens_for: Callable[[str], int] | None = None,
+        live: bool = True,
     ) -> Decision:
         """The ordered candidates for one request, with the reasons. `headers` carry client steering;
         `max_tier`/`prefer` come from other stages and always apply. `tokens_for(encoding)` recounts the
-        prompt for a model whose tokenizer differs from `routing.encoding`."""
+        prompt for a model whose tokenizer differs from `routing.encoding`. `live` is False on a dry run
+        (the adaptive layer then neither counts nor explores)."""
         reasons: list[str] = []
         kind, want = self.catalog.resolve(model)
         tp = self.tenant_policy(tenant)
@@ -323,6 +329,8 @@ class Policy:
         if s > cap:
             reasons.append(f"{start} capped to {self.tiers[cap]}")
             s = cap
+        if self.adaptive is not None and kind == "auto":
+            s = self.adaptive.adjust(tenant, f, s, cap, reasons, live)
         why: dict[str, int] = {}
         kind_needed = "chat"
         chain: list[Candidate] = []

@@ -1,0 +1,233 @@
+"""The feedback loop: what became of the answers the router gave, per tenant, fed to the adaptive policy.
+
+In the request's journey: `route` adds `FeedbackLoop.finished` to the exchange's finish hooks, so when an
+answer (or an error) has ended the loop remembers the request for `POST /v1/feedback`: its id, tenant,
+cell (task x difficulty bucket), where it was served (local or cloud) and when. Never any prompt or
+completion content. Memory is bounded: at most `remember_max` requests, each for `remember_s`.
+
+Outcomes, each a score in [0, 1] for one location of one tenant's cell:
+- explicit: `rate()` (the endpoint's `score`, or `rating` up = 1 / down = 0), weight 1; a later rating of
+  the same request replaces the earlier one;
+- implicit, weight `implicit_weight`:
+  - a promotion: each attempt that failed before the one that answered scores 0 for its location;
+  - an upstream error that reached the client scores 0;
+  - `finish_reason: length` (the backend sets `Exchange.truncated` with a byte search) scores 0;
+  - a re-ask: the same tenant sending the same normalised last user message again within
+    `reask_window_s` scores the earlier answer 0 (only a 64-bit fingerprint of the text is kept, for that
+    window);
+  - an answer with none of these and no explicit rating within `reask_window_s` scores 1 (no complaint).
+  An explicit rating replaces its request's implicit outcome, even after the window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+from router.catalog import Catalog
+from router.config import Config
+from router.exchange import Exchange
+from router.routing.adaptive import Adaptive, CellKey
+
+GENERATION_ENDPOINTS = frozenset(("chat", "completions", "responses", "messages"))
+FINGERPRINT_CHARS = 4096  # longer asks are fingerprinted by their head, tail and length
+
+
+class Record:
+    """One remembered request: who, which cell, where it was served, and what has been counted for it."""
+
+    __slots__ = ("cloud", "counted", "done_at", "explicit", "fingerprint", "key", "model", "request_id", "tenant",
+                 "verdict")
+
+    def __init__(
+        self, request_id: str, tenant: str | None, model: str, key: CellKey | None, cloud: bool, done_at: float
+    ) -> None:
+        self.request_id = request_id
+        self.tenant = tenant
+        self.model = model  # what the client asked for (`auto`, a tier, an id): auth checks it on a rating
+        self.key = key
+        self.cloud = cloud
+        self.done_at = done_at
+        self.verdict: float | None = 1.0  # the implicit outcome so far; None once final
+        self.explicit: float | None = None
+        self.counted: tuple[float, float] | None = None  # (score, weight) already observed for this answer
+        self.fingerprint: int | None = None
+
+
+def build_feedback(config: Config, catalog: Catalog, clock: Callable[[], float] = time.time) -> FeedbackLoop:
+    """The feedback loop and adaptive engine of one config (its tiers, where each tier's models run)."""
+    tier_is_cloud = []
+    for t in catalog.tiers:
+        chat = [c for c in catalog.by_tier.get(t, ()) if c.model.type == "chat"]
+        tier_is_cloud.append(bool(chat) and all(c.model.location == "cloud" for c in chat))
+    adaptive = Adaptive(config.routing.adaptive, list(catalog.tiers), tier_is_cloud, clock=clock)
+    return FeedbackLoop(adaptive, {b.name: b.location == "cloud" for b in config.backends}, clock)
+
+
+class FeedbackLoop:
+    """Remembers recent requests, turns ratings and implicit signals into outcomes for `adaptive`."""
+
+    def __init__(self, adaptive: Adaptive, backend_is_cloud: dict[str, bool], clock: Callable[[], float]) -> None:
+        s = adaptive.settings
+        self.adaptive = adaptive
+        self.clock = clock
+        self.backend_is_cloud = backend_is_cloud
+        self.implicit_weight = s.implicit_weight
+        self.window = s.reask_window_s
+        self.ttl = s.remember_s
+        self.max = s.remember_max
+        self.records: OrderedDict[str, Record] = OrderedDict()  # by time of the answer's end
+        self.pending: deque[Record] = deque()  # answers whose implicit outcome is not final yet
+        self.asks: OrderedDict[tuple[str | None, int], Record] = OrderedDict()  # fingerprint -> last answer
+
+    # ------------------------------------------------------------ the answer ended
+
+    def finished(self, ex: Exchange) -> None:
+        """Finish hook: remember the request and note its implicit signals."""
+        if ex.dry_run or ex.endpoint not in GENERATION_ENDPOINTS:
+            return
+        now = self.clock()
+        self._expire(now)
+        f = ex.features
+        key = (f.task, self.adaptive.bucket(f)) if f is not None else None
+        t = ex.target
+        cloud = t is not None and t.model.location == "cloud"
+        rec = Record(ex.request_id, ex.tenant, ex.client_model, key, cloud, now)
+        old = self.records.pop(ex.request_id, None)
+        if old is not None:  # a reused request id: the earlier answer can no longer be rated
+            self._finalise(old)
+        self.records[ex.request_id] = rec
+        if len(self.records) > self.max:
+            self._finalise(self.records.popitem(last=False)[1])
+        if key is None:
+            rec.verdict = None
+            return
+        w = self.implicit_weight
+        if ex.attempts and (len(ex.attempts) > 1 or ex.attempts[0].outcome != "ok"):
+            failed = {self.backend_is_cloud.get(a.backend, True) for a in ex.attempts if a.outcome != "ok"}
+            for location in failed:  # a promotion, or an error that reached the client: that location failed
+                self.adaptive.observe(ex.tenant, key, location, 0.0, w)
+        if ex.status >= 400 or t is None:
+            rec.verdict = None  # no answer to rate implicitly (an explicit rating still counts)
+            return
+        if ex.truncated:
+            rec.verdict = 0.0
+        fp = fingerprint(ex.endpoint, ex.body)
+        if fp is not None:
+            rec.fingerprint = fp
+            ask = (ex.tenant, fp)
+            prev = self.asks.pop(ask, None)
+            if prev is not None and prev.verdict is not None and now - prev.done_at <= self.window:
+                prev.verdict = 0.0  # asked again: the earlier answer did not do
+            self.asks[ask] = rec
+        if self.window > 0:
+            self.pending.append(rec)
+        else:
+            self._finalise(rec)
+
+    # ------------------------------------------------------------ an explicit rating
+
+    def lookup(self, request_id: str) -> Record | None:
+        rec = self.records.get(request_id)
+        if rec is None or self.clock() - rec.done_at > self.ttl:
+            return None
+        return rec
+
+    def rate(self, request_id: str, tenant: str | None, score: float) -> bool:
+        """Record a rating from `tenant`; False when the request is unknown, expired or another tenant's."""
+        rec = self.lookup(request_id)
+        if rec is None or rec.tenant != tenant:
+            return False
+        rec.explicit = score
+        if rec.key is None:
+            return True
+        if rec.verdict is not None:  # still pending: the rating is its outcome, counted now
+            rec.verdict = None
+        self._count(rec, score, 1.0)
+        return True
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def _count(self, rec: Record, score: float, weight: float) -> None:
+        assert rec.key is not None
+        if rec.counted is not None:  # replace what this answer counted before
+            old_score, old_weight = rec.counted
+            self.adaptive.observe(rec.tenant, rec.key, rec.cloud, old_score, -old_weight)
+        rec.counted = (score, weight)
+        self.adaptive.observe(rec.tenant, rec.key, rec.cloud, score, weight)
+
+    def _finalise(self, rec: Record) -> None:
+        if rec.verdict is None or rec.key is None:
+            return
+        verdict, rec.verdict = rec.verdict, None
+        self._count(rec, verdict, self.implicit_weight)
+
+    def _expire(self, now: float) -> None:
+        pending = self.pending
+        window = self.window
+        while pending and now - pending[0].done_at > window:
+            self._finalise(pending.popleft())
+        asks = self.asks
+        while asks:
+            first = next(iter(asks.values()))
+            if now - first.done_at <= window:
+                break
+            asks.popitem(last=False)
+        records = self.records
+        ttl = self.ttl
+        while records:
+            first = next(iter(records.values()))
+            if now - first.done_at <= ttl:
+                break
+            self._finalise(records.popitem(last=False)[1])
+
+    def flush(self) -> None:
+        """Finalise every pending implicit outcome now (shutdown, or a replay that ends)."""
+        while self.pending:
+            self._finalise(self.pending.popleft())
+
+
+# ---------------------------------------------------------------- re-ask fingerprints
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            p.get("text") or "" for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def last_ask(endpoint: str, body: dict[str, Any]) -> str:
+    """The last thing the user asked: the last user message (chat, responses, messages) or the prompt."""
+    if endpoint == "completions":
+        p = body.get("prompt")
+        return p if isinstance(p, str) else ""
+    msgs = body.get("messages")
+    if msgs is None and endpoint == "responses":
+        inp = body.get("input")
+        if isinstance(inp, str):
+            return inp
+        msgs = inp
+    if isinstance(msgs, list):
+        for m in reversed(msgs):
+            if isinstance(m, dict) and m.get("role", "user") == "user":
+                return _text(m.get("content"))
+    return ""
+
+
+def fingerprint(endpoint: str, body: dict[str, Any]) -> int | None:
+    """A 64-bit hash of the normalised last ask (case and whitespace folded), or None when there is none."""
+    text = last_ask(endpoint, body)
+    if not text:
+        return None
+    if len(text) > FINGERPRINT_CHARS:
+        half = FINGERPRINT_CHARS // 2
+        text = f"{text[:half]}\x00{text[-half:]}\x00{len(text) // 64}"
+    norm = " ".join(text.casefold().split())
+    return int.from_bytes(hashlib.blake2b(norm.encode(), digest_size=8).digest(), "little")
