@@ -103,8 +103,8 @@ class Adaptive:
     enabled: bool = False
     min_samples: int = 20  # weighted outcomes per location before a cell's plan may move decisions
     buckets: int = 5  # difficulty buckets per task
-    cloud_share: float | str = "rules"  # "rules" (hold the rules' share), a share in (0, 1], or "free"
-    min_gain: float = 0.05  # quality a cloud call must buy over local
+    cloud_share: float | str = "free"  # "free", "rules" (hold the rules' share) or a share in (0, 1]
+    min_gain: float = 0.1  # quality (mean score) a cloud call must buy over local
     explore: float = 0.1  # share of a cell's requests sent to the other location while it is learnt
     explore_floor: float = 0.02  # the same once it is known, to notice drift
     half_life_days: float = 7.0  # outcomes lose half their weight in this time
@@ -487,12 +487,11 @@ def _adaptive(n: _Node) -> Adaptive:
     n.no_unknown(tuple(Adaptive.__dataclass_fields__))
     d = Adaptive()
     share = n.get("cloud_share", d.cloud_share)
-    if isinstance(share, str) and share in ("rules", "free"):
-        cloud_share: float | str = share
-    else:
-        cloud_share = _fraction(n, "cloud_share", 0.0)
-        if cloud_share <= 0:
-            raise ConfigError(f"{n._key('cloud_share')}: expected rules, free or a share in (0, 1]")
+    cloud_share: float | str = share
+    if share not in ("rules", "free"):
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+            raise ConfigError(f"{n._key('cloud_share')}: expected free, rules or a share in (0, 1], got {share!r}")
+        cloud_share = float(share)
     return Adaptive(
         enabled=n.bool("enabled", d.enabled),
         min_samples=n.int("min_samples", d.min_samples, minimum=1),

@@ -3,8 +3,8 @@
     {"request_id": "...", "score": 0.8}      a score in [0, 1]
     {"request_id": "...", "rating": "up"}    or "down" (1 and 0)
 
-204 on success. The caller is authenticated by the pipeline's `auth` stage exactly as a proxied request
-is (same keys, same tenant); a request id that is unknown, expired or another tenant's is 404
+204 on success. The caller is identified by the same keys as a proxied request (`router.auth.KeyRing`),
+so the tenant is the one the key gives; a request id that is unknown, expired or another tenant's is 404
 `request_not_found`, so ids never leak across tenants. A malformed body is 400. The engine behind it is
 router/routing/feedback.py.
 """
@@ -19,15 +19,12 @@ import orjson
 from aiohttp import web
 
 from router.errors import InvalidRequest, NotFound, ProxyError, RequestTooLarge
-from router.exchange import Exchange, Reply
-from router.pipeline import Pipeline
 
 MAX_BODY = 16 * 1024
 MAX_ID = 128
 RATINGS = {"up": 1.0, "down": 0.0}
 FIELDS = ("request_id", "score", "rating")
 JSON = "application/json"
-_AUTHED = Reply(204, {})
 
 
 def decode(raw: bytes) -> Any:
@@ -68,44 +65,21 @@ class FeedbackEndpoint:
 
     def __init__(self, service: Callable[[], Any]) -> None:
         self.service = service
-        self._auth: tuple[Any, Pipeline] | None = None
-
-    def _authenticator(self, svc: Any) -> Pipeline:
-        """The pipeline's auth stages (none when auth is off) in front of a terminal that accepts."""
-        if self._auth is None or self._auth[0] is not svc:
-            stages = [s for s in svc.pipeline.active if s.name == "auth"]
-            self._auth = (svc, Pipeline(stages, _accept))
-        return self._auth[1]
 
     async def handle(self, request: web.Request) -> web.Response:
         own_id = os.urandom(8).hex()
         try:
+            svc = self.service()
+            key = await svc.keys.identify(request.headers)  # 401 before anything about the body or the id
             if request.content_length is not None and request.content_length > MAX_BODY:
                 raise RequestTooLarge(f"A feedback body is at most {MAX_BODY} bytes.")
             raw = await request.content.read(MAX_BODY + 1)
             if len(raw) > MAX_BODY:
                 raise RequestTooLarge(f"A feedback body is at most {MAX_BODY} bytes.")
-            svc = self.service()
-            loop = svc.ctx.feedback
-            try:
-                body: Any = decode(raw)
-            except InvalidRequest as e:
-                body = e
-            rid = body.get("request_id") if isinstance(body, dict) else None
-            rated = loop.lookup(rid) if isinstance(rid, str) else None
-            # the rated request's model, so a key limited to some models passes auth as that request did
-            ex = Exchange(own_id, "feedback", {"model": rated.model} if rated else {}, None, request.headers)
-            await self._authenticator(svc)(ex)  # 401/403 before anything about the body or the rated request
-            if isinstance(body, InvalidRequest):
-                raise body
-            request_id, score = parse_feedback(body)
-            if not loop.rate(request_id, ex.tenant, score):
+            request_id, score = parse_feedback(decode(raw))
+            if not svc.ctx.feedback.rate(request_id, key.tenant if key else None, score):
                 raise NotFound(f"No answer with request id {request_id!r} is known for you: unknown, expired, "
                                "or not yours.", param="request_id", code="request_not_found")
         except ProxyError as e:
             return web.Response(status=e.status, body=e.body(), content_type=JSON, headers={"x-request-id": own_id})
         return web.Response(status=204, headers={"x-request-id": own_id})
-
-
-async def _accept(ex: Exchange) -> Reply:
-    return _AUTHED

@@ -1,9 +1,10 @@
 """Adaptive routing: a per-tenant policy over task x difficulty cells, learnt from the answers' outcomes.
 
 Where it sits in the request's journey: `Policy.decide` asks `Adaptive.adjust` whether to move the start
-tier the rules chose (two dict lookups; a random draw only in cells being explored or split). The
+tier the rules chose (two dict lookups and a random draw for exploration). The
 outcomes come from router/routing/feedback.py through `observe`, which only adds to counters; `replan`
-turns the counters into each cell's plan, at most once a second per tenant.
+turns the counters into each cell's plan, at most once a second per tenant (and only after 16 new
+outcomes or a minute).
 
 The model, per tenant:
 - A cell is (task, difficulty bucket): `buckets` equal slices of `Features.difficulty` in [0, 1].
@@ -11,17 +12,23 @@ The model, per tenant:
   cloud tier (`rule_cloud`); weighted outcomes (count and sum of scores in [0, 1]) of answers served by
   a local tier and by a cloud tier. They are kept per day, so stores only ever add to them (several
   workers may add to the same counters); a day's weight halves every `half_life_days`.
-- A cell is *known* once both locations have `min_samples` weighted outcomes. Its gain is the mean cloud
-  score minus the mean local score (each smoothed by a Beta(1, 1) prior, the difference shrunk towards the
-  tenant's pooled gain by `min_samples` pseudo-samples, so a few lucky answers do not decide).
-- The plan: known cells, best gain first, get cloud calls while the tenant's cloud budget lasts and their
-  gain is at least `min_gain`; the others go local. The budget is `cloud_share` of the tenant's volume:
-  `rules` (the default) is the share the rules themselves send to cloud, so adapting moves cloud calls to
-  where they pay without raising the bill; a number is that share; `free` is unbounded. The cell where the
-  budget runs out is split (that fraction of its requests). Cells not yet known follow the rules and
-  spend their part of the budget.
-- Exploration: a cell not yet known sends `explore` of its requests to the other location, so both sides
-  get measured; a known cell keeps `explore_floor`, to notice drift. Exploring never leaves the caps.
+- Nothing moves until the tenant has `min_samples` weighted outcomes for each location. Then every cell
+  has a gain: its mean cloud score minus its mean local score (each smoothed by a Beta(1, 1) prior),
+  shrunk by `min_samples` pseudo-samples towards its task's gain, itself shrunk towards the tenant's:
+  a cell with little evidence of its own starts from what its task shows, so a few lucky answers do not
+  decide and a young cell is not stuck with the rules.
+- The plan: known cells, best gain first, get cloud calls while the tenant's cloud budget lasts; the
+  others go local. The budget, `cloud_share`: `free` (the default) has none, so a cell goes to cloud
+  exactly when cloud answers there beat local ones by more than `min_gain`; `rules` is the share the
+  rules themselves send to cloud, so adapting moves cloud calls to where they pay without raising the
+  bill; a number is that share of the tenant's requests. A budget is spent on every cell where cloud
+  does better at all (gain > 0), best first. The cell where the budget runs out is split: the hardest
+  part of it (by difficulty within the bucket) goes to cloud. The tenant's `budget` (and its downgrade)
+  still applies on top, as a cap.
+- Exploration: before the tenant has enough outcomes, a cell sends `explore` of its requests to the other
+  location, so both sides get measured; so does a cell whose gain is within two standard errors of the
+  decision boundary (`min_gain`, or the gain where the budget ran out), so an early unlucky estimate does
+  not stick; the others keep `explore_floor`, to notice drift. Exploring never leaves the caps.
 - Moves: up is from a local start tier to the cheapest cloud tier above it, down is from a cloud start
   tier to the highest local tier below it; only up to the cap the policy computed (tenant `max_tier`,
   steering, `Exchange.max_tier`). The reason says when and why a decision moved.
@@ -40,10 +47,11 @@ from router.config import Adaptive as Settings
 
 CellKey = tuple[str, int]  # (task, difficulty bucket)
 SEEN, RULE_CLOUD, N_LOCAL, S_LOCAL, N_CLOUD, S_CLOUD = range(6)
-FIELDS = 6
+SUB = 10  # each bucket's requests are also counted in SUB slices of its difficulty range (for splitting)
+FIELDS = 6 + SUB
 DAY_S = 86400.0
-REPLAN_S = 1.0
-COMPLEXITY_BUCKET = {"low": 0, "medium": 1, "high": 2}  # used only when features carry no difficulty
+REPLAN_S = 1.0  # a tenant's plan is recomputed at most once a second, after REPLAN_OUTCOMES new outcomes
+REPLAN_OUTCOMES = 16  # (or after a minute with any)
 DEFAULT_TENANT = "-"  # requests without a tenant (no auth) share one policy
 
 
@@ -53,9 +61,13 @@ def tenant_key(tenant: str | None) -> str:
 
 @dataclass(slots=True)
 class CellPlan:
-    """What a known cell does: send `cloud` of its requests to cloud, explore the other side at `explore`."""
+    """What a known cell does: send `cloud` of its requests to cloud (the hardest ones: difficulty at or
+    above `threshold`), explore the other location at `explore`."""
 
     cloud: float
+    threshold: float  # requests at or above it go to cloud ...
+    edge: float  # ... and those in [edge, threshold) with probability `edge_p` (the slice the budget splits)
+    edge_p: float
     explore: float
     why: str  # the evidence, for the reason text
 
@@ -138,11 +150,8 @@ class Adaptive:
     # ------------------------------------------------------------ the hot path
 
     def bucket(self, f: Any) -> int:
-        d = getattr(f, "difficulty", None)
-        if d is None:
-            return COMPLEXITY_BUCKET.get(f.complexity, 0)
-        b = int(d * self.buckets)
-        return b if b < self.buckets else self.buckets - 1
+        b = int(f.difficulty * self.buckets)
+        return b if b < self.buckets else self.buckets - 1  # adjust() inlines this
 
     def tenant(self, tenant: str | None) -> TenantModel:
         name = tenant or DEFAULT_TENANT
@@ -155,11 +164,16 @@ class Adaptive:
         """The start tier index for a request the rules start at `start` (never above `cap`). `live` is
         False on a dry run: nothing is counted and nothing explored, so the preview shows the plan."""
         tm = self.tenants.get(tenant or DEFAULT_TENANT) or self.tenant(tenant)
-        key = (f.task, self.bucket(f))
+        d = f.difficulty * self.buckets
+        b = int(d)
+        if b >= self.buckets:
+            b, d = self.buckets - 1, self.buckets - 1e-9
+        key = (f.task, b)
         rule_cloud = self.is_cloud[start]
         if live:
             c = tm.counters(int(self.clock() // DAY_S), key)
             c[SEEN] += 1.0
+            c[6 + int((d - b) * SUB)] += 1.0
             if rule_cloud:
                 c[RULE_CLOUD] += 1.0
         if not self.enabled:
@@ -168,8 +182,8 @@ class Adaptive:
         if p is None:
             want, explore = rule_cloud, self.settings.explore
         else:
-            x = p.cloud
-            want = x >= 1.0 or (x > 0.0 and live and self.random() < x) or (x >= 0.5 and not live)
+            d = f.difficulty
+            want = d >= p.threshold or (d >= p.edge and (self.random() < p.edge_p if live else p.edge_p >= 0.5))
             explore = p.explore
         explored = live and explore > 0.0 and self.random() < explore
         if explored:
@@ -211,7 +225,8 @@ class Adaptive:
             c[S_LOCAL] += weight * score
         tm.outcomes += 1
         now = self.clock()
-        if now - tm.last_replan >= REPLAN_S:
+        since = now - tm.last_replan
+        if since >= REPLAN_S and (tm.outcomes >= REPLAN_OUTCOMES or since >= 60.0):
             self.replan(tm, now)
 
     # ------------------------------------------------------------ planning
@@ -249,40 +264,47 @@ class Adaptive:
             budget = math.inf
         else:
             budget = float(s.cloud_share) * volume
-        known: list[tuple[float, CellKey, list[float], float, float]] = []
-        for key, c in cells.items():
-            if c[N_LOCAL] >= ms and c[N_CLOUD] >= ms:
-                q_local = (c[S_LOCAL] + 1) / (c[N_LOCAL] + 2)
-                q_cloud = (c[S_CLOUD] + 1) / (c[N_CLOUD] + 2)
-                known.append((q_cloud - q_local, key, c, q_local, q_cloud))
-            else:
-                budget -= c[RULE_CLOUD]  # not known yet: follows the rules
-        pooled = _pooled_gain(known)
+        tenant_sum = _sum(cells.values())
+        if tenant_sum[N_LOCAL] < ms or tenant_sum[N_CLOUD] < ms:
+            tm.plan = {}  # too little evidence: every cell follows the rules (and explores)
+            return
+        g_tenant = _Estimate(tenant_sum).gain
+        task_gain: dict[str, float] = {}
+        for task in {k[0] for k in cells}:
+            est = _Estimate(_sum(c for k, c in cells.items() if k[0] == task))
+            task_gain[task] = est.shrunk(g_tenant, ms)
         ranked = []
-        for raw_gain, key, c, q_local, q_cloud in known:
-            n = 1.0 / (1.0 / c[N_LOCAL] + 1.0 / c[N_CLOUD])  # effective samples of the difference
-            gain = (n * raw_gain + ms * pooled) / (n + ms)
-            ranked.append((gain, key, c, q_local, q_cloud))
+        for key, c in cells.items():
+            est = _Estimate(c)
+            ranked.append((est.shrunk(task_gain[key[0]], ms), key, c, est.q_local, est.q_cloud, est.se))
         ranked.sort(key=lambda r: -r[0])
+        floor = s.min_gain if s.cloud_share == "free" else 0.0  # a budget is spent wherever cloud does better
+        xs: list[float] = []
+        margin = floor  # the decision boundary: min_gain, or the gain of the cell where the budget ran out
+        for gain, _, c, _, _, _ in ranked:
+            if gain <= floor or budget <= 0:
+                xs.append(0.0)
+                continue
+            x = 1.0 if budget >= c[SEEN] else budget / c[SEEN]
+            budget -= x * c[SEEN]
+            if budget <= 0:
+                margin = gain
+            xs.append(x)
         plan: dict[CellKey, CellPlan] = {}
-        for gain, key, c, q_local, q_cloud in ranked:
-            evidence = (f"cloud {q_cloud:.2f} vs local {q_local:.2f} over "
-                        f"{c[N_CLOUD]:.0f}/{c[N_LOCAL]:.0f} outcomes")
-            if gain < s.min_gain:
-                x = 0.0
-                why = f"{evidence}, gain {gain:+.2f} < min_gain {s.min_gain:g}"
-            elif budget <= 0:
-                x = 0.0
-                why = f"{evidence}, gain {gain:+.2f} but the cloud budget is spent on cells that gain more"
-            elif budget >= c[SEEN]:
-                x = 1.0
-                budget -= c[SEEN]
-                why = f"{evidence}, gain {gain:+.2f}"
-            else:
-                x = budget / c[SEEN]
-                budget = 0.0
-                why = f"{evidence}, gain {gain:+.2f} (cloud for {x:.0%} of this cell, the budget's rest)"
-            plan[key] = CellPlan(cloud=x, explore=s.explore_floor, why=why)
+        for (gain, key, c, q_local, q_cloud, se), x in zip(ranked, xs, strict=True):
+            why = (f"cloud gains {gain:+.2f} here (cloud {q_cloud:.2f} vs local {q_local:.2f} over "
+                   f"{c[N_CLOUD]:.0f}/{c[N_LOCAL]:.0f} outcomes, with its task's)")
+            if x <= 0.0:
+                why += (f", not more than {floor:g}" if gain <= floor
+                        else ", but the cloud budget goes where it gains more")
+            elif x < 1.0:
+                why += f": cloud for the hardest {x:.0%} of this cell (the budget's rest)"
+            # explore at the full rate while the evidence cannot tell this cell from the decision boundary
+            # (the split cell is the boundary: it needs no more than the floor)
+            settled = 0.0 < x < 1.0 or abs(gain - margin) >= 2 * se
+            threshold, edge, edge_p = _split(c, key[1], x, self.buckets)
+            plan[key] = CellPlan(cloud=x, threshold=threshold, edge=edge, edge_p=edge_p,
+                                 explore=s.explore_floor if settled else s.explore, why=why)
         tm.plan = plan
 
     def replan_all(self) -> None:
@@ -318,11 +340,50 @@ class Adaptive:
         self.replan(tm)
 
 
-def _pooled_gain(known: list[tuple[float, CellKey, list[float], float, float]]) -> float:
-    total = sum(1.0 / (1.0 / c[N_LOCAL] + 1.0 / c[N_CLOUD]) for _, _, c, _, _ in known)
-    if total <= 0:
-        return 0.0
-    return sum(g / (1.0 / c[N_LOCAL] + 1.0 / c[N_CLOUD]) for g, _, c, _, _ in known) / total
+def _split(c: list[float], bucket: int, x: float, buckets: int) -> tuple[float, float, float]:
+    """(threshold, edge, edge_p) sending the hardest `x` of a cell's requests to cloud, from its SUB-slice
+    counts: all of the slices above `threshold`, and `edge_p` of the slice [edge, threshold) where the
+    share runs out (a random part of it: difficulties within a slice are often tied)."""
+    if x >= 1.0:
+        return -1.0, -1.0, 0.0
+    if x <= 0.0:
+        return 2.0, 2.0, 0.0
+    want = x * sum(c[6:])
+    acc = 0.0
+    for j in range(SUB - 1, -1, -1):
+        n = c[6 + j]
+        if n > 0 and acc + n >= want:
+            lo, hi = (bucket + j / SUB) / buckets, (bucket + (j + 1) / SUB) / buckets
+            return (hi if j < SUB - 1 else 2.0), lo, (want - acc) / n
+        acc += n
+    return bucket / buckets, bucket / buckets, 0.0
+
+
+class _Estimate:
+    """Mean local and cloud scores of some counters (Beta(1, 1)-smoothed), their gain and its spread."""
+
+    __slots__ = ("gain", "n", "q_cloud", "q_local", "se")
+
+    def __init__(self, c: list[float]) -> None:
+        n_local, n_cloud = max(c[N_LOCAL], 0.0), max(c[N_CLOUD], 0.0)
+        self.q_local = (max(c[S_LOCAL], 0.0) + 1) / (n_local + 2)
+        self.q_cloud = (max(c[S_CLOUD], 0.0) + 1) / (n_cloud + 2)
+        self.gain = self.q_cloud - self.q_local
+        self.n = 1.0 / (1.0 / (n_local + 1e-9) + 1.0 / (n_cloud + 1e-9))  # effective samples of the difference
+        self.se = math.sqrt(self.q_local * (1 - self.q_local) / (n_local + 2)
+                            + self.q_cloud * (1 - self.q_cloud) / (n_cloud + 2))
+
+    def shrunk(self, prior: float, strength: float) -> float:
+        """The gain pulled towards `prior` by `strength` pseudo-samples."""
+        return (self.n * self.gain + strength * prior) / (self.n + strength)
+
+
+def _sum(cs: Iterable[list[float]]) -> list[float]:
+    out = [0.0] * FIELDS
+    for c in cs:
+        for i in range(6):
+            out[i] += c[i]
+    return out
 
 
 def _mean(s: float, n: float) -> float | None:

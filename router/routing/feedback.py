@@ -39,15 +39,11 @@ FINGERPRINT_CHARS = 4096  # longer asks are fingerprinted by their head, tail an
 class Record:
     """One remembered request: who, which cell, where it was served, and what has been counted for it."""
 
-    __slots__ = ("cloud", "counted", "done_at", "explicit", "fingerprint", "key", "model", "request_id", "tenant",
-                 "verdict")
+    __slots__ = ("cloud", "counted", "done_at", "explicit", "fingerprint", "key", "request_id", "tenant", "verdict")
 
-    def __init__(
-        self, request_id: str, tenant: str | None, model: str, key: CellKey | None, cloud: bool, done_at: float
-    ) -> None:
+    def __init__(self, request_id: str, tenant: str | None, key: CellKey | None, cloud: bool, done_at: float) -> None:
         self.request_id = request_id
         self.tenant = tenant
-        self.model = model  # what the client asked for (`auto`, a tier, an id): auth checks it on a rating
         self.key = key
         self.cloud = cloud
         self.done_at = done_at
@@ -95,7 +91,7 @@ class FeedbackLoop:
         key = (f.task, self.adaptive.bucket(f)) if f is not None else None
         t = ex.target
         cloud = t is not None and t.model.location == "cloud"
-        rec = Record(ex.request_id, ex.tenant, ex.client_model, key, cloud, now)
+        rec = Record(ex.request_id, ex.tenant, key, cloud, now)
         old = self.records.pop(ex.request_id, None)
         if old is not None:  # a reused request id: the earlier answer can no longer be rated
             self._finalise(old)
