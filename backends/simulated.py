@@ -149,6 +149,7 @@ class SimulatedUpstream:
             return failure
         b = self.behavior
         words = self._reply_words(body)
+        finish = "length" if len(words) < b.reply_tokens else "stop"  # cut short by max_tokens
         model = body.get("model", self.models[0])
         usage = {"prompt_tokens": self._prompt_tokens(body), "completion_tokens": len(words),
                  "total_tokens": self._prompt_tokens(body) + len(words)}
@@ -163,8 +164,8 @@ class SimulatedUpstream:
                 await asyncio.sleep(b.token_delay_s * len(words))
             text = "".join(words)
             choice: dict[str, Any] = (
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                if chat else {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+                if chat else {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
             )
             if calls:
                 choice = {"index": 0, "finish_reason": "tool_calls", "message": {
@@ -207,8 +208,8 @@ class SimulatedUpstream:
                 c = ({"index": 0, "delta": {"content": w}, "finish_reason": None} if chat
                      else {"index": 0, "text": w, "finish_reason": None, "logprobs": None})
                 await resp.write(event([c]))
-            last = ({"index": 0, "delta": {}, "finish_reason": "tool_calls" if calls else "stop"} if chat
-                    else {"index": 0, "text": "", "finish_reason": "stop", "logprobs": None})
+            last = ({"index": 0, "delta": {}, "finish_reason": "tool_calls" if calls else finish} if chat
+                    else {"index": 0, "text": "", "finish_reason": finish, "logprobs": None})
             await resp.write(event([last]))
             if include_usage:
                 await resp.write(event([], usage))

@@ -56,7 +56,7 @@ if not (SHARED / "datasets").is_dir():  # a git worktree one level deeper
 OUTCOMES = SHARED / "datasets" / "outcomes"
 TABLES = ("gsm8k", "mmlu", "alpacaeval")
 DEFAULT_WEAK = "OpenHermes-2.5-Mistral-7B"  # the alpacaeval local-class model (7B)
-STEP_S = 15.0  # virtual seconds between requests: 16k requests are ~2.8 days, so decay plays a part
+STEP_S = 0.25  # virtual seconds between requests (so a tenant's plan is recomputed every few outcomes)
 SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 

@@ -3,8 +3,7 @@
 Where it sits in the request's journey: `Policy.decide` asks `Adaptive.adjust` whether to move the start
 tier the rules chose (two dict lookups and a random draw for exploration). The
 outcomes come from router/routing/feedback.py through `observe`, which only adds to counters; `replan`
-turns the counters into each cell's plan, at most once a second per tenant (and only after 16 new
-outcomes or a minute).
+turns the counters into each cell's plan, at most once a second per tenant.
 
 The model, per tenant:
 - A cell is (task, difficulty bucket): `buckets` equal slices of `Features.difficulty` in [0, 1].
@@ -50,8 +49,7 @@ SEEN, RULE_CLOUD, N_LOCAL, S_LOCAL, N_CLOUD, S_CLOUD = range(6)
 SUB = 10  # each bucket's requests are also counted in SUB slices of its difficulty range (for splitting)
 FIELDS = 6 + SUB
 DAY_S = 86400.0
-REPLAN_S = 1.0  # a tenant's plan is recomputed at most once a second, after REPLAN_OUTCOMES new outcomes
-REPLAN_OUTCOMES = 16  # (or after a minute with any)
+REPLAN_S = 1.0  # a tenant's plan is recomputed at most once a second (on an outcome)
 DEFAULT_TENANT = "-"  # requests without a tenant (no auth) share one policy
 
 
@@ -225,8 +223,7 @@ class Adaptive:
             c[S_LOCAL] += weight * score
         tm.outcomes += 1
         now = self.clock()
-        since = now - tm.last_replan
-        if since >= REPLAN_S and (tm.outcomes >= REPLAN_OUTCOMES or since >= 60.0):
+        if now - tm.last_replan >= REPLAN_S:
             self.replan(tm, now)
 
     # ------------------------------------------------------------ planning
