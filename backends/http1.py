@@ -127,18 +127,21 @@ class Client:
                 (self.base_path + target).encode(), self._header_block)
         return h
 
-    async def post(self, head: bytes, body: bytes, request_id: bytes, read_s: float, stream: bool) -> Response:
+    async def post(self, head: bytes, body: bytes, request_id: bytes, read_s: float, stream: bool,
+                   extra: bytes = b"") -> Response:
         """Send one request and wait for its response head; the body is read through the `Response`.
 
         `read_s` is the longest gap without data until the caller switches it (`Response.read_gap`);
-        `stream` turns on chunk-by-chunk delivery with backpressure."""
+        `stream` turns on chunk-by-chunk delivery with backpressure; `extra` holds further header lines,
+        encoded and each ending in CRLF (W3C `traceparent` when tracing is on)."""
         loop = self.loop
         fresh = False
         if len(body) < 16384:  # one buffer, one copy
-            parts: tuple[bytes, ...] = (b"%sContent-Length: %d\r\nX-Request-Id: %s\r\n\r\n%s" % (
-                head, len(body), request_id, body),)
+            parts: tuple[bytes, ...] = (b"%sContent-Length: %d\r\nX-Request-Id: %s\r\n%s\r\n%s" % (
+                head, len(body), request_id, extra, body),)
         else:  # a vectored write, no copy of the body
-            parts = (b"%sContent-Length: %d\r\nX-Request-Id: %s\r\n\r\n" % (head, len(body), request_id), body)
+            parts = (b"%sContent-Length: %d\r\nX-Request-Id: %s\r\n%s\r\n" % (head, len(body), request_id, extra),
+                     body)
         deadline = loop.time() + self.total_s
         while True:
             conn = await self.pool.acquire(min(loop.time() + self.connect_s, deadline), fresh)

@@ -162,7 +162,8 @@ class OpenAIBackend(Backend):
         t0 = time.perf_counter()
         resp: http1.Response | None = None
         try:
-            resp = await client.post(head, data, http1.encode_header_value(ex.request_id), limit, ex.stream)
+            resp = await client.post(head, data, http1.encode_header_value(ex.request_id), limit, ex.stream,
+                                     ex.upstream_headers)
             if resp.status >= 400:
                 reply = await self._error_reply(resp, ex, t0)
                 if tr is not None and reply.body is not None:

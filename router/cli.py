@@ -24,7 +24,7 @@ from router.auth import KeyRing
 from router.config import Config, ConfigError, default_path, load
 from router.errors import ProxyError
 from router.exchange import Exchange
-from router.observe.accesslog import setup_logging
+from router.observe.logs import setup_logging
 from router.pipeline import Pipeline
 from router.validate import check
 
@@ -35,7 +35,7 @@ def _load(path: str | None) -> Config:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    setup_logging(config.logging.level)
+    setup_logging(config.logging.level, config.logging.format)
     host = args.host or config.server.host
     KeyRing(config.auth, config.pipeline, config.routing.tiers).exposure(host)  # refuse an open public port
     port = config.server.port if args.port is None else args.port

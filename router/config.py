@@ -143,6 +143,27 @@ class ServerSpec:
 class LoggingSpec:
     level: str = "info"
     access_log: bool = True
+    format: str = "json"  # json | text
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSpec:
+    """`/metrics` and the dashboard (router/observe/)."""
+
+    enabled: bool = True
+    public: bool = False  # true: /metrics needs no admin key even when keys are configured
+    decisions: int = 50  # how many recent decisions the dashboard shows
+
+
+@dataclass(frozen=True, slots=True)
+class TracingSpec:
+    """Optional OpenTelemetry tracing (the `otel` extra)."""
+
+    enabled: bool = False
+    exporter: str = "otlp"  # otlp | console | none (spans made, nothing exported: for tests and overhead runs)
+    endpoint: str | None = None  # OTLP/HTTP traces URL; default from OTEL_EXPORTER_OTLP_* or localhost:4318
+    service_name: str = "ai-router"
+    sample_ratio: float = 1.0
 
 
 @dataclass(slots=True)
@@ -156,6 +177,8 @@ class Config:
     tenants: list[dict[str, Any]]
     cache: dict[str, Any]
     logging: LoggingSpec
+    metrics: MetricsSpec = field(default_factory=MetricsSpec)
+    tracing: TracingSpec = field(default_factory=TracingSpec)
     source: str = "<memory>"
 
     def models(self) -> list[ModelSpec]:
@@ -509,14 +532,39 @@ def _adaptive(n: _Node) -> Adaptive:
 
 
 def _logging(n: _Node) -> LoggingSpec:
-    n.no_unknown(("level", "access_log"))
+    n.no_unknown(("level", "access_log", "format"))
     return LoggingSpec(
         level=n.choice("level", ("debug", "info", "warning", "error"), "info"),
         access_log=n.bool("access_log", True),
+        format=n.choice("format", ("json", "text"), "json"),
     )
 
 
-TOP_KEYS = ("server", "state", "backends", "routing", "auth", "tenants", "cache", "pipeline", "logging")
+def _metrics(n: _Node) -> MetricsSpec:
+    n.no_unknown(("enabled", "public", "decisions"))
+    return MetricsSpec(
+        enabled=n.bool("enabled", True),
+        public=n.bool("public", False),
+        decisions=n.int("decisions", 50, minimum=0),
+    )
+
+
+def _tracing(n: _Node) -> TracingSpec:
+    n.no_unknown(("enabled", "exporter", "endpoint", "service_name", "sample_ratio"))
+    ratio = n.num("sample_ratio", 1.0, minimum=0)
+    if ratio > 1:
+        raise ConfigError("tracing.sample_ratio: must be between 0 and 1")
+    return TracingSpec(
+        enabled=n.bool("enabled", False),
+        exporter=n.choice("exporter", ("otlp", "console", "none"), "otlp"),
+        endpoint=n.str("endpoint"),
+        service_name=n.str("service_name", "ai-router"),
+        sample_ratio=float(ratio),
+    )
+
+
+TOP_KEYS = ("server", "state", "backends", "routing", "auth", "tenants", "cache", "pipeline", "logging",
+            "metrics", "tracing")
 
 
 def parse(raw: Any, source: str = "<memory>") -> Config:
@@ -551,6 +599,8 @@ def parse(raw: Any, source: str = "<memory>") -> Config:
         tenants=tenants,
         cache=root.mapping("cache"),
         logging=_logging(root.child("logging")),
+        metrics=_metrics(root.child("metrics")),
+        tracing=_tracing(root.child("tracing")),
         source=source,
     )
 

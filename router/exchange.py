@@ -97,6 +97,7 @@ class Exchange:
         "key_name",
         "local_only",
         "max_tier",
+        "overhead_s",
         "prefer",
         "raw",
         "request_id",
@@ -106,6 +107,9 @@ class Exchange:
         "target",
         "tenant",
         "truncated",
+        "trace",
+        "ttft_s",
+        "upstream_headers",
         "upstream_s",
         "usage",
     )
@@ -143,6 +147,10 @@ class Exchange:
         self.first_byte_s: float | None = None  # a tighter first-byte limit set by retry (first_token_ms)
         self.status = 0
         self.upstream_s = 0.0  # time spent waiting on upstreams, so overhead = elapsed - upstream_s
+        self.overhead_s = 0.0  # the router's own time until the answer's head (set by the server)
+        self.ttft_s: float | None = None  # streams: time until the first event was ready to leave
+        self.trace: Any = None  # the request's tracing span when tracing is on (router/observe/tracing.py)
+        self.upstream_headers = b""  # extra header lines for upstream calls, encoded (W3C traceparent)
         self.truncated = False  # the answer stopped at its token limit (finish_reason: length)
         # called once when the exchange ends: after the answer (or stream) is done, or after an error
         # answer (`status` >= 400); hooks must be cheap and must not raise

@@ -47,7 +47,8 @@ from router.exchange import Candidate, Exchange, Reply
 from router.feedback_api import FeedbackEndpoint
 from router.formats import errors as wire_errors
 from router.messages_api import count_tokens_body, preview_endpoint
-from router.observe.accesslog import AccessLog
+from router.observe.dashboard import add_routes as add_observe_routes
+from router.observe.observer import Observer
 from router.pipeline import Pipeline
 from router.protocol import GuardedRunner
 from router.routing.feedback import build_feedback
@@ -74,7 +75,7 @@ SERVICE_KEY = web.AppKey("service", object)
 class RouterService:
     """A config made live: backends, catalog, pipeline and the terminal step."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, metrics: Any = None) -> None:
         self.config = config
         self.backends: dict[str, Backend] = {b.name: make_backend(b) for b in config.backends}
         self.catalog = Catalog(config, self.backends)
@@ -83,7 +84,7 @@ class RouterService:
                            store=open_store(config.state_url), feedback=build_feedback(config, self.catalog))
         self.pipeline = Pipeline.from_config(config.pipeline, self.ctx, self.dispatch)
         self.max_body = int(config.server.max_body_mb * 1024 * 1024)
-        self.access = AccessLog(enabled=config.logging.access_log)
+        self.observer = Observer(config, self.backends, metrics)
         self.admin = AdminGate(config.auth)
         self.tenants = Tenants(config)  # validates tenants/cache/budget/limits even when their stage is off
         self.draining = False
@@ -93,13 +94,13 @@ class RouterService:
         await self.ctx.store.start()
         for b in self.backends.values():
             await b.start()
-        self.access.start()
+        self.observer.start()
 
     async def aclose(self) -> None:
         for b in self.backends.values():
             await b.aclose()
         await self.ctx.store.aclose()
-        self.access.close()
+        self.observer.close()
 
     def dispatch(self, ex: Exchange) -> Awaitable[Reply]:
         """The terminal step: send the exchange to its target (or describe the decision on a dry run).
@@ -117,6 +118,8 @@ class RouterService:
     def send(self, ex: Exchange, target: Candidate) -> Awaitable[Reply]:
         if ex.dry_run:
             return _ready(Reply(200, {"Content-Type": JSON}, body=orjson.dumps(describe(ex))))
+        if ex.trace is not None:
+            return self.observer.tracer.attempt(ex, target)
         return target.backend.send(ex, target, ex.first_byte_s)
 
 
@@ -128,6 +131,7 @@ async def _ready(reply: Reply) -> Reply:
 
 
 def _decision_headers(ex: Exchange, overhead_ms: float) -> dict[str, str]:
+    ex.overhead_s = overhead_ms / 1000
     h = {"x-request-id": ex.request_id, "x-router-overhead-ms": f"{overhead_ms:.3f}"}
     t = ex.target
     if t is not None:
@@ -255,6 +259,7 @@ class Handlers:
         try:
             raw, body = await self._read_body(request, svc, endpoint)
             ex = Exchange(rid, endpoint, body, raw, request.headers)
+            svc.observer.begin(ex, request.headers)
             reply = await svc.pipeline(ex)
         except ProxyError as e:
             resp = _error_response(e, rid, endpoint)
@@ -263,7 +268,9 @@ class Handlers:
                 overhead = (time.perf_counter() - ex.started - ex.upstream_s) * 1000
                 resp.headers.update(_decision_headers(ex, overhead))
                 _finish(ex)
-                svc.access.write(ex, error=e.code)
+                svc.observer.finish(ex, e.code)
+            else:
+                svc.observer.rejected(endpoint, e.status, e.code)
             return resp
         except Exception:
             return self._internal_error(svc, ex, rid, endpoint)
@@ -275,7 +282,7 @@ class Handlers:
             headers["x-router-cost-usd"] = f"{ex.cost_usd:.8f}"
         ex.status = reply.status
         _finish(ex)
-        svc.access.write(ex)
+        svc.observer.finish(ex)
         return web.Response(status=reply.status, body=reply.body, headers=headers)
 
     @staticmethod
@@ -284,19 +291,23 @@ class Handlers:
         500 with its request id, and the request still gets its access-log line."""
         log.exception("request %s failed unexpectedly", rid)
         resp = _error_response(InternalError("The router failed to handle this request."), rid, endpoint)
-        if ex is not None:
-            ex.status = 500
-            try:
-                svc.access.write(ex, error="internal_error")
-            except Exception:
-                log.exception("request %s: access log failed", rid)
+        try:
+            if ex is not None:
+                ex.status = 500
+                svc.observer.finish(ex, "internal_error")
+            else:
+                svc.observer.rejected(endpoint, 500, "internal_error")
+        except Exception:
+            log.exception("request %s: observing it failed", rid)
         return resp
 
     async def _pump(self, request: web.Request, svc: RouterService, ex: Exchange, reply: Reply) -> web.StreamResponse:
         """Relay the stream once, chunk by chunk; close the upstream when the client goes away."""
         stream = reply.stream
         assert stream is not None
-        overhead = (time.perf_counter() - ex.started - ex.upstream_s) * 1000
+        now = time.perf_counter()
+        ex.ttft_s = now - ex.started  # the first event is in hand (the backend read it before returning)
+        overhead = (now - ex.started - ex.upstream_s) * 1000
         resp = web.StreamResponse(status=reply.status, headers={**reply.headers, **_decision_headers(ex, overhead)})
         ex.status = reply.status
         error: str | None = None
@@ -369,7 +380,7 @@ def _close_stream(svc: RouterService, ex: Exchange, stream: Any, error: str | No
     if ex.usage is not None and ex.target is not None:
         ex.cost_usd = cost_usd(ex.target.model, ex.usage)
     _finish(ex)
-    svc.access.write(ex, error=error)
+    svc.observer.finish(ex, error)
 
 
 def _finish(ex: Exchange) -> None:
@@ -397,6 +408,7 @@ def create_app(service: RouterService) -> web.Application:
     r.add_post("/v1/messages/count_tokens", h.count_tokens)
     r.add_get("/admin/spend", SpendAPI(lambda req: req.app[SERVICE_KEY]).get)
     r.add_post("/v1/feedback", FeedbackEndpoint(lambda: app[SERVICE_KEY]).handle)  # type: ignore[arg-type]
+    add_observe_routes(app, lambda: app[SERVICE_KEY])  # /metrics, /dashboard, /dashboard/stats
     r.add_route("*", "/{tail:.*}", h.not_found)
 
     async def _start(app: web.Application) -> None:

@@ -16,6 +16,7 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 
 from router.config import Config
+from router.observe.metrics import mark_worker_dead, share_across_workers
 from router.server import bind_socket, run_worker
 
 log = logging.getLogger("ai_router")
@@ -46,6 +47,7 @@ def run_workers(config: Config, host: str, port: int, workers: int) -> int:
         p.start()
         return p
 
+    cleanup_metrics = share_across_workers()  # any worker's /metrics sums all workers' values
     procs = [spawn() for _ in range(workers)]
     log.info("supervisor %d: %d workers on %s:%d", os.getpid(), workers, host, port)
     try:
@@ -54,6 +56,7 @@ def run_workers(config: Config, host: str, port: int, workers: int) -> int:
             for i, p in enumerate(procs):
                 if not p.is_alive() and not stopping:
                     log.warning("worker %d exited with %s; restarting", p.pid, p.exitcode)
+                    mark_worker_dead(p.pid or 0)
                     time.sleep(0.5)
                     procs[i] = spawn()
     finally:
@@ -67,5 +70,6 @@ def run_workers(config: Config, host: str, port: int, workers: int) -> int:
                 p.kill()
                 p.join()
         holder.close()
+        cleanup_metrics()
     log.info("supervisor: all workers stopped")
     return 0

@@ -44,12 +44,12 @@ class Logged:
         self.stack = stack
         self.fd, self.path = tempfile.mkstemp(prefix="access-")
         assert stack.service is not None
-        stack.service.access = AccessLog(enabled=True, fd=self.fd)
+        stack.service.observer.access = AccessLog(enabled=True, fd=self.fd)
 
     def lines(self) -> list[dict[str, Any]]:
         async def flush() -> None:
             assert self.stack.service is not None
-            self.stack.service.access.flush()
+            self.stack.service.observer.access.flush()
 
         self.stack.run(flush())
         with open(self.path, "rb") as f:

@@ -1,108 +1,98 @@
-"""The access log: one JSON line per proxied request, written after the answer (or stream) ends.
+"""The access log: one line per proxied request, written after the answer (or stream) ends.
 
-It records the decision, attempts, tokens, cost and timings, and never the prompt, the completion,
-keys or headers. Lines are buffered and written to stderr in one `write` at most once a second (or when
-64 KiB have gathered, and at shutdown), so a request pays for one `orjson.dumps`, not for a syscall.
-Off (`logging.access_log: false`) it costs one attribute check.
+It records where the request went and why (tenant, task, complexity, tokens, tier, model, backend,
+every attempt with its outcome), what it cost and how long it took (latency, time to first token,
+the router's own overhead, upstream time), and never the prompt, the completion, keys or headers.
+The line is a stdlib `logging` record on the `ai_router.access` logger, rendered by
+router/observe/logs.py as JSON (orjson) or text and written in batches, so a request pays for one
+record and one `orjson.dumps`, not for a syscall. Off (`logging.access_log: false`) it costs one
+attribute check.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import sys
 import time
-
-import orjson
+from typing import Any
 
 from router.cost import token_counts
 from router.errors import echo
 from router.exchange import Exchange
+from router.observe.logs import ACCESS_LOGGER, BufferedHandler, access_handler, make_formatter
 
-FLUSH_EVERY_S = 1.0
-FLUSH_BYTES = 65536
+_INFO = logging.INFO
 
 
 class AccessLog:
-    __slots__ = ("_buf", "_fd", "_size", "_timer", "enabled")
+    """Writes access lines through the `ai_router.access` logger, or straight to `fd` when one is given
+    (a private handler, for embedding and tests)."""
 
-    def __init__(self, enabled: bool, fd: int | None = None) -> None:
-        self.enabled = enabled
-        self._fd = sys.stderr.fileno() if fd is None else fd
-        self._buf: list[bytes] = []
-        self._size = 0
-        self._timer: asyncio.TimerHandle | None = None
+    __slots__ = ("_handler", "_logger", "_sink", "enabled")
 
-    def start(self) -> None:
-        """Flush once a second on the running loop."""
-        if self.enabled and self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY_S, self._tick)
-
-    def _tick(self) -> None:
-        self.flush()
-        self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY_S, self._tick)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.flush()
+    def __init__(self, enabled: bool, fmt: str = "json", fd: int | None = None) -> None:
+        self._logger = lg = logging.getLogger(ACCESS_LOGGER)
+        self._handler: BufferedHandler | None = None
+        if fd is not None:
+            self._handler = BufferedHandler(fd)
+            self._handler.setFormatter(make_formatter(fmt))
+            self._sink = self._handler.handle
+            self.enabled = enabled
+            return
+        if enabled and access_handler() is None:  # `ai-router serve` configured logging; a library user may not
+            h = BufferedHandler()
+            h.setFormatter(make_formatter(fmt))
+            h._ai_router = True  # type: ignore[attr-defined]
+            lg.addHandler(h)
+            lg.setLevel(_INFO)
+            lg.propagate = False
+        self._sink = lg.handle
+        self.enabled = enabled and lg.isEnabledFor(_INFO)
 
     def flush(self) -> None:
-        if not self._buf:
-            return
-        data = b"".join(self._buf)
-        self._buf.clear()
-        self._size = 0
-        try:
-            while data:
-                data = data[os.write(self._fd, data):]
-        except OSError:
-            pass  # stderr closed: nothing better to do with an access line
+        h = self._handler or access_handler()
+        if h is not None:
+            h.flush()
 
     def write(self, ex: Exchange, error: str | None = None) -> None:
         if not self.enabled:
             return
-        t = ex.target
-        f = ex.features
-        tokens_in, tokens_out, _ = token_counts(ex.usage) if ex.usage else (None, None, None)
-        rec = {
-            "ts": round(time.time(), 3),
-            "request_id": ex.request_id,
-            "endpoint": ex.endpoint,
-            "status": ex.status,
-            "tenant": ex.tenant,
-            "requested": echo(ex.client_model),  # a client value: truncated
-            "model": t.model.id if t else None,
-            "backend": t.model.backend if t else None,
-            "tier": t.tier if t else None,
-            "task": f.task if f else None,
-            "complexity": f.complexity if f else None,
-            "difficulty": f.difficulty if f else None,
-            "stream": ex.stream,
-            "attempts": [a.outcome for a in ex.attempts],
-            "prompt_tokens": tokens_in,
-            "completion_tokens": tokens_out,
-            "cost_usd": ex.cost_usd,
-            "duration_ms": round((time.perf_counter() - ex.started) * 1000, 3),
-            "upstream_ms": round(ex.upstream_s * 1000, 3),
-        }
-        if error:
-            rec["error"] = error
-        line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
-        self._buf.append(line)
-        self._size += len(line)
-        if self._size >= FLUSH_BYTES:
-            self.flush()
+        record = self._logger.makeRecord(ACCESS_LOGGER, _INFO, "", 0, "request", None, None,
+                                         extra={"fields": fields(ex, error)})
+        self._sink(record)
 
 
-def setup_logging(level: str) -> None:
-    """Plain-text operational logs on stderr (the access log writes its own JSON lines)."""
-    root = logging.getLogger("ai_router")
-    root.setLevel(level.upper())
-    if not root.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(h)
-        root.propagate = False
+def fields(ex: Exchange, error: str | None = None) -> dict[str, Any]:
+    """The access line's fields for one finished exchange."""
+    t = ex.target
+    f = ex.features
+    tokens_in, tokens_out, cached = token_counts(ex.usage) if ex.usage else (None, None, None)
+    rec: dict[str, Any] = {
+        "event": "request",
+        "request_id": ex.request_id,
+        "endpoint": ex.endpoint,
+        "status": ex.status,
+        "tenant": ex.tenant,
+        "requested": echo(ex.client_model),  # a client value: truncated
+        "model": t.model.id if t else None,
+        "backend": t.model.backend if t else None,
+        "tier": t.tier if t else None,
+        "location": t.model.location if t else None,
+        "task": f.task if f else None,
+        "complexity": f.complexity if f else None,
+        "difficulty": f.difficulty if f else None,
+        "prompt_tokens_estimate": f.tokens if f else None,
+        "stream": ex.stream,
+        "attempts": [{"model": a.model, "backend": a.backend, "tier": a.tier, "outcome": a.outcome,
+                      "ms": round(a.ms, 3)} for a in ex.attempts],
+        "prompt_tokens": tokens_in,
+        "completion_tokens": tokens_out,
+        "cached_tokens": cached,
+        "cost_usd": ex.cost_usd,
+        "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
+        "ttft_ms": round(ex.ttft_s * 1000, 3) if ex.ttft_s is not None else None,
+        "overhead_ms": round(ex.overhead_s * 1000, 3),
+        "upstream_ms": round(ex.upstream_s * 1000, 3),
+    }
+    if error:
+        rec["error"] = error
+    return rec

@@ -1,0 +1,308 @@
+"""Prometheus metrics: the families, fed once per request from the Exchange, and `/metrics` rendering.
+
+The request's journey ends in one call, `Metrics.observe(ex, error)` (the server's finish hook, where
+the access log is written): it looks up one cached bundle of label children for the request's
+(endpoint, tenant, task, tier, model, backend, status) and updates a handful of them. Nothing runs per
+stream chunk. Gauges that describe backends (breaker state, in-flight and queued calls) are sampled
+once a second and at scrape time, not updated per request.
+
+Label values are bounded: models, backends and tiers come from the catalog (the candidate that served
+the request), tenants from configured keys, tasks from the classifier, error codes from
+`router/errors.py`; request ids and anything a client typed never become labels.
+
+Under `--workers N` the supervisor calls `enable_multiprocess` before forking: every worker then writes
+its values to per-process mmap files (prometheus-client's multiprocess mode) and any worker's
+`/metrics` sums all of them, so a scrape sees the whole server whichever worker answers it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client import multiprocess as mp
+from prometheus_client.metrics_core import Metric
+from prometheus_client.process_collector import ProcessCollector
+
+from router import __version__
+from router.cost import token_counts
+
+if TYPE_CHECKING:
+    from router.exchange import Exchange
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PREFIX = "ai_router_"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+DIFFICULTY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+BREAKER_STATES = ("closed", "half_open", "open")
+REQUEST_LABELS = ("endpoint", "tenant", "task", "tier", "model", "backend", "location", "status")
+
+
+def enable_multiprocess(directory: str) -> None:
+    """Switch this process (and the workers it forks) to prometheus-client's multiprocess mode.
+
+    Must run before any metric is made: the value class is chosen when a metric child is created.
+    Stale files from an earlier run in `directory` are removed, or their counts would be summed in."""
+    os.makedirs(directory, exist_ok=True)
+    for f in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(f)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    values.ValueClass = values.MultiProcessValue()
+
+
+def share_across_workers() -> Callable[[], None]:
+    """For the `--workers` supervisor, before it forks: multiprocess mode in `$PROMETHEUS_MULTIPROC_DIR`
+    (emptied first), else in a fresh temporary directory. Returns the clean-up to call at exit."""
+    given = multiprocess_dir()
+    directory = given or tempfile.mkdtemp(prefix="ai-router-metrics-")
+    enable_multiprocess(directory)
+    if given:
+        return lambda: None
+    return lambda: shutil.rmtree(directory, ignore_errors=True)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def mark_worker_dead(pid: int) -> None:
+    """A worker exited: drop its `live*` gauges (counters and histograms keep counting its past)."""
+    if multiprocess_dir():
+        mp.mark_process_dead(pid)
+
+
+class _Series:
+    """The label children one kind of request updates, made once per label combination."""
+
+    __slots__ = ("cost", "difficulty", "duration", "requests", "tokens_in", "tokens_out", "ttft")
+
+    def __init__(self, m: Metrics, key: tuple[str, ...]) -> None:
+        endpoint, tenant, task, tier, model, _backend, _location, _status = key
+        self.requests = m.requests.labels(*key)
+        self.duration = m.duration.labels(endpoint, tier)
+        self.ttft = m.ttft.labels(endpoint, tier)
+        self.tokens_in = m.tokens.labels(tenant, model, "input")
+        self.tokens_out = m.tokens.labels(tenant, model, "output")
+        self.cost = m.cost.labels(tenant, model)
+        self.difficulty = m.difficulty.labels(task)
+
+
+class Metrics:
+    """Every metric family of the router, in one registry; one instance per process (`process_metrics`)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, decisions: int = 50) -> None:
+        self.multiprocess = bool(multiprocess_dir()) and values.ValueClass is not values.MutexValue
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        if not self.multiprocess:
+            ProcessCollector(registry=self.registry, namespace="ai_router")
+        r = self.registry
+        self.info = Gauge(PREFIX + "build_info", "Always 1; the version is a label.", ["version"],
+                          registry=r, multiprocess_mode="max")
+        self.info.labels(__version__).set(1)
+        self.requests = Counter(PREFIX + "requests", "Proxied requests answered, by where they went.",
+                                REQUEST_LABELS, registry=r)
+        self.duration = Histogram(PREFIX + "request_duration_seconds",
+                                  "End-to-end time, from the request's body read to the answer's last byte.",
+                                  ["endpoint", "tier"], buckets=LATENCY_BUCKETS, registry=r)
+        self.ttft = Histogram(PREFIX + "time_to_first_token_seconds",
+                              "Streams: time from the request to its first event leaving the router.",
+                              ["endpoint", "tier"], buckets=TTFT_BUCKETS, registry=r)
+        self.overhead = Histogram(PREFIX + "overhead_seconds",
+                                  "Time spent in the router itself (elapsed minus waiting on upstreams).",
+                                  ["endpoint"], buckets=OVERHEAD_BUCKETS, registry=r)
+        self.tokens = Counter(PREFIX + "tokens", "Tokens the upstreams reported, by direction.",
+                              ["tenant", "model", "type"], registry=r)
+        self.cost = Counter(PREFIX + "cost_usd", "What the answers cost, in USD.", ["tenant", "model"], registry=r)
+        self.difficulty = Histogram(PREFIX + "difficulty", "The classifier's difficulty score (0-1) per task.",
+                                    ["task"], buckets=DIFFICULTY_BUCKETS, registry=r)
+        self.errors = Counter(PREFIX + "errors", "Requests that ended in an error, by error code.",
+                              ["endpoint", "code"], registry=r)
+        self.upstream_errors = Counter(PREFIX + "upstream_errors", "Failed upstream attempts, by kind.",
+                                       ["backend", "kind"], registry=r)
+        self.promotions = Counter(PREFIX + "promotions", "Moves to the next candidate after a failed attempt.",
+                                  ["from_tier", "to_tier", "reason"], registry=r)
+        self.breaker = Gauge(PREFIX + "breaker_state", "1 for the backend's current breaker state (max over workers).",
+                             ["backend", "state"], registry=r, multiprocess_mode="livemax")
+        self.in_flight = Gauge(PREFIX + "backend_in_flight", "Upstream calls in progress, per backend.",
+                               ["backend"], registry=r, multiprocess_mode="livesum")
+        self.queued = Gauge(PREFIX + "backend_queued", "Calls waiting for a free upstream connection, per backend.",
+                            ["backend"], registry=r, multiprocess_mode="livesum")
+        self._series: dict[tuple[str, ...], _Series] = {}
+        self._overhead: dict[str, Any] = {}
+        self._errors: dict[tuple[str, str], Any] = {}
+        self._upstream_errors: dict[tuple[str, str], Any] = {}
+        self._promotions: dict[tuple[str, str, str], Any] = {}
+        self.decisions: deque[dict[str, Any]] = deque(maxlen=decisions)
+        self.history: deque[dict[str, Any]] = deque(maxlen=900)  # the dashboard's points (router/observe/stats.py)
+        self.started = time.time()
+
+    # ------------------------------------------------------------ per request
+
+    def observe(self, ex: Exchange, error: str | None = None) -> None:
+        """The end of one proxied request: count it, time it, add its tokens and cost."""
+        t = ex.target
+        f = ex.features
+        tenant = ex.tenant or ""
+        if t is not None:
+            m = t.model
+            model, backend, location, tier = m.id, m.backend, m.location, t.tier or ""
+        else:
+            model = backend = location = tier = ""
+        task = f.task if f is not None else ""
+        key = (ex.endpoint, tenant, task, tier, model, backend, location, str(ex.status))
+        s = self._series.get(key)
+        if s is None:
+            s = self._series[key] = _Series(self, key)
+        s.requests.inc()
+        if f is not None:
+            s.difficulty.observe(f.difficulty)
+        elapsed = time.perf_counter() - ex.started
+        s.duration.observe(elapsed)
+        if ex.ttft_s is not None:
+            s.ttft.observe(ex.ttft_s)
+        o = self._overhead.get(ex.endpoint)
+        if o is None:
+            o = self._overhead[ex.endpoint] = self.overhead.labels(ex.endpoint)
+        o.observe(ex.overhead_s)
+        usage = ex.usage
+        if usage:
+            tin, tout, _ = token_counts(usage)
+            if tin:
+                s.tokens_in.inc(tin)
+            if tout:
+                s.tokens_out.inc(tout)
+        if ex.cost_usd:
+            s.cost.inc(ex.cost_usd)
+        if error is not None:
+            self.error(ex.endpoint, error)
+        attempts = ex.attempts
+        if len(attempts) > 1 or (attempts and attempts[0].outcome != "ok"):
+            self._attempts(attempts)
+        if self.decisions.maxlen:
+            self.decisions.append(_decision(ex, elapsed, error))
+
+    def error(self, endpoint: str, code: str) -> None:
+        """An error answered to the client (also for requests rejected before an Exchange existed)."""
+        k = (endpoint, code)
+        c = self._errors.get(k)
+        if c is None:
+            c = self._errors[k] = self.errors.labels(endpoint, code)
+        c.inc()
+
+    def rejected(self, endpoint: str, status: int, code: str) -> None:
+        """A request refused before it became an Exchange (unparsable body, too large)."""
+        key = (endpoint, "", "", "", "", "", "", str(status))
+        s = self._series.get(key)
+        if s is None:
+            s = self._series[key] = _Series(self, key)
+        s.requests.inc()
+        self.error(endpoint, code)
+
+    def _attempts(self, attempts: list[Any]) -> None:
+        for i, a in enumerate(attempts):
+            if a.outcome == "ok":
+                continue
+            k = (a.backend, a.outcome)
+            c = self._upstream_errors.get(k)
+            if c is None:
+                c = self._upstream_errors[k] = self.upstream_errors.labels(*k)
+            c.inc()
+            if i + 1 < len(attempts):
+                p = (a.tier or "", attempts[i + 1].tier or "", a.outcome)
+                c = self._promotions.get(p)
+                if c is None:
+                    c = self._promotions[p] = self.promotions.labels(*p)
+                c.inc()
+
+    # ------------------------------------------------------------ sampled gauges
+
+    def sample(self, backends: Iterable[Any]) -> None:
+        """Set the backend gauges from the live backends (called once a second and before a scrape)."""
+        for b in backends:
+            state = breaker_state(b)
+            for st in BREAKER_STATES:
+                self.breaker.labels(b.name, st).set(1 if st == state else 0)
+            busy, waiting = load_of(b)
+            self.in_flight.labels(b.name).set(busy)
+            self.queued.labels(b.name).set(waiting)
+
+    # ------------------------------------------------------------ reading
+
+    def collect(self) -> list[Metric]:
+        """Every family with its samples: this process's, or all workers' in multiprocess mode."""
+        if self.multiprocess:
+            reg = CollectorRegistry()
+            mp.MultiProcessCollector(reg)
+            return list(reg.collect())
+        return list(self.registry.collect())
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of `collect()`."""
+        if self.multiprocess:
+            reg = CollectorRegistry()
+            mp.MultiProcessCollector(reg)
+            return generate_latest(reg)
+        return generate_latest(self.registry)
+
+
+def breaker_state(backend: Any) -> str:
+    """closed | half_open | open, from whatever health the backend keeps."""
+    state = getattr(getattr(backend, "breaker", None), "state", None)
+    if isinstance(state, str) and state in BREAKER_STATES:
+        return state
+    return "closed" if backend.healthy else "open"
+
+
+def load_of(backend: Any) -> tuple[int, int]:
+    """(in-flight, queued) upstream calls of a backend, read from its connection pool."""
+    pool = getattr(getattr(backend, "client", None), "pool", None)
+    if pool is None:
+        return 0, 0
+    return max(0, pool.open - len(pool.idle)), len(pool.waiters)
+
+
+def _decision(ex: Exchange, elapsed: float, error: str | None) -> dict[str, Any]:
+    """One line of the dashboard's recent decisions: where it went and why, never what it said."""
+    t = ex.target
+    f = ex.features
+    d = ex.decision
+    return {
+        "ts": time.time(),
+        "request_id": ex.request_id,
+        "endpoint": ex.endpoint,
+        "tenant": ex.tenant,
+        "task": f.task if f else None,
+        "complexity": f.complexity if f else None,
+        "tokens": f.tokens if f else None,
+        "model": t.model.id if t else None,
+        "tier": t.tier if t else None,
+        "backend": t.model.backend if t else None,
+        "location": t.model.location if t else None,
+        "reasons": list(d.reasons) if d is not None else [],
+        "attempts": [a.outcome for a in ex.attempts],
+        "status": ex.status,
+        "error": error,
+        "stream": ex.stream,
+        "cost_usd": ex.cost_usd,
+        "latency_ms": round(elapsed * 1000, 2),
+    }
+
+
+_process_metrics: Metrics | None = None
+
+
+def process_metrics(decisions: int = 50) -> Metrics:
+    """This process's metrics, made on first use (after the fork, in a worker). They outlive a reload."""
+    global _process_metrics
+    if _process_metrics is None:
+        _process_metrics = Metrics(decisions=decisions)
+    return _process_metrics

@@ -1,0 +1,167 @@
+"""Logs: one access line per request (JSON or text) with the decision and timings, events, never content or keys."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from backends.simulated import Behavior
+from router.observe.accesslog import AccessLog
+from router.observe.logs import JsonFormatter, TextFormatter, event, setup_logging
+from tests.conftest import Stack
+
+SECRET = "my card is 4111 1111 1111 1111 and my password is hunter2-SECRET"
+CLIENT_KEY = "sk-client-key-should-never-be-logged"
+FIELDS = {"request_id", "tenant", "endpoint", "task", "complexity", "difficulty", "prompt_tokens_estimate", "tier",
+          "model", "backend", "attempts", "status", "latency_ms", "ttft_ms", "overhead_ms", "upstream_ms", "cost_usd",
+          "prompt_tokens", "completion_tokens"}
+
+
+@pytest.fixture
+def access_file(live: Stack, tmp_path: Path) -> Iterator[tuple[Stack, Path, str]]:
+    """The live stack with its access log written to a file; yields (stack, path, format)."""
+    assert live.service is not None
+    obs = live.service.observer
+    old = obs.access
+    path = tmp_path / "access.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    fmt = {"value": "json"}
+
+    def use(f: str) -> None:
+        fmt["value"] = f
+        obs.access = AccessLog(True, f, fd=fd)
+
+    use("json")
+    try:
+        yield live, path, use  # type: ignore[misc]
+    finally:
+        obs.access.flush()
+        obs.access = old
+        os.close(fd)
+
+
+def _chat(url: str, stream: bool = False) -> httpx.Response:
+    return httpx.post(url + "/v1/chat/completions", timeout=30,
+                      headers={"authorization": f"Bearer {CLIENT_KEY}", "x-request-id": "log-test-1"},
+                      json={"model": "auto", "stream": stream, "messages": [{"role": "user", "content": SECRET}]})
+
+
+def _lines(live: Stack, path: Path) -> list[bytes]:
+    assert live.service is not None
+    live.service.observer.access.flush()
+    return path.read_bytes().splitlines()
+
+
+def test_access_line_json(access_file: tuple[Stack, Path, object]) -> None:
+    live, path, _ = access_file
+    assert _chat(live.url).status_code == 200
+    assert _chat(live.url, stream=True).status_code == 200
+    live.local.behavior = Behavior(fail_status=500, fail_times=1)
+    assert _chat(live.url).status_code == 200
+    lines = _lines(live, path)
+    raw = b"\n".join(lines)
+    assert SECRET.encode() not in raw
+    assert b"hunter2" not in raw
+    assert b"4111" not in raw
+    assert CLIENT_KEY.encode() not in raw
+    recs = [orjson.loads(line) for line in lines]
+    assert len(recs) == 3
+    for r in recs:
+        assert set(r) >= FIELDS, FIELDS - set(r)
+        assert r["event"] == "request"
+        assert r["level"] == "info"
+        assert r["logger"] == "ai_router.access"
+        assert r["request_id"] == "log-test-1"
+        assert r["status"] == 200
+        assert r["endpoint"] == "chat"
+        assert r["task"] == "chat"
+        assert r["latency_ms"] > 0
+        assert r["overhead_ms"] > 0
+        assert 0 <= r["difficulty"] <= 1
+    assert recs[0]["ttft_ms"] is None
+    assert recs[1]["ttft_ms"] > 0
+    assert recs[1]["completion_tokens"] > 0
+    assert [a["outcome"] for a in recs[2]["attempts"]] == ["error", "ok"]
+    assert recs[2]["attempts"][0]["tier"] == "local-small"
+    assert recs[2]["attempts"][1]["tier"] == "local-large"
+
+
+def test_access_line_text(access_file: tuple[Stack, Path, object]) -> None:
+    live, path, use = access_file
+    use("text")  # type: ignore[operator]
+    assert _chat(live.url).status_code == 200
+    (line,) = _lines(live, path)
+    text = line.decode()
+    assert " INFO ai_router.access: request " in text
+    assert "request_id=log-test-1" in text
+    assert "status=200" in text
+    assert "tier=local-small" in text
+    assert SECRET not in text
+    assert CLIENT_KEY not in text
+
+
+def test_formatters_and_events(tmp_path: Path) -> None:
+    rec = logging.LogRecord("ai_router", logging.WARNING, "", 0, "backend %s: breaker open", ("x",), None)
+    rec.fields = {"event": "breaker", "backend": "x", "state": "open"}
+    j = orjson.loads(JsonFormatter().render(rec))
+    assert j["msg"] == "backend x: breaker open"
+    assert j["event"] == "breaker"
+    assert j["level"] == "warning"
+    assert TextFormatter().format(rec).endswith("WARNING ai_router: backend x: breaker open event=breaker backend=x "
+                                                "state=open")
+    root = logging.getLogger("ai_router")
+    saved = (root.handlers[:], root.level, root.propagate)
+    path = tmp_path / "ops.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        setup_logging("info", "json", fd=fd)
+        event(root, "reload", "config loaded", config="x.yaml")
+        logging.getLogger("ai_router.backend").debug("hidden below info")
+        for h in root.handlers:
+            h.flush()
+    finally:
+        for h in root.handlers[:]:
+            if getattr(h, "_ai_router", False):
+                root.removeHandler(h)
+                h.close()
+        root.handlers[:], root.level, root.propagate = saved  # type: ignore[misc]
+        os.close(fd)
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+    assert lines == [{"ts": lines[0]["ts"], "level": "info", "logger": "ai_router", "msg": "config loaded",
+                      "event": "reload", "config": "x.yaml"}]
+
+
+def test_breaker_and_start_events(live: Stack) -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    assert live.service is not None
+    live.service.observer.tick()  # the observer's view of the breakers, as they are now
+    h = Keep()
+    root = logging.getLogger("ai_router")
+    old_level = root.level
+    root.addHandler(h)
+    root.setLevel(logging.INFO)
+    try:
+        live.local.behavior = Behavior(fail_status=500)
+        for _ in range(3):
+            httpx.post(live.url + "/v1/chat/completions", timeout=10,
+                       json={"model": "qwen3:8b", "messages": [{"role": "user", "content": "hi"}]})
+        live.service.observer.tick()
+    finally:
+        root.removeHandler(h)
+        root.setLevel(old_level)
+    ev = [r.fields for r in records if getattr(r, "fields", {}).get("event") == "breaker"]  # type: ignore[attr-defined]
+    assert ev
+    assert ev[-1]["backend"] == "local"
+    assert ev[-1]["state"] == "open"
+    assert ev[-1]["failures"] >= 3

@@ -1,0 +1,151 @@
+"""`/metrics` after real traffic (JSON, streams, promotions, errors), parsed by prometheus-client's parser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from backends.simulated import Behavior
+from router.config import parse
+from router.exchange import Candidate, Exchange
+from router.observe.metrics import REQUEST_LABELS, Metrics
+from router.server import RouterService
+from tests.conftest import CLOUD_MODELS, LOCAL_MODELS, Stack
+
+MSG = [{"role": "user", "content": "hello there"}]
+FAMILIES = {
+    "ai_router_requests": "counter",
+    "ai_router_request_duration_seconds": "histogram",
+    "ai_router_time_to_first_token_seconds": "histogram",
+    "ai_router_overhead_seconds": "histogram",
+    "ai_router_tokens": "counter",
+    "ai_router_cost_usd": "counter",
+    "ai_router_errors": "counter",
+    "ai_router_upstream_errors": "counter",
+    "ai_router_promotions": "counter",
+    "ai_router_difficulty": "histogram",
+    "ai_router_breaker_state": "gauge",
+    "ai_router_backend_in_flight": "gauge",
+    "ai_router_backend_queued": "gauge",
+    "ai_router_build_info": "gauge",
+}
+
+
+def scrape(url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    r = httpx.get(url + "/metrics", headers=headers or {}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return {f.name: f for f in text_string_to_metric_families(r.text)}
+
+
+def value(fams: dict[str, Any], sample: str, **labels: str) -> float:
+    """Sum of the samples named `sample` whose labels include `labels`."""
+    family = sample.removesuffix("_total").removesuffix("_count").removesuffix("_sum").removesuffix("_bucket")
+    fam = fams.get(family)
+    if fam is None:
+        return 0.0
+    return sum(s.value for s in fam.samples
+               if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def post(url: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(url + "/v1/chat/completions", content=orjson.dumps(body),
+                      headers={"content-type": "application/json"}, timeout=30)
+
+
+def test_families_and_labels_after_real_traffic(live: Stack) -> None:
+    before = scrape(live.url)
+    assert post(live.url, {"model": "auto", "messages": MSG}).status_code == 200
+    with httpx.stream("POST", live.url + "/v1/chat/completions", timeout=30,
+                      content=orjson.dumps({"model": "auto", "messages": MSG, "stream": True}),
+                      headers={"content-type": "application/json"}) as r:
+        assert r.status_code == 200
+        assert b"[DONE]" in r.read()
+    cloud = post(live.url, {"model": "gpt-5-mini", "messages": MSG})
+    assert cloud.status_code == 200
+    live.local.behavior = Behavior(fail_status=500, fail_times=1)  # first attempt fails: promotion
+    promoted = post(live.url, {"model": "auto", "messages": MSG})
+    assert promoted.status_code == 200
+    assert promoted.headers["x-router-attempts"] == "2"
+    live.local.behavior = Behavior(fail_status=500)
+    live.cloud.behavior = Behavior(fail_status=500)
+    assert post(live.url, {"model": "auto", "messages": MSG}).status_code == 502
+    bad = httpx.post(live.url + "/v1/chat/completions", content=b"{nope", timeout=10)
+    assert bad.status_code == 400
+    after = scrape(live.url)
+
+    for name, typ in FAMILIES.items():
+        assert name in after, f"{name} missing from /metrics"
+        assert after[name].type == typ, (name, after[name].type)
+    catalog = set(LOCAL_MODELS) | set(CLOUD_MODELS) | {""}
+    for s in after["ai_router_requests"].samples:
+        assert set(s.labels) == set(REQUEST_LABELS)
+        assert s.labels["model"] in catalog  # model labels only from the catalog
+        assert s.labels["backend"] in {"local", "cloud", ""}
+    for fam in after.values():
+        for s in fam.samples:
+            assert "request_id" not in s.labels
+            assert not any("hello" in str(v) for v in s.labels.values())
+
+    def delta(sample: str, **labels: str) -> float:
+        return value(after, sample, **labels) - value(before, sample, **labels)
+
+    assert delta("ai_router_requests_total", status="200") == 4
+    assert delta("ai_router_requests_total", status="200", backend="cloud", model="gpt-5-mini") == 1
+    assert delta("ai_router_requests_total", status="502") == 1
+    assert delta("ai_router_requests_total", status="400", endpoint="chat") == 1
+    assert delta("ai_router_errors_total", code="invalid_json") == 1
+    assert delta("ai_router_errors_total", code="upstream_error") == 1
+    assert delta("ai_router_promotions_total", reason="error", from_tier="local-small") >= 1
+    assert delta("ai_router_upstream_errors_total", backend="local", kind="error") >= 2
+    assert delta("ai_router_upstream_errors_total", backend="cloud", kind="error") >= 1
+    assert delta("ai_router_time_to_first_token_seconds_count", tier="local-small") == 1  # the stream only
+    assert delta("ai_router_request_duration_seconds_count", endpoint="chat") == 5
+    assert delta("ai_router_overhead_seconds_count", endpoint="chat") == 5
+    assert delta("ai_router_tokens_total", type="input") > 0
+    assert delta("ai_router_tokens_total", type="output") > 0
+    assert delta("ai_router_cost_usd_total", model="gpt-5-mini") > 0
+    assert delta("ai_router_difficulty_count", task="chat") >= 4
+    assert value(after, "ai_router_breaker_state", backend="local", state="closed") + \
+        value(after, "ai_router_breaker_state", backend="local", state="open") == 1
+    assert value(after, "ai_router_build_info") == 1
+
+
+def test_breaker_gauge_follows_backend_health(live: Stack) -> None:
+    live.local.behavior = Behavior(fail_status=500)
+    live.cloud.behavior = Behavior(fail_status=500)
+    for _ in range(3):
+        post(live.url, {"model": "qwen3:8b", "messages": MSG})
+    fams = scrape(live.url)
+    assert value(fams, "ai_router_breaker_state", backend="local", state="open") == 1
+    assert value(fams, "ai_router_breaker_state", backend="local", state="closed") == 0
+
+
+def test_label_children_are_cached() -> None:
+    """One kind of request makes its label children once; repeats only increment them."""
+    cfg = parse({"backends": [{"name": "b", "base_url": "http://127.0.0.1:9/v1",
+                               "models": [{"id": "m", "tier": "t"}]}]})
+    svc = RouterService(cfg, metrics=Metrics(CollectorRegistry()))
+    m = svc.observer.metrics
+    assert m is not None
+    for _ in range(3):
+        ex = Exchange("r", "chat", {"model": "m", "messages": []}, None, {})
+        ex.target = Candidate(cfg.backends[0].models[0], svc.backends["b"], "t")
+        ex.status = 200
+        svc.observer.finish(ex)
+    assert len(m._series) == 1
+    (fam,) = (f for f in text_string_to_metric_families(m.render().decode()) if f.name == "ai_router_requests")
+    (sample,) = fam.samples
+    assert sample.value == 3
+    assert sample.labels == {"endpoint": "chat", "tenant": "", "task": "", "tier": "t", "model": "m", "backend": "b",
+                             "location": "cloud", "status": "200"}
+
+
+def test_metrics_off() -> None:
+    cfg = parse({"metrics": {"enabled": False},
+                 "backends": [{"name": "b", "base_url": "http://127.0.0.1:9/v1", "models": [{"id": "m"}]}]})
+    assert RouterService(cfg).observer.metrics is None
