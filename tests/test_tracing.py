@@ -87,6 +87,7 @@ def test_request_and_attempt_spans_continue_the_clients_trace(spans: tuple[Stack
 
 def test_a_stream_attempt_span_ends_with_the_stream(spans: tuple[Stack, InMemorySpanExporter]) -> None:
     stack, exporter = spans
+    stack.local.behavior = Behavior(token_delay_s=0.05, reply_tokens=8)  # still streaming when the head arrives
     with httpx.stream("POST", stack.url + "/v1/chat/completions", timeout=30,
                       json={"model": "auto", "messages": MSG, "stream": True}) as r:
         assert r.status_code == 200
