@@ -30,6 +30,7 @@ class Backend:
     """Base class of an upstream adapter; subclasses implement `send` and may override `start`/`aclose`."""
 
     kind = "base"
+    max_body_bytes = 64 << 20  # a JSON answer read whole is at most this (server.max_upstream_body_mb)
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec

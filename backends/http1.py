@@ -9,8 +9,11 @@ chunk, so this module does exactly that on raw asyncio protocols (uvloop or not)
     Pool          at most `size` connections; idle ones reused LIFO, waiters served FIFO, idle expiry
     Connection    an asyncio.Protocol feeding httptools; per-request state lives in its slots and is reset
                   for each request; one timer handle per request, checked lazily (never re-armed per chunk)
-    Response      status, content type and Retry-After; `read()` the whole body or `chunk()` by chunk;
-                  `release()` when done (back to the pool only if complete and keep-alive), `close()` to abort
+    Response      status, content type, content encoding and Retry-After; `read()` the whole body or
+                  `chunk()` by chunk; `release()` when done (back to the pool only if complete and
+                  keep-alive), `close()` to abort
+    Limits        what an upstream may send: head size, header count, size of a body read whole; past a
+                  limit the call fails at once (ResponseTooLarge), nothing more is buffered
 
 Errors, translated into router.errors by the adapter (as httpx maps httpcore's):
 
@@ -18,6 +21,7 @@ Errors, translated into router.errors by the adapter (as httpx maps httpcore's):
     ├── ConnectError            cannot connect (refused, unreachable, DNS, TLS)
     ├── ServerDisconnected      the connection ended before the whole response
     ├── ProtocolError           the response is not valid HTTP/1.x
+    │   └── ResponseTooLarge    … or is over a `Limits` bound
     └── ClientTimeout           (also a TimeoutError)
         ├── ConnectTimeout      no connection (pool wait + connect + TLS) within connect_s
         ├── ReadTimeout         no data for the read gap (first byte limit, then idle_s once streaming)
@@ -34,6 +38,7 @@ import collections
 import ipaddress
 import socket
 import ssl
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +48,7 @@ KEEPALIVE_S = 60.0
 DNS_TTL_S = 300.0
 HIGH_WATER = 1 << 20  # pause reading a stream whose consumer is this far behind …
 LOW_WATER = 1 << 18  # … and resume once it has drained below this
+GATHER_AT = 1 << 20  # a body read whole grows in one bytearray past this size (no join copy at the end)
 
 
 class HTTPClientError(Exception):
@@ -63,6 +69,19 @@ class ServerDisconnected(HTTPClientError):
 
 class ProtocolError(HTTPClientError):
     pass
+
+
+class ResponseTooLarge(ProtocolError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one upstream response may make the router hold."""
+
+    head_bytes: int = 64 * 1024  # status line + headers
+    headers: int = 100
+    body_bytes: int = 64 * 1024 * 1024  # a body read whole (`read()`); streams are bounded by backpressure
 
 
 class ClientTimeout(HTTPClientError, TimeoutError):
@@ -94,6 +113,7 @@ class Client:
         total_s: float,
         keepalive_s: float = KEEPALIVE_S,
         loop: asyncio.AbstractEventLoop | None = None,
+        limits: Limits | None = None,
     ) -> None:
         u = urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
@@ -113,6 +133,7 @@ class Client:
         self._heads: dict[str, bytes] = {}
         self.connect_s = connect_s
         self.total_s = total_s
+        self.limits = limits or Limits()
         self.loop = loop or asyncio.get_running_loop()
         self.pool = Pool(self, size, keepalive_s)
         self.ssl = ssl.create_default_context() if self.tls else None
@@ -355,21 +376,27 @@ class Connection(asyncio.Protocol):
     """One upstream connection; the state of the request in flight lives here and is reset per request."""
 
     __slots__ = (
+        "body",
         "buffered",
         "chunks",
         "closed",
+        "content_encoding",
+        "content_length",
         "content_type",
         "deadline",
         "done",
         "exc",
         "framed",
         "gap",
+        "head_size",
+        "header_count",
         "headers_done",
         "idle_since",
         "informational",
         "keep_alive",
         "last_data",
         "limit",
+        "limits",
         "loop",
         "parser",
         "paused",
@@ -390,6 +417,7 @@ class Connection(asyncio.Protocol):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.loop = pool.loop
+        self.limits = pool.client.limits
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -399,12 +427,18 @@ class Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.chunks: list[bytes] = []
+        self.body: bytearray | None = None  # a body read whole, once it spans several chunks
         self._reset()
         self.done = True  # no request in flight
 
     def _reset(self) -> None:
         self.status = 0
         self.content_type = b""
+        self.content_encoding = b""
+        self.content_length = -1
+        self.head_size = 0
+        self.header_count = 0
+        self.body = None
         self.retry_after: bytes | None = None
         self.framed = False
         self.informational = False
@@ -464,22 +498,31 @@ class Connection(asyncio.Protocol):
             await self._wait()
 
     async def read(self, limit: int = 0) -> bytes:
-        """The whole body (at most about `limit` bytes when given; then the connection is not reused)."""
+        """The whole body (at most about `limit` bytes when given; then the connection is not reused).
+
+        A body over `Limits.body_bytes` fails with ResponseTooLarge: at once when its Content-Length says
+        so, else as soon as it passes the bound. Past `GATHER_AT` the body grows in one bytearray (no second
+        whole copy at the end) and is returned as that bytearray: callers take any bytes-like body."""
         if self.paused:
             self.paused = False
             self.transport.resume_reading()
         self.streaming = False
         self.limit = limit
+        if not limit:
+            self._check_declared_length()
         while not self.done:
             if self.exc is not None:
                 raise self.exc
             if limit and self.size >= limit:
                 break
             await self._wait()
+        if self.exc is not None:
+            raise self.exc
         chunks = self.chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        body: Any = self.body if self.body is not None else chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
-        return body[:limit] if limit else body
+        self.body = None
+        return body[:limit] if limit else body  # type: ignore[no-any-return]
 
     async def chunk(self) -> bytes:
         """What arrived since the last call (waiting if nothing did); b"" once the body is complete."""
@@ -564,6 +607,8 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as e:
             self._fail(ProtocolError(f"invalid HTTP response: {e}"))
             return
+        if not self.headers_done and self._head_too_large(len(data)):
+            return
         if self.ready:
             self._wake()
 
@@ -605,6 +650,9 @@ class Connection(asyncio.Protocol):
         self.framed = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_count += 1
+        if self.header_count > self.limits.headers:
+            self._too_large(f"more than {self.limits.headers} response headers")
         n = len(name)
         if n == 12:
             if name.lower() == b"content-type":
@@ -612,6 +660,10 @@ class Connection(asyncio.Protocol):
         elif n == 14:
             if name.lower() == b"content-length":
                 self.framed = True
+                self.content_length = int(value) if value.isdigit() else -1
+        elif n == 16:
+            if name.lower() == b"content-encoding":
+                self.content_encoding = value.strip().lower()
         elif n == 17:
             if name.lower() == b"transfer-encoding":
                 self.framed = True
@@ -630,17 +682,49 @@ class Connection(asyncio.Protocol):
         self.ready = True
 
     def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
         n = len(body)
         self.size += n
         if self.streaming:
+            self.chunks.append(body)
             self.buffered += n
             self.ready = True
             if self.buffered > HIGH_WATER and not self.paused:
                 self.paused = True
                 self.transport.pause_reading()
-        elif self.limit and self.size >= self.limit:
-            self.ready = True
+            return
+        if self.body is not None:
+            self.body += body
+        else:
+            self.chunks.append(body)
+            if self.size > GATHER_AT:  # a large body: one growing buffer from now on, not pieces to join
+                self.body = bytearray().join(self.chunks)
+                self.chunks.clear()
+        if self.limit:
+            if self.size >= self.limit:
+                self.ready = True
+        elif self.size > self.limits.body_bytes:
+            self._too_large(f"response body over {self.limits.body_bytes} bytes")
+
+    # ------------------------------------------------------------ limits (Limits), each check in one place
+
+    def _head_too_large(self, n: int) -> bool:
+        """Count bytes that arrived before the end of the head; fail past `Limits.head_bytes`."""
+        self.head_size += n
+        if self.head_size <= self.limits.head_bytes:
+            return False
+        self._fail(ResponseTooLarge(f"response head over {self.limits.head_bytes} bytes"))
+        return True
+
+    def _too_large(self, what: str) -> None:
+        """Fail from inside a parser callback: the error is kept, parsing stops, the connection closes."""
+        self._fail(ResponseTooLarge(what))
+        raise ResponseTooLarge(what)
+
+    def _check_declared_length(self) -> None:
+        if self.content_length > self.limits.body_bytes:
+            self._fail(ResponseTooLarge(f"response body of {self.content_length} bytes declared, over "
+                                        f"{self.limits.body_bytes}"))
+
 
     def on_message_complete(self) -> None:
         if self.informational:
@@ -657,12 +741,13 @@ class Connection(asyncio.Protocol):
 class Response:
     """The response to one `Client.post`: the head's few fields the adapters use, and the body."""
 
-    __slots__ = ("conn", "content_type", "retry_after", "status")
+    __slots__ = ("conn", "content_encoding", "content_type", "retry_after", "status")
 
     def __init__(self, conn: Connection) -> None:
         self.conn: Connection | None = conn
         self.status = conn.status
         self.content_type = conn.content_type
+        self.content_encoding = conn.content_encoding
         self.retry_after = conn.retry_after
 
     @property

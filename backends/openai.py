@@ -28,6 +28,7 @@ import orjson
 
 from backends import http1
 from backends.base import Backend
+from backends.encoding import IDENTITY, EncodingError, StreamDecoder, decode_body
 from router import __version__
 from router.config import BackendSpec, ModelSpec
 from router.cost import cost_usd
@@ -41,7 +42,7 @@ from router.errors import (
 )
 from router.exchange import Candidate, Exchange, Reply
 from router.formats.bridge import StreamTranslator, Translation
-from router.sse import UsageStripper, find_usage, truncated
+from router.sse import EventTooLarge, UsageStripper, find_usage, open_event_bytes, truncated
 
 log = logging.getLogger("ai_router.backend")
 
@@ -55,6 +56,7 @@ STREAM_USAGE_ENDPOINTS = ("chat", "completions")
 JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_ERROR_BODY = 65536
+SEEN_MAX_BYTES = 16 << 20  # of a stream kept for local token counting (upstreams that send no usage)
 PCHAR = "!$&'()*+,;=:@-._~"
 _ABSENT = object()  # what a path segment may hold unescaped (RFC 3986)
 
@@ -90,7 +92,8 @@ class OpenAIBackend(Backend):
         }
         t = spec.timeouts
         self.client = http1.Client(spec.base_url, headers=self.headers, size=spec.max_concurrency,
-                                   connect_s=t.connect_s, total_s=t.total_s)
+                                   connect_s=t.connect_s, total_s=t.total_s,
+                                   limits=http1.Limits(body_bytes=self.max_body_bytes))
 
     async def aclose(self) -> None:
         if self.client is not None:
@@ -145,7 +148,7 @@ class OpenAIBackend(Backend):
             if not (isinstance(so, dict) and so.get("include_usage") is True):  # the client didn't ask: inject, strip
                 changes["stream_options"] = {**(so if isinstance(so, dict) else {}), "include_usage": True}
                 strip = True
-        if not changes and ex.raw is not None:
+        if not changes and ex.raw is not None and _forwardable(ex.raw):
             return ex.raw, strip
         return orjson.dumps({**body, **changes} if changes else body), strip
 
@@ -177,13 +180,15 @@ class OpenAIBackend(Backend):
                 elapsed = time.perf_counter() - t0
                 ex.upstream_s += elapsed
                 if tr is not None:  # translated before returning: an error event in it can still be promoted
+                    if resp.content_encoding not in IDENTITY:
+                        raise EncodingError("a compressed stream, which the router does not translate")
                     stream: Any = TranslatedStream(self, resp, first, tr.stream(), ex)
                     stream.first = stream.translator.feed(first)
                 else:
                     stream = self.native_stream(resp, first, strip, ex)
                 self.record_success(elapsed * 1000)
                 return Reply(200, SSE_HEADERS, stream=stream)
-            body = await resp.read()
+            body = decode_body(await resp.read(), resp.content_encoding, self.max_body_bytes)
         except TimeoutError as e:
             self._abort(resp)
             self.record_failure()
@@ -192,6 +197,10 @@ class OpenAIBackend(Backend):
             self._abort(resp)
             self.record_failure()
             raise self.transport_error(e, ex) from None
+        except EncodingError as e:
+            self._abort(resp)
+            self.record_failure()
+            raise self.bad_body(e, ex) from None
         except BaseException:
             self._abort(resp)
             raise
@@ -229,6 +238,8 @@ class OpenAIBackend(Backend):
                     " (mid-stream)" if mid_stream else "")
         if isinstance(e, http1.ConnectError):
             what = "is unreachable"
+        elif isinstance(e, http1.ResponseTooLarge):
+            what = "sent a response over the router's limits"
         elif isinstance(e, http1.ServerDisconnected):
             what = "broke the stream" if mid_stream else "closed the connection before answering"
         elif isinstance(e, http1.ProtocolError):
@@ -236,6 +247,21 @@ class OpenAIBackend(Backend):
         else:
             what = "failed"
         return UpstreamError(f"upstream {self.name!r} {what}")
+
+    def bad_body(self, e: Exception, ex: Exchange) -> UpstreamError:
+        """An answer the router cannot relay (an SSE event over its bound, an encoding it cannot decode)."""
+        log.warning("request %s: backend %s: %s", ex.request_id, self.name, e)
+        return UpstreamError(f"upstream {self.name!r} sent an answer the router cannot relay ({e})")
+
+    def stream_error(self, e: Exception, ex: Exchange) -> UpstreamFailure:
+        """The client's view of a failure after a stream has started (sent in-band by the server)."""
+        if isinstance(e, http1.TotalTimeout):
+            return UpstreamTimeout(f"upstream {self.name!r} did not finish within {self.spec.timeouts.total_s:g}s")
+        if isinstance(e, TimeoutError):
+            return UpstreamTimeout(f"upstream {self.name!r} stalled mid-stream")
+        if isinstance(e, http1.HTTPClientError):
+            return self.transport_error(e, ex, mid_stream=True)
+        return self.bad_body(e, ex)
 
     def mask(self, text: str) -> str:
         """Upstream text fit for a client: this backend's key and anything key-shaped masked."""
@@ -249,6 +275,11 @@ class OpenAIBackend(Backend):
     async def _error_reply(self, resp: http1.Response, ex: Exchange, t0: float) -> Reply:
         """Map an upstream error status: overload/5xx/credential problems raise; client errors pass through."""
         body = await resp.read(MAX_ERROR_BODY)
+        if resp.content_encoding not in IDENTITY:
+            try:
+                body = decode_body(body, resp.content_encoding, MAX_ERROR_BODY)
+            except EncodingError:
+                body = b""
         ex.upstream_s += time.perf_counter() - t0
         status = resp.status
         detail = self.mask(_error_message(body))
@@ -280,12 +311,14 @@ class OpenAIStream:
     `seen` keeps references to the relayed chunks (no copy) until the end: if the upstream sent no usage,
     the budget stage counts the completion from them (router/cost.py `local_usage`); otherwise it is dropped."""
 
-    __slots__ = ("backend", "ex", "first", "resp", "seen", "strip", "usage")
+    __slots__ = ("backend", "decoder", "ex", "first", "resp", "seen", "strip", "usage")
 
     def __init__(self, backend: OpenAIBackend, resp: http1.Response, first: bytes, strip: bool,
                  ex: Exchange) -> None:
         self.backend = backend
         self.ex = ex
+        self.decoder = None if resp.content_encoding in IDENTITY else \
+            StreamDecoder(resp.content_encoding, backend.max_body_bytes)  # a gzip stream the router did not ask for
         self.resp = resp
         self.first = first
         self.strip = strip
@@ -297,31 +330,35 @@ class OpenAIStream:
 
     async def _relay(self) -> AsyncIterator[bytes]:
         resp = self.resp
-        chunk = self.first
+        raw = self.first
         stripper = UsageStripper() if self.strip else None
+        decoder = self.decoder
         t1 = t2 = b""
         seen = self.seen.append  # type: ignore[union-attr]
+        open_n = 0  # bytes of the SSE event still open (relayed untouched: only counted, against EventTooLarge)
+        kept = 0  # bytes held in `seen`: at most SEEN_MAX_BYTES, so an endless stream costs no memory
         try:
-            while chunk:
-                seen(chunk)
-                if stripper is None:
+            while raw:
+                chunk = raw if decoder is None else decoder.feed(raw)
+                if kept < SEEN_MAX_BYTES:
+                    kept += len(chunk)
+                    seen(chunk)
+                if stripper is not None:
+                    chunk = stripper.feed(chunk)
+                elif chunk:
+                    open_n = open_event_bytes(chunk, open_n)
                     t2, t1 = t1, chunk
+                if chunk:
                     yield chunk
-                else:
-                    out = stripper.feed(chunk)
-                    if out:
-                        yield out
-                chunk = await resp.chunk()
-        except TimeoutError as e:
+                raw = await resp.chunk()
+            if decoder is not None:
+                decoder.finish()
+        except (TimeoutError, http1.HTTPClientError, EventTooLarge, EncodingError) as e:
             resp.close()
-            b = self.backend
-            if isinstance(e, http1.TotalTimeout):
-                total = b.spec.timeouts.total_s
-                raise UpstreamTimeout(f"upstream {b.name!r} did not finish within {total:g}s") from None
-            raise UpstreamTimeout(f"upstream {b.name!r} stalled mid-stream") from None
-        except http1.HTTPClientError as e:
-            resp.close()
-            raise self.backend.transport_error(e, self.ex, mid_stream=True) from None
+            error = self.backend.stream_error(e, self.ex)
+            if open_n:  # the client holds half an event: end it, so the in-band error event stands alone
+                yield b"\n\n"
+            raise error from None
         if stripper is not None:
             rest = stripper.flush()
             if rest:
@@ -375,16 +412,9 @@ class TranslatedStream:
                 out = tr.feed(chunk)
                 if out:
                     yield out
-        except TimeoutError as e:
+        except (TimeoutError, http1.HTTPClientError) as e:
             resp.close()
-            b = self.backend
-            if isinstance(e, http1.TotalTimeout):
-                total = b.spec.timeouts.total_s
-                raise UpstreamTimeout(f"upstream {b.name!r} did not finish within {total:g}s") from None
-            raise UpstreamTimeout(f"upstream {b.name!r} stalled mid-stream") from None
-        except http1.HTTPClientError as e:
-            resp.close()
-            raise self.backend.transport_error(e, self.ex, mid_stream=True) from None
+            raise self.backend.stream_error(e, self.ex) from None
         except UpstreamFailure:
             resp.close()
             raise
@@ -394,6 +424,14 @@ class TranslatedStream:
 
     async def aclose(self) -> None:
         self.resp.close()
+
+
+def _forwardable(raw: bytes) -> bool:
+    """May the client's bytes go upstream as they are? Not when a key the router acts on could appear twice
+    (`{"model": "allowed", "model": "other"}`: the router read the last, an upstream may read the first), or
+    spelled with escapes (`"mod\\u0065l"`) that hide a duplicate: then the parsed body is re-serialised, so
+    what is forwarded is exactly what was authorised and routed."""
+    return raw.count(b'"model"') <= 1 and raw.count(b'"stream"') <= 1 and b"\\u" not in raw
 
 
 def _describe(e: BaseException) -> str:

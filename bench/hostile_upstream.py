@@ -77,6 +77,7 @@ class HostileUpstream:
         self.server: asyncio.Server | None = None
         self.requests: list[dict[str, Any]] = []
         self.open_connections = 0
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self.server = await asyncio.start_server(self._serve, host, port)
@@ -86,24 +87,28 @@ class HostileUpstream:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
-            self.server.close_clients()
+            for w in list(self._writers):
+                w.close()
             await self.server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open_connections += 1
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
-                body = orjson.loads(await reader.readexactly(int(headers.get("content-length", "0"))))
-                self.requests.append({"headers": headers, "body": body})
+                raw = await reader.readexactly(int(headers.get("content-length", "0")))
+                body = orjson.loads(raw)
+                self.requests.append({"headers": headers, "body": body, "raw": raw})
                 await self._answer(body, headers, writer)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:
             self.open_connections -= 1
+            self._writers.discard(writer)
             writer.close()
 
     async def _answer(self, body: dict[str, Any], headers: dict[str, str], w: asyncio.StreamWriter) -> None:
@@ -178,5 +183,6 @@ def backend_config(url: str, **timeouts: float) -> dict[str, Any]:
     return {
         "name": "hostile", "kind": "openai", "base_url": url, "api_key_env": "AI_ROUTER_HOSTILE_KEY",
         "timeouts": {"connect_s": 1, "first_byte_s": 5, "idle_s": 5, "total_s": 30, **timeouts},
-        "models": [{"id": case, "tier": "hostile", "context": 100000} for case in CASES],
+        "models": [{"id": case, "tier": "hostile", "context": 100000, "price": {"input": 1, "output": 1}}
+                   for case in CASES],
     }

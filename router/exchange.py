@@ -160,7 +160,9 @@ class Exchange:
 
 
 class Reply:
-    """What comes back through the stages: a complete body, or a stream of raw SSE chunks."""
+    """What comes back through the stages: a complete body, or a stream of raw SSE chunks.
+
+    `body` is bytes-like: a large upstream answer arrives as the bytearray it was gathered in (no copy)."""
 
     __slots__ = ("body", "headers", "status", "stream")
 

@@ -78,6 +78,8 @@ class RouterService:
     def __init__(self, config: Config, metrics: Any = None) -> None:
         self.config = config
         self.backends: dict[str, Backend] = {b.name: make_backend(b) for b in config.backends}
+        for backend in self.backends.values():
+            backend.max_body_bytes = int(config.server.max_upstream_body_mb * 1024 * 1024)
         self.catalog = Catalog(config, self.backends)
         self.keys = KeyRing(config.auth, config.pipeline, config.routing.tiers)
         self.ctx = Context(config=config, backends=self.backends, catalog=self.catalog, keys=self.keys,

@@ -1,14 +1,17 @@
 """SSE on the hot path without per-chunk JSON: find usage at the tail, drop the injected usage event.
 
-Streams are relayed as raw bytes. Three jobs need to look inside them, and all are byte searches:
+Streams are relayed as raw bytes. The jobs that need to look inside them, and all are byte searches:
 
 - `find_usage(buf)`: the last `"usage": {...}` object in a buffer (the tail of a stream, or a whole JSON
   body), decoded alone. Works for chat/completions chunks, Responses' `response.completed` and
   Anthropic's `message_delta`, since each carries a flat-ish `usage` object near the end.
 - `UsageStripper`: when the router injected `stream_options.include_usage` and the client did not ask
-  for it, the final usage-only chunk (`"choices":[]`) must not reach the client. The stripper keeps the
-  stream event-aligned (a partial event waits for its end) and cuts that one event out; every other
-  chunk passes through as the same bytes object.
+  for it, the usage-only chunks (`"choices":[]`) must not reach the client. The stripper keeps the
+  stream event-aligned (a partial event waits for its end) and cuts every such event out; a chunk
+  without one passes through as the same bytes object. Each byte is searched once (no rescans of a
+  growing buffer), and a partial event larger than `MAX_EVENT_BYTES` raises `EventTooLarge`.
+- `open_event_bytes(chunk, n)`: for streams relayed untouched, the size of the event still open after
+  `chunk`, so one endless event is caught at the same bound (a suffix check on ordinary chunks).
 - `truncated(buf)`: whether an answer stopped at its token limit (the feedback loop counts that against
   the model that gave it).
 """
@@ -68,6 +71,13 @@ def _object_at(buf: bytes, start: int) -> dict[str, Any] | None:
     return None
 
 
+MAX_EVENT_BYTES = 1 << 20  # one SSE event; an upstream that sends more without a blank line is broken
+
+
+class EventTooLarge(ValueError):
+    """An SSE event over MAX_EVENT_BYTES."""
+
+
 def _event_end(buf: bytes) -> int:
     """Index just past the last complete SSE event in `buf` (0 if none is complete)."""
     a = buf.rfind(b"\n\n")
@@ -75,39 +85,84 @@ def _event_end(buf: bytes) -> int:
     return max(a + 2 if a >= 0 else 0, b + 4 if b >= 0 else 0)
 
 
+def open_event_bytes(chunk: bytes, n: int, limit: int = MAX_EVENT_BYTES) -> int:
+    """Bytes of the event still open after `chunk`, given `n` open before it; raises EventTooLarge."""
+    if chunk.endswith(b"\n\n"):
+        return 0
+    end = _event_end(chunk)
+    n = len(chunk) - end if end else n + len(chunk)
+    if n > limit:
+        raise EventTooLarge(f"an SSE event over {limit} bytes")
+    return n
+
+
 class UsageStripper:
-    """Relays SSE chunks, cutting out the usage-only event and keeping its usage."""
+    """Relays SSE chunks, cutting out the usage-only events and keeping the last usage."""
 
-    __slots__ = ("pending", "usage")
+    __slots__ = ("limit", "pending", "size", "usage")
 
-    def __init__(self) -> None:
-        self.pending = b""
+    def __init__(self, limit: int = MAX_EVENT_BYTES) -> None:
+        self.pending: list[bytes] = []  # the open (incomplete) event, in pieces
+        self.size = 0
+        self.limit = limit
         self.usage: dict[str, Any] | None = None
 
     def feed(self, chunk: bytes) -> bytes:
-        if self.pending:
-            chunk = self.pending + chunk
-            self.pending = b""
         end = _event_end(chunk)
+        if not end and self.pending:
+            end = self._boundary_across(chunk)
+        if not end:  # still inside one event
+            self.pending.append(chunk)
+            self._grew(len(chunk))
+            return b""
+        out = chunk if end == len(chunk) else chunk[:end]
+        if self.pending:
+            out = b"".join(self.pending) + out
+            self.pending.clear()
+        self.size = 0
         if end != len(chunk):
-            self.pending = chunk[end:]
-            chunk = chunk[:end]
-        for marker in _EMPTY_CHOICES:
-            i = chunk.find(marker)
-            if i >= 0:
-                return self._cut(chunk, i)
-        return chunk
+            self.pending.append(chunk[end:])
+            self._grew(len(chunk) - end)
+        return self._cut(out)
 
     def flush(self) -> bytes:
-        rest, self.pending = self.pending, b""
+        rest = b"".join(self.pending)
+        self.pending.clear()
+        self.size = 0
         return rest
 
-    def _cut(self, chunk: bytes, i: int) -> bytes:
-        start = _event_end(chunk[:i])
-        stops = [k + n for sep, n in ((b"\n\n", 2), (b"\r\n\r\n", 4)) if (k := chunk.find(sep, i)) >= 0]
-        stop = min(stops) if stops else len(chunk)
-        event = chunk[start:stop]
-        usage = find_usage(event)
-        if usage is not None:
-            self.usage = usage
-        return chunk[:start] + chunk[stop:]
+    def _grew(self, n: int) -> None:
+        self.size += n
+        if self.size > self.limit:
+            raise EventTooLarge(f"an SSE event over {self.limit} bytes")
+
+    def _boundary_across(self, chunk: bytes) -> int:
+        """A blank line split between the open event's last bytes and `chunk`: its end in `chunk`, or 0."""
+        tail = b"".join(p[-3:] for p in self.pending[-3:])[-3:]
+        end = _event_end(tail + chunk[:3])
+        return end - len(tail) if end > len(tail) else 0
+
+    def _cut(self, buf: bytes) -> bytes:
+        """`buf` (whole events) without its usage-only events."""
+        i = _find_empty_choices(buf, 0)
+        if i < 0:
+            return buf
+        parts = []
+        keep_from = 0
+        while i >= 0:
+            start = max(_event_end(buf[keep_from:i]) + keep_from, keep_from)
+            stops = [k + n for sep, n in ((b"\n\n", 2), (b"\r\n\r\n", 4)) if (k := buf.find(sep, i)) >= 0]
+            stop = min(stops) if stops else len(buf)
+            usage = find_usage(buf[start:stop])
+            if usage is not None:
+                self.usage = usage
+            parts.append(buf[keep_from:start])
+            keep_from = stop
+            i = _find_empty_choices(buf, stop)
+        parts.append(buf[keep_from:])
+        return b"".join(parts)
+
+
+def _find_empty_choices(buf: bytes, start: int) -> int:
+    hits = [i for m in _EMPTY_CHOICES if (i := buf.find(m, start)) >= 0]
+    return min(hits) if hits else -1

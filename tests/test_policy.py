@@ -14,7 +14,7 @@ from middleware.route import RouteStage
 from router.catalog import Catalog
 from router.config import ConfigError, parse
 from router.context import Context
-from router.errors import InvalidRequest, NoBackendAvailable, PermissionDenied
+from router.errors import InvalidRequest, PermissionDenied
 from router.exchange import Exchange, Features, Reply
 from router.routing.policy import Policy
 from router.routing.preview import describe
@@ -146,8 +146,9 @@ def test_context_window_counts_prompt_plus_max_tokens(policy: Policy) -> None:
     assert ids(d) == ["mini", "mini-b", "high", "high-b"]  # large: 300 + 8000 > 8192; the chain goes up
     d = policy.decide(feats(tokens=250_000))
     assert ids(d) == ["high-b"]
-    with pytest.raises(NoBackendAvailable, match="no model can take a 450000-token prompt"):
+    with pytest.raises(InvalidRequest, match="no model can take a 450000-token prompt") as e:
         policy.decide(feats(tokens=450_000))
+    assert (e.value.status, e.value.code) == (400, "context_length_exceeded")  # OpenAI's answer; not a 503
 
 
 def test_embeddings_go_to_embedding_models(policy: Policy) -> None:

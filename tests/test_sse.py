@@ -44,3 +44,47 @@ def test_stripper_crlf_events() -> None:
     out = b"".join(s.feed(crlf[i : i + 10]) for i in range(0, len(crlf), 10)) + s.flush()
     assert out == EXPECTED.replace(b"\n\n", b"\r\n\r\n")
     assert s.usage is not None
+
+
+# ---------------------------------------------------------------- issue 10: every usage event, bounded events
+
+
+def _usage_event() -> bytes:
+    return b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}\n\n'
+
+
+def test_stripper_cuts_every_usage_event_in_a_chunk_and_across_chunks() -> None:
+    from router.sse import UsageStripper
+
+    delta = b'data: {"id":"c","choices":[{"delta":{"content":"x"}}]}\n\n'
+    stream = delta + _usage_event() + delta + _usage_event() + b"data: [DONE]\n\n"
+    for size in (1, 2, 3, 7, len(stream)):  # every split, blank lines cut in two included
+        s = UsageStripper()
+        out = b"".join(s.feed(stream[i:i + size]) for i in range(0, len(stream), size)) + s.flush()
+        assert out == delta + delta + b"data: [DONE]\n\n", size
+        assert s.usage == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+
+
+def test_stripper_refuses_an_endless_event() -> None:
+    import pytest
+
+    from router.sse import EventTooLarge, UsageStripper
+
+    s = UsageStripper(limit=10_000)
+    assert s.feed(b"data: {\"a\":1}\n\ndata: {") == b"data: {\"a\":1}\n\n"
+    for _ in range(99):
+        assert s.feed(b"x" * 100) == b""  # held back: the event is not complete
+    with pytest.raises(EventTooLarge):
+        s.feed(b"x" * 100)
+
+
+def test_open_event_bytes_counts_the_open_event() -> None:
+    import pytest
+
+    from router.sse import EventTooLarge, open_event_bytes
+
+    assert open_event_bytes(b"data: 1\n\n", 50) == 0
+    assert open_event_bytes(b"data: 1\n\ndata: 2", 50) == 7
+    assert open_event_bytes(b"more", 7) == 11
+    with pytest.raises(EventTooLarge):
+        open_event_bytes(b"x" * 20, 90, limit=100)

@@ -32,7 +32,7 @@ from typing import Any
 
 from router.catalog import Catalog, is_auto, is_routed
 from router.config import COMPLEXITIES, ConfigError, Routing, Rule
-from router.errors import InvalidRequest, NoBackendAvailable, PermissionDenied, echo
+from router.errors import InvalidRequest, NoBackendAvailable, PermissionDenied, ProxyError, echo
 from router.exchange import Candidate, Decision, Features
 from router.routing.adaptive import Adaptive
 
@@ -344,7 +344,7 @@ class Policy:
                 below += self._tier(t, f, kind_needed, why, tokens_for)
         if not chain:
             if not below:
-                raise NoBackendAvailable(self._none_fits(f, why, cap))
+                raise self._none_fits(f, why, cap)
             reasons.append(f"nothing at or above {self.tiers[s]} can take it ({_why(why)}): trying lower tiers")
             chain, below = below, []
         if prefer:
@@ -406,9 +406,10 @@ class Policy:
         if not ok:
             if not self.embedders:
                 raise NoBackendAvailable("no embedding model is configured")
-            raise NoBackendAvailable(
+            raise InvalidRequest(
                 f"no embedding model can take a {f.tokens}-token input "
-                f"(largest context: {max(c.model.context for c in self.embedders)})"
+                f"(largest context: {max(c.model.context for c in self.embedders)})",
+                param="input", code="context_length_exceeded",
             )
         reasons.append("embeddings request: embedding models only, cheapest first")
         return Decision(candidates=_healthy_first(self._order(ok, f), reasons), reasons=reasons, rule=None)
@@ -430,18 +431,22 @@ class Policy:
         reasons.append(f"{PREFER_HEADER}: {prefer}: {pick[0].model.id} ({top}), below the rule's tier")
         return pick + chain
 
-    def _none_fits(self, f: Features, why: dict[str, int], cap: int) -> str:
+    def _none_fits(self, f: Features, why: dict[str, int], cap: int) -> ProxyError:
+        """Why nothing fits: a prompt (plus max_tokens) larger than every context is the client's 400
+        `context_length_exceeded`, as OpenAI answers it; anything else is a 503."""
         chat = [c for c in self.catalog.all if c.model.type == "chat" and self.rank.get(c.tier or "", 99) <= cap]
         need = f.tokens + (f.max_output_tokens or 0)
         if chat and all(need > c.model.context for c in chat):
             extra = f" plus {f.max_output_tokens} output tokens" if f.max_output_tokens else ""
-            return (
+            return InvalidRequest(
                 f"no model can take a {f.tokens}-token prompt{extra} "
-                f"(largest context: {max(c.model.context for c in chat)})"
+                f"(largest context: {max(c.model.context for c in chat)})",
+                param="max_tokens" if f.max_output_tokens else "messages", code="context_length_exceeded",
             )
         uses = [n for n, on in (("images", f.has_images), ("tools", f.has_tools), ("JSON mode", f.wants_json)) if on]
         scope = f" at or below tier {self.tiers[cap]}" if cap < len(self.tiers) - 1 else ""
-        return f"no model{scope} can take this request (uses: {', '.join(uses) or 'text'}; {_why(why)})"
+        return NoBackendAvailable(
+            f"no model{scope} can take this request (uses: {', '.join(uses) or 'text'}; {_why(why)})")
 
 
 def _cost_latency(x: tuple[float, float, Candidate]) -> tuple[float, float]:
