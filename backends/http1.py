@@ -44,6 +44,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from backends import egress
+
 KEEPALIVE_S = 60.0
 DNS_TTL_S = 300.0
 HIGH_WATER = 1 << 20  # pause reading a stream whose consumer is this far behind …
@@ -114,6 +116,8 @@ class Client:
         keepalive_s: float = KEEPALIVE_S,
         loop: asyncio.AbstractEventLoop | None = None,
         limits: Limits | None = None,
+        proxy: egress.Proxy | None = None,
+        ca_file: str | None = None,
     ) -> None:
         u = urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
@@ -126,6 +130,12 @@ class Client:
         if u.port is not None and u.port != (443 if self.tls else 80):
             host = f"{host}:{u.port}"
         lines = [f"Host: {host}"] + [f"{k}: {v}" for k, v in headers.items()]
+        self.proxy = proxy
+        self._target_prefix = ""
+        if proxy is not None and not self.tls:  # plain HTTP through a forward proxy: absolute-form targets
+            self._target_prefix = f"http://{host}"
+            if proxy.authorization:
+                lines.append(f"Proxy-Authorization: {proxy.authorization}")
         for line in lines:
             if "\r" in line or "\n" in line:
                 raise ValueError(f"header line {line.split(':', 1)[0]!r} contains a line break")
@@ -136,7 +146,7 @@ class Client:
         self.limits = limits or Limits()
         self.loop = loop or asyncio.get_running_loop()
         self.pool = Pool(self, size, keepalive_s)
-        self.ssl = ssl.create_default_context() if self.tls else None
+        self.ssl = ssl.create_default_context(cafile=ca_file) if self.tls else None
         self._addrs: list[tuple[Any, ...]] | None = None
         self._addrs_until = 0.0
 
@@ -145,7 +155,7 @@ class Client:
         h = self._heads.get(target)
         if h is None:
             h = self._heads[target] = b"POST %s HTTP/1.1\r\n%s" % (
-                (self.base_path + target).encode(), self._header_block)
+                (self._target_prefix + self.base_path + target).encode(), self._header_block)
         return h
 
     async def post(self, head: bytes, body: bytes, request_id: bytes, read_s: float, stream: bool,
@@ -206,6 +216,8 @@ class Client:
 
     async def connect(self, deadline: float) -> Connection:
         """A new connection (TCP, then TLS with SNI for https), trying each resolved address in turn."""
+        if self.proxy is not None:
+            return await self._connect_via_proxy(deadline)
         loop = self.loop
         error: BaseException | None = None
         try:
@@ -227,6 +239,25 @@ class Client:
         except TimeoutError:
             raise ConnectTimeout(f"no connection to {self.host}:{self.port} in time") from None
         raise ConnectError(self.host, self.port, error)
+
+
+    async def _connect_via_proxy(self, deadline: float) -> Connection:
+        """A new connection through the egress proxy (backends/egress.py): a CONNECT tunnel and TLS to the
+        origin for https, a plain connection to the proxy for http."""
+        proxy = self.proxy
+        assert proxy is not None
+        try:
+            async with asyncio.timeout_at(deadline):
+                conn = await egress.connect(self.loop, proxy, self.host, self.port, self.ssl,
+                                            lambda: Connection(self.pool))
+        except TimeoutError:
+            raise ConnectTimeout(f"no connection to {self.host}:{self.port} through the proxy in time") from None
+        except egress.ProxyRefused as e:
+            raise ConnectError(self.host, self.port, e) from None
+        except OSError as e:  # the proxy is unreachable, or TLS to the origin failed (ssl.SSLError)
+            where = f"the proxy {proxy.where}" if not isinstance(e, ssl.SSLError) else "TLS through the proxy"
+            raise ConnectError(self.host, self.port, OSError(f"{where}: {e}")) from None
+        return conn  # type: ignore[return-value]
 
 
 class Pool:

@@ -26,11 +26,11 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
-from backends import http1
+from backends import egress, http1
 from backends.base import Backend
 from backends.encoding import IDENTITY, EncodingError, StreamDecoder, decode_body
 from router import __version__
-from router.config import BackendSpec, ModelSpec
+from router.config import BackendSpec, ConfigError, ModelSpec
 from router.cost import cost_usd
 from router.errors import (
     InvalidRequest,
@@ -91,9 +91,17 @@ class OpenAIBackend(Backend):
             **spec.headers,
         }
         t = spec.timeouts
+        try:
+            proxy = egress.proxy_for(spec.base_url, spec.proxy)
+        except ValueError as e:
+            where = f"backends[{spec.name}].proxy" if spec.proxy else "HTTPS_PROXY/HTTP_PROXY"
+            raise ConfigError(f"{where}: {e}") from None
         self.client = http1.Client(spec.base_url, headers=self.headers, size=spec.max_concurrency,
                                    connect_s=t.connect_s, total_s=t.total_s,
-                                   limits=http1.Limits(body_bytes=self.max_body_bytes))
+                                   limits=http1.Limits(body_bytes=self.max_body_bytes), proxy=proxy,
+                                   ca_file=spec.ca_file)
+        if proxy is not None:
+            log.info("backend %s: through the proxy %s", spec.name, proxy.where)
 
     async def aclose(self) -> None:
         if self.client is not None:

@@ -83,15 +83,15 @@ class SimulatedUpstream:
         app.router.add_post("/v1/messages", self._messages)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, ssl_context: Any = None) -> str:
         self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True, shutdown_timeout=1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
         server = site._server
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://{host}:{self.port}/v1"
+        return f"{'https' if ssl_context is not None else 'http'}://{host}:{self.port}/v1"
 
     async def stop(self) -> None:
         if self._runner is not None:

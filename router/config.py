@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -74,6 +75,8 @@ class BackendSpec:
     models: list[ModelSpec] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     api_version: str | None = None
+    proxy: str | None = None  # egress proxy URL, "direct", or None: the environment decides (backends/egress.py)
+    ca_file: str | None = None  # extra CA bundle for TLS to this upstream (a private CA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +370,7 @@ def _model(n: _Node, backend: str, location: str) -> ModelSpec:
 
 def _backend(n: _Node) -> BackendSpec:
     n.no_unknown(("name", "kind", "location", "base_url", "api_key_env", "max_concurrency", "timeouts",
-                  "models", "headers", "api_version"))
+                  "models", "headers", "api_version", "proxy", "ca_file"))
     name = n.str("name", required=True)
     location = n.choice("location", ("local", "cloud"), "cloud")
     base_url = n.str("base_url", required=True).rstrip("/")
@@ -405,7 +408,28 @@ def _backend(n: _Node) -> BackendSpec:
         models=models,
         headers=headers,
         api_version=n.str("api_version"),
+        **_egress(n),
     )
+
+
+def _egress(n: _Node) -> dict[str, Any]:
+    """A backend's `proxy` (http://[user:pass@]host:port or `direct`) and `ca_file` (a readable PEM file)."""
+    proxy = n.str("proxy")
+    if proxy is not None and proxy not in ("", "direct"):
+        u = urlsplit(proxy)
+        try:
+            u.port  # noqa: B018 (raises on a bad port)
+        except ValueError:
+            raise ConfigError(f"{n.path}.proxy: invalid port") from None
+        if u.scheme != "http" or not u.hostname:
+            raise ConfigError(f"{n.path}.proxy: expected http://[user:password@]host:port or direct")
+    ca_file = n.str("ca_file")
+    if ca_file is not None:
+        if not n.data["base_url"].startswith("https://"):
+            raise ConfigError(f"{n.path}.ca_file: only used with an https:// base_url")
+        if not os.access(ca_file, os.R_OK) or not os.path.isfile(ca_file):
+            raise ConfigError(f"{n.path}.ca_file: {ca_file!r} is not a readable file")
+    return {"proxy": proxy, "ca_file": ca_file}
 
 
 def _rule(n: _Node, tiers: list[str]) -> Rule:
