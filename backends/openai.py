@@ -469,7 +469,10 @@ def _wrap_error(status: int, message: str) -> bytes:
 
 
 class AzureBackend(OpenAIBackend):
-    """Azure OpenAI: deployments under base_url, `api-key` header, `api-version` query parameter."""
+    """Azure OpenAI, as its REST reference documents it: `base_url` is `https://RESOURCE.openai.azure.com/openai`;
+    chat, completions and embeddings go to `/deployments/{deployment}/…?api-version=…` (a model's `id` is its
+    deployment name), Responses (models with `capabilities: [responses]`) to the v1 surface `/v1/responses`;
+    the key goes in the `api-key` header."""
 
     kind = "azure"
 
@@ -482,9 +485,9 @@ class AzureBackend(OpenAIBackend):
 
     def target_for(self, endpoint: str, model: ModelSpec) -> str:
         path = super().target_for(endpoint, model)
+        if endpoint == "responses":  # only on Azure's v1 surface: no deployment in the path (it is the body's
+            return "/v1/responses"   # `model`) and no api-version
         query = urlencode({"api-version": self.api_version})
-        if endpoint == "responses":  # the Responses API is per resource, the model (deployment) goes in the body
-            return f"{path}?{query}"
         return f"/deployments/{quote(model.id, safe=PCHAR)}{path}?{query}"
 
 
