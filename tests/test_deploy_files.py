@@ -73,6 +73,39 @@ def test_dockerfile_rules() -> None:
     assert "!router/" in ignore
 
 
+def test_compose_is_wired(monkeypatch: pytest.MonkeyPatch) -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"router", "redis", "ollama", "ollama-pull", "prometheus", "grafana"} <= set(services)
+    for name, svc in services.items():
+        assert "image" in svc or "build" in svc, name
+    router = services["router"]
+    assert router["env_file"] == ".env"
+    assert (DEPLOY / ".env.example").is_file()
+    assert ".env" in (ROOT / ".gitignore").read_text()
+    assert router["environment"]["AI_ROUTER_CONFIG"] == "/etc/ai-router/router.yaml"
+    assert router["environment"]["AI_ROUTER_STATE_URL"].startswith("redis://redis:")
+    assert router["read_only"] is True
+    gpu = services["ollama"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["capabilities"] == ["gpu"]
+    assert "ollama pull" in " ".join(services["ollama-pull"]["entrypoint"])
+    pulled = set(re.findall(r"ollama pull (\S+)", " ".join(services["ollama-pull"]["entrypoint"])))
+    monkeypatch.setenv("AI_ROUTER_APP_KEY", "k")
+    ollama = next(b for b in load(DEPLOY / "router.yaml").backends if b.name == "ollama")
+    assert pulled == {m.id for m in ollama.models}, "the pull step fetches exactly the models the config names"
+    assert compose["secrets"]["ai_router_admin_key"]["environment"] == "AI_ROUTER_ADMIN_KEY"
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "compose.yml").read_text())["scrape_configs"][0]
+    assert scrape["static_configs"][0]["targets"] == ["router:8082"]
+    assert scrape["authorization"]["credentials_file"] == "/run/secrets/ai_router_admin_key"
+    for svc in services.values():  # every file mounted from the repository exists
+        for vol in svc.get("volumes", []):
+            src = vol.split(":")[0]
+            if src.startswith("./"):
+                assert (DEPLOY / src).exists(), f"{src} is mounted but missing"
+    text = (DEPLOY / "docker-compose.yml").read_text()
+    assert not re.search(r"sk-[A-Za-z0-9]{8,}", text), "no secrets in the compose file"
+
+
 def test_k8s_sidecar() -> None:
     docs = {d["kind"]: d for f in sorted((DEPLOY / "k8s").glob("*.yaml")) for d in _docs(f)}
     assert {"Deployment", "ConfigMap", "Secret"} <= set(docs)
