@@ -337,3 +337,25 @@ def test_two_routers_on_one_redis_share_budget_and_rate_limit(scripted: Scripted
         a.stop()
         b.stop()
         delete_prefix(prefix)
+
+
+def test_soft_limit_downgrades_and_says_so(scripted: Scripted, up: Scripted) -> None:
+    budget = {"daily_usd": round(PER_REQUEST * 4, 8), "soft_pct": 50, "on_soft": "downgrade",
+              "soft_max_tier": "cloud-mini"}
+    st = Stack(spend_config(scripted.url, "memory://", [{"match": "default", "budget": budget}])).start()
+    try:
+        body = chat(model="tier:cloud-high", max_tokens=100)
+        first = post(st, "/v1/chat/completions", body)
+        assert first.headers["x-router-tier"] == "cloud-high"
+        assert "x-router-downgraded" not in first.headers
+        post(st, "/v1/chat/completions", body)  # now at 50%: soft
+        r = post(st, "/v1/chat/completions", body)
+        assert r.status_code == 200
+        assert r.headers["x-router-budget"] == "soft"
+        assert r.headers["x-router-downgraded"] == "cloud-mini"
+        assert r.headers["x-router-tier"] == "cloud-mini"
+        preview = post(st, "/v1/route", body).json()
+        assert preview["tier"] == "cloud-mini"
+        assert any("budget" in reason or "earlier stage" in reason for reason in preview["reasons"])
+    finally:
+        st.stop()
