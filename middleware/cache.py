@@ -25,8 +25,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from aiocache import RedisCache, SimpleMemoryCache
-from aiocache.serializers import BaseSerializer
 
 from router.cost import priced, token_counts
 from router.exchange import CallNext, Exchange, Reply
@@ -42,18 +40,6 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-class _Bytes(BaseSerializer):
-    """Values are bytes already: stored and read back as they are."""
-
-    DEFAULT_ENCODING = None
-
-    def dumps(self, value: Any) -> Any:
-        return value
-
-    def loads(self, value: Any) -> Any:
-        return value
-
-
 class CacheStage(Stage):
     name = "cache"
 
@@ -62,6 +48,24 @@ class CacheStage(Stage):
         config = ctx.config
         cfg = check_cache(dict(config.cache))
         self.active = bool(config.cache)
+        if not self.active:
+            return
+        # aiocache (and through it redis-py, which loads OpenTelemetry when installed) is imported only
+        # when a cache is configured, so a router without one pays nothing for it.
+        from aiocache import RedisCache, SimpleMemoryCache
+        from aiocache.serializers import BaseSerializer
+
+        class _Bytes(BaseSerializer):
+            """Values are bytes already: stored and read back as they are."""
+
+            DEFAULT_ENCODING = None
+
+            def dumps(self, value: Any) -> Any:
+                return value
+
+            def loads(self, value: Any) -> Any:
+                return value
+
         self.ttl = int(cfg.get("ttl_s", 3600))
         self.max_entries = int(cfg.get("max_entries", 10000))
         self.max_bytes = int(cfg.get("max_entry_kb", 1024)) * 1024

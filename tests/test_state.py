@@ -220,3 +220,32 @@ async def test_redis_releases_holds_of_a_dead_process(monkeypatch: pytest.Monkey
     finally:
         await s.aclose()
         delete_prefix(prefix)
+
+
+async def test_sqlite_limit_holds_across_flushes_and_lease_requests(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reservations, lease requests and write-behind flushes interleave for a while: never over the limit."""
+    monkeypatch.setattr(sqlite_mod, "FLUSH_S", 0.01)
+    url = f"sqlite:///{tmp_path}/flush.db"
+    a, b = open_store(url), open_store(url)
+    await a.start()
+    await b.start()
+    done = []
+
+    async def one(s: Store, i: int) -> None:
+        await asyncio.sleep((i % 17) / 1000)
+        g = await s.reserve([Charge("budget:f", 1.0, 60.0, later())])
+        if g.ok:
+            await asyncio.sleep((i % 5) / 1000)
+            await s.settle(g, 1.0)
+            done.append(1)
+
+    await asyncio.gather(*(one(a if i % 3 else b, i) for i in range(400)))
+    await a.aclose()
+    await b.aclose()
+    c = open_store(url)
+    await c.start()
+    level = (await c.levels(["budget:f"]))[0]
+    await c.aclose()
+    assert len(done) <= 60
+    assert level == pytest.approx(len(done))

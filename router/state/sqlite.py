@@ -76,7 +76,7 @@ UPSERT_ROLLUP = (
 class _Local:
     """This process's view of one counter."""
 
-    __slots__ = ("base", "expires_at", "last_use", "lease", "pending", "reserved")
+    __slots__ = ("base", "expires_at", "last_use", "lease", "pending", "reserved", "valid_until")
 
     def __init__(self, expires_at: float) -> None:
         self.lease = 0.0  # my lease, as in the database
@@ -85,6 +85,7 @@ class _Local:
         self.base = 0.0  # used + other processes' live leases, at the last contact with the database
         self.expires_at = expires_at
         self.last_use = time.monotonic()
+        self.valid_until = 0.0  # the lease is used locally only while surely unexpired in the database
 
     @property
     def free(self) -> float:
@@ -104,7 +105,6 @@ class SQLiteStore(Store):
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
         self._closed = False
-        self._others_may_free = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -171,10 +171,10 @@ class SQLiteStore(Store):
     def _try_local(self, charges: tuple[Charge, ...]) -> Grant | None:
         """Reserve from the leases without I/O, or None if some lease is short."""
         locs = [self._get(c.key, c.expires_at) for c in charges]
-        for c, loc in zip(charges, locs, strict=True):
-            if loc.free + EPS < c.amount:
-                return None
         now = time.monotonic()
+        for c, loc in zip(charges, locs, strict=True):
+            if loc.free + EPS < c.amount or loc.valid_until <= now:
+                return None
         levels = []
         for c, loc in zip(charges, locs, strict=True):
             if c.hold:
@@ -190,44 +190,51 @@ class SQLiteStore(Store):
         g = self._try_local(charges)
         if g is not None:
             return g
-        assert self._lock is not None or self._exec is None
         if self._lock is None:
             await self.start()
         assert self._lock is not None
-        async with self._lock:  # one lease request at a time per process; re-check after waiting
-            waits = 2
-            for _ in range(8):
+        for attempt in range(3):
+            async with self._lock:  # one lease request (or flush) at a time per process
                 g = self._try_local(charges)
                 if g is not None:
                     return g
                 needs = []
                 for c in charges:
-                    short = c.amount - self._get(c.key, c.expires_at).free
-                    if short > EPS:
-                        needs.append((c.key, short, c.limit, c.expires_at))
-                granted, bases, denied = await self._run(self._tx, lambda db, n=needs: self._acquire(db, n))
-                for (key, *_), amount, base in zip(needs, granted, bases, strict=True):
+                    loc = self._get(c.key, c.expires_at)
+                    if loc.free + EPS < c.amount or loc.valid_until <= time.monotonic():
+                        needs.append((c.key, loc.reserved + loc.pending + c.amount, c.limit, c.expires_at))
+                leases, bases, denied, others_hold = await self._run(
+                    self._tx, lambda db, n=needs: self._acquire(db, n))
+                valid = time.monotonic() + LEASE_TTL_S / 2
+                for (key, *_), lease, base in zip(needs, leases, bases, strict=True):
                     loc = self._local[key]
-                    loc.lease += amount
+                    if lease is not None:
+                        loc.lease = lease
+                        loc.valid_until = valid
                     if base is not None:
                         loc.base = base
-                if denied is not None:
-                    if not waits or not self._others_may_free:
-                        break
-                    waits -= 1  # another worker holds leases: wait for its next flush to give back the rest
-                    await asyncio.sleep(FLUSH_S)
-            levels = [(loc := self._local[c.key]).base + loc.reserved + loc.pending for c in charges]
-            denied_key = needs[denied][0] if denied is not None else None
-            idx = next((i for i, c in enumerate(charges) if c.key == denied_key), 0)
-            return Grant(False, charges, levels, denied=idx)
+                if denied is None:
+                    g = self._try_local(charges)
+                    if g is not None:
+                        return g
+                    continue
+            if not others_hold or attempt == 2:
+                break
+            await asyncio.sleep(FLUSH_S)  # other workers hold leases: their next flush gives back the rest
+        levels = [(loc := self._local[c.key]).base + loc.reserved + loc.pending for c in charges]
+        denied_key = needs[denied][0] if denied is not None else None
+        idx = next((i for i, c in enumerate(charges) if c.key == denied_key), 0)
+        return Grant(False, charges, levels, denied=idx)
 
     def _acquire(self, db: sqlite3.Connection, needs: list[tuple[str, float, float, float]]
-                 ) -> tuple[list[float], list[float | None], int | None]:
-        """In a transaction: grow this process's leases by what each counter lacks (all or nothing)."""
+                 ) -> tuple[list[float | None], list[float | None], int | None, bool]:
+        """In a transaction: make this process's lease on each counter cover `need` (what it has reserved,
+        settled but not flushed, and now asks for), growing it from the headroom nobody has leased; all or
+        nothing. The lease written is authoritative (an expired one counts as 0)."""
         now = time.time()
-        granted: list[float] = []
+        leases: list[float | None] = []
         bases: list[float | None] = []
-        for i, (key, short, limit, expires_at) in enumerate(needs):
+        for i, (key, need, limit, expires_at) in enumerate(needs):
             row = db.execute("SELECT used FROM counters WHERE key = ?", (key,)).fetchone()
             used = row[0] if row else 0.0
             if row is None:
@@ -237,18 +244,21 @@ class SQLiteStore(Store):
                 "COALESCE(SUM(CASE WHEN owner = ? THEN amount END), 0) FROM leases "
                 "WHERE key = ? AND expires_at > ?", (self.owner, self.owner, key, now)).fetchone()
             base = used + others
-            headroom = limit - base - mine
             bases.append(base)
-            if short > headroom + EPS:
-                self._others_may_free = short <= headroom + others + EPS
-                return [0.0] * len(needs), bases + [None] * (len(needs) - i - 1), i
-            amount = min(headroom, max(short, limit * LEASE_FRACTION))
-            granted.append(amount)
+            headroom = limit - base - mine
+            extra = need - mine
+            if extra > headroom + EPS:
+                rest = len(needs) - i - 1
+                return [None] * len(needs), bases + [None] * rest, i, extra <= headroom + others + EPS
+            if extra > 0:
+                extra = min(headroom, max(extra, limit * LEASE_FRACTION))
+            lease = mine + max(extra, 0.0)
+            leases.append(lease)
             db.execute(
                 "INSERT INTO leases (owner, key, amount, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (owner, key) "
-                "DO UPDATE SET amount = amount + excluded.amount, expires_at = excluded.expires_at",
-                (self.owner, key, amount, now + LEASE_TTL_S))
-        return granted, bases, None
+                "DO UPDATE SET amount = excluded.amount, expires_at = excluded.expires_at",
+                (self.owner, key, lease, now + LEASE_TTL_S))
+        return leases, bases, None, False
 
     async def settle(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
         if grant.ok and not grant.settled:
@@ -310,9 +320,16 @@ class SQLiteStore(Store):
             self._schedule()
 
     async def _flush(self, release_all: bool = False) -> None:
-        """Move settled use and ledger entries to the database; renew leases; give back their free part."""
-        if self._db is None:
+        """Move settled use and ledger entries to the database; renew leases; give back their free part.
+
+        Under the lease lock: a flush writes each lease's new amount, so no lease request may run between
+        computing it and writing it."""
+        if self._db is None or self._lock is None:
             return
+        async with self._lock:
+            await self._flush_locked(release_all)
+
+    async def _flush_locked(self, release_all: bool) -> None:
         now_m = time.monotonic()
         now = time.time()
         deltas: list[tuple[str, float, float, float]] = []  # key, used delta, new lease, expires_at
@@ -340,10 +357,12 @@ class SQLiteStore(Store):
                 loc.lease += used
             self._entries[:0] = entries
             raise
+        valid = now_m + LEASE_TTL_S / 2
         for (key, *_), base in zip(deltas, bases, strict=True):
             loc = self._local.get(key)
             if loc is not None:
                 loc.base = base
+                loc.valid_until = valid  # renewed just now
 
     def _write(self, db: sqlite3.Connection, deltas: list[tuple[str, float, float, float]],
                entries: list[SpendEntry]) -> list[float]:
