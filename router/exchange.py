@@ -87,8 +87,10 @@ class Exchange:
         "cost_usd",
         "decision",
         "dry_run",
+        "egress",
         "endpoint",
         "features",
+        "findings",
         "finish_hooks",
         "first_byte_s",
         "gate",
@@ -135,6 +137,8 @@ class Exchange:
         self.key_name: str | None = None
         self.key: ApiKey | None = None  # the client key's allowances (router/auth.py), set by `auth`
         self.local_only = False  # set by `redact` (policy local_only): `route` keeps local candidates only
+        self.findings: dict[str, int] | None = None  # redaction findings per kind (never values), by `redact`
+        self.egress: Callable[[Exchange, Candidate], None] | None = None  # called at dispatch with the target
         self.features: Features | None = None
         self.decision: Decision | None = None
         self.target: Candidate | None = None

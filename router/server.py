@@ -113,6 +113,8 @@ class RouterService:
             if ex.decision is None or not ex.decision.candidates:
                 raise NoBackendAvailable("No route was decided for this request (is `route` in the pipeline?)")
             target = ex.target = ex.decision.candidates[0]
+        if ex.egress is not None:  # redaction: which body this backend may receive
+            ex.egress(ex, target)
         if ex.gate is not None:  # a stage's per-attempt hook (the budget's reservation: middleware/budget.py)
             return ex.gate(ex, target, self.send)
         return self.send(ex, target)

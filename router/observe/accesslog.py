@@ -95,4 +95,6 @@ def fields(ex: Exchange, error: str | None = None) -> dict[str, Any]:
     }
     if error:
         rec["error"] = error
+    if ex.findings:
+        rec["redacted"] = ex.findings  # redaction: kinds and counts, never values
     return rec

@@ -1,0 +1,257 @@
+"""The redaction engine alone: checksums, the scanner's kinds and hard negatives, placeholders, the body
+walk over every endpoint's shape, restore in bodies and in streams split anywhere, and policy parsing."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+from router.config import ConfigError
+from router.redaction import BodyRedactor, Restorer, Scanner, TenantPolicies, parse_policy
+from router.redaction.checksums import cnpj_ok, cpf_ok, iban_ok, is_card, luhn, ssn_ok
+
+SCANNER = Scanner()
+
+
+def found(text: str, scanner: Scanner = SCANNER) -> list[tuple[str, str]]:
+    return [(f.kind, text[f.start:f.end]) for f in scanner.scan(text)]
+
+
+def test_checksums() -> None:
+    assert luhn("4539148803436467")
+    assert not luhn("4539148803436468")
+    assert is_card("4539148803436467")
+    assert not is_card("4242424242424242")  # a published test card
+    assert not is_card("1234567812345670")  # Luhn-valid, but no card network starts with 1
+    assert iban_ok("DE89370400440532013000")
+    assert iban_ok("GB82WEST12345698765432")
+    assert not iban_ok("DE89370400440532013001")
+    assert not iban_ok("DE8937040044053201300")  # Germany's length is 22
+    assert cpf_ok("52998224725")
+    assert not cpf_ok("52998224724")
+    assert not cpf_ok("11111111111")
+    assert cnpj_ok("11222333000181")
+    assert not cnpj_ok("11222333000182")
+    assert cnpj_ok("12ABC34501DE35")  # the alphanumeric CNPJ (2026)
+    assert ssn_ok("536", "22", "1234")
+    assert not ssn_ok("666", "22", "1234")
+    assert not ssn_ok("900", "22", "1234")
+    assert not ssn_ok("536", "00", "1234")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("mail john.doe+work@example.co.uk now", [("EMAIL", "john.doe+work@example.co.uk")]),
+    ("escreva para joão.silva@empresa.com.br", [("EMAIL", "joão.silva@empresa.com.br")]),
+    ("call +55 (11) 98765-4321 or (415) 555-0132", [("PHONE", "+55 (11) 98765-4321"), ("PHONE", "(415) 555-0132")]),
+    ("uk 07700 900123, fr 06 12 34 56 78", [("PHONE", "07700 900123"), ("PHONE", "06 12 34 56 78")]),
+    ("card 4539-1488-0343-6467 exp 09/27", [("CARD", "4539-1488-0343-6467")]),
+    ("amex 3782 822463 10006?", []),  # Luhn fails
+    ("IBAN DE89 3704 0044 0532 0130 00.", [("IBAN", "DE89 3704 0044 0532 0130 00")]),
+    ("SSN 536-22-1234; SSN: 536221234", [("SSN", "536-22-1234"), ("SSN", "536221234")]),
+    ("CPF 529.982.247-25 e cpf 52998224725", [("CPF", "529.982.247-25"), ("CPF", "52998224725")]),
+    ("CNPJ 11.222.333/0001-81, CNPJ 12.ABC.345/01DE-35", [("CNPJ", "11.222.333/0001-81"),
+                                                          ("CNPJ", "12.ABC.345/01DE-35")]),
+    ("from 203.0.113.42:8080 and fe80::1ff:fe23:4567:890a",
+     [("IP", "203.0.113.42"), ("IP", "fe80::1ff:fe23:4567:890a")]),
+    ("OPENAI_API_KEY=sk-proj-Q9xV2mB7kLp4Rt8Zw1Yc6Nd3Hs5Jf0Ga",
+     [("OPENAI_KEY", "sk-proj-Q9xV2mB7kLp4Rt8Zw1Yc6Nd3Hs5Jf0Ga")]),
+    ("key sk-ant-api03-" + "xQ7_kP2m-Zr9" * 8 + "AA", [("ANTHROPIC_KEY", "sk-ant-api03-" + "xQ7_kP2m-Zr9" * 8 + "AA")]),
+    ("AKIAIOSFODNN7EXAMPLE / wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+     [("AWS_ACCESS_KEY", "AKIAIOSFODNN7EXAMPLE")]),
+    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+     [("AWS_SECRET_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")]),
+    ("ghp_1234567890abcdefghijABCDEFGHIJ123456 ok", [("GITHUB_TOKEN", "ghp_1234567890abcdefghijABCDEFGHIJ123456")]),
+    ("glpat-Ab3dEf6hIj9kLm2nOp5q", [("GITLAB_TOKEN", "glpat-Ab3dEf6hIj9kLm2nOp5q")]),
+    ("xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+     [("SLACK_TOKEN", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx")]),
+    ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", [("STRIPE_KEY", "sk_live_4eC39HqLyjWDarjtT1zdp7dc")]),
+    ("sid AC0123456789abcdef0123456789abcdef", [("TWILIO_KEY", "AC0123456789abcdef0123456789abcdef")]),
+    ("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",
+     [("SENDGRID_KEY", "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")]),
+    ("redis://:p4ssw0rd@cache:6379/0", [("PASSWORD", "p4ssw0rd")]),
+    ("Password=Tr0ub4dor&3;Database=x", [("PASSWORD", "Tr0ub4dor&3")]),
+    ("curl -H 'Authorization: Bearer 8f3kD92jdLq0xPzW7mNc4vB1'", [("TOKEN", "8f3kD92jdLq0xPzW7mNc4vB1")]),
+    ("TWILIO_AUTH_TOKEN=9f8e7d6c5b4a39281706f5e4d3c2b1a0", [("SECRET", "9f8e7d6c5b4a39281706f5e4d3c2b1a0")]),
+])
+def test_scanner_finds(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text) == expected
+
+
+def test_private_key_and_jwt() -> None:
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc+/=\n-----END RSA PRIVATE KEY-----"
+    assert found(f"key:\n{pem}\nbye") == [("PRIVATE_KEY", pem)]
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+    assert found(f"Authorization: Bearer {jwt}") == [("JWT", jwt)]
+
+
+@pytest.mark.parametrize("text", [
+    "request 550e8400-e29b-41d4-a716-446655440000 took 12ms",
+    "commit e83c5163316f89bfbde7d9ab23ca2e25604af290",
+    "image: nginx@sha256:3f1b2c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809",
+    "version 1.2.3.4 and v2.10.0-rc.1, chrome/120.0.6099.129",
+    "2025-03-04T12:01:55.123Z ts=1733053080123 elapsed 00:12:30",
+    "order #4532015112830366 and pedido nº 2024112345",
+    "use the test card 4242 4242 4242 4242 or 4111111111111111",
+    "def login(username: str, password: str) -> Token:",
+    "OPENAI_API_KEY=<your-key-here> password: ${DB_PASSWORD} token = \"xxxxxxxxxxxxxxxx\"",
+    "listening on 0.0.0.0:8082 and 127.0.0.1 and ::1",
+    "mac 00:1A:2B:3C:4D:5E at 10:30:45 std::vector<int>",
+    "<img src=\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
+    "kgAAAABJRU5ErkJggg==\">",
+    "icon@2x.png and npm i @types/node@20.1.0",
+    "CEP 01310-100, R$ 1.299,90, ISBN 978-3-16-148410-0",
+])
+def test_hard_negatives(text: str) -> None:
+    assert found(text) == []
+
+
+def test_engines_agree_and_kinds_filter() -> None:
+    text = "mail a.b@c.io card 4539 1488 0343 6467 key sk-proj-Q9xV2mB7kLp4Rt8Zw1Yc6Nd3Hs5Jf0Ga ip 10.1.2.3"
+    assert found(text, Scanner(engine="re")) == found(text)
+    assert [k for k, _ in found(text, Scanner(kinds={"EMAIL", "IP"}))] == ["EMAIL", "IP"]
+    with pytest.raises(ValueError, match="unknown engine"):
+        Scanner(engine="pcre")
+
+
+# ---------------------------------------------------------------- bodies
+
+
+def redact(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    out = BodyRedactor(SCANNER).redact(body)
+    assert out is not None
+    return out[0], out[1].values
+
+
+def test_chat_body_every_place_and_no_mutation() -> None:
+    body: dict[str, Any] = {
+        "model": "auto", "user": "ana@x.io",
+        "messages": [
+            {"role": "system", "content": "Escalate to ops@acme.io"},
+            {"role": "user", "content": [{"type": "text", "text": "I am bob@y.io"},
+                                         {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}}]},
+            {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function", "function": {
+                "name": "mail", "arguments": "{\"to\": \"bob@y.io\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sent to bob@y.io"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "mail", "description": "from bot@acme.io",
+                                                    "parameters": {"type": "object", "properties": {
+                                                        "to": {"type": "string", "description": "e.g. z@w.io"}}}}}],
+    }
+    before = orjson.dumps(body)
+    out, values = redact(body)
+    assert orjson.dumps(body) == before  # the client's body is untouched
+    text = orjson.dumps(out).decode()
+    assert "@" not in text.replace("data:image", "")
+    assert values == {"EMAIL_1": "ana@x.io", "EMAIL_2": "ops@acme.io", "EMAIL_3": "bob@y.io", "EMAIL_4": "bot@acme.io",
+                      "EMAIL_5": "z@w.io"}
+    assert out["messages"][2]["tool_calls"][0]["function"]["arguments"] == '{"to": "⟦EMAIL_3⟧"}'
+    assert out["messages"][1]["content"][1] is body["messages"][1]["content"][1]  # unchanged parts are shared
+    assert BodyRedactor(SCANNER).redact({"model": "m", "messages": [{"role": "user", "content": "hi there"}]}) is None
+
+
+@pytest.mark.parametrize("body", [
+    {"model": "m", "prompt": ["call +55 11 98765-4321", [1, 2, 3]]},  # completions (token arrays untouched)
+    {"model": "m", "input": ["cpf 529.982.247-25", "x"]},  # embeddings
+    {"model": "m", "instructions": "cpf 529.982.247-25",
+     "input": [{"role": "user", "content": [{"type": "input_text", "text": "ip 10.2.3.4"}]},
+               {"type": "function_call_output", "call_id": "c", "output": "card 4539148803436467"}]},  # responses
+    {"model": "m", "system": [{"type": "text", "text": "mail a@b.io"}],  # /v1/messages
+     "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ip 10.2.3.4"}]},
+                  {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f",
+                                                     "input": {"q": "a@b.io"}}]}]},
+])
+def test_other_endpoints(body: dict[str, Any]) -> None:
+    out, values = redact(body)
+    text = orjson.dumps(out).decode()
+    for v in values.values():
+        assert v not in text
+    assert values
+
+
+# ---------------------------------------------------------------- restore
+
+
+def test_restore_json_body() -> None:
+    r = Restorer({"EMAIL_1": "a@b.io", "PASSWORD_1": 'p"w\\d\nx'})
+    body = orjson.dumps({"content": "to ⟦EMAIL_1⟧ pw ⟦PASSWORD_1⟧ other ⟦EMAIL_7⟧"})
+    assert orjson.loads(r.body(body))["content"] == 'to a@b.io pw p"w\\d\nx other ⟦EMAIL_7⟧'
+    escaped = b'{"content": "to \\u27e6EMAIL_1\\u27E7."}'
+    assert orjson.loads(r.body(escaped))["content"] == "to a@b.io."
+    plain = b'{"content": "nothing here"}'
+    assert r.body(plain) is plain
+
+
+def _sse(deltas: list[str], sep: bytes = b"\n\n") -> bytes:
+    events = [b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": d}}]}) + sep for d in deltas]
+    return b"".join(events) + b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}' + sep + \
+        b"data: [DONE]" + sep
+
+
+def _content(stream: bytes, sep: bytes = b"\n\n") -> str:
+    out = []
+    for block in stream.split(sep):
+        if block.startswith(b"data: {"):
+            out.append(orjson.loads(block[6:])["choices"][0]["delta"].get("content", ""))
+    return "".join(out)
+
+
+@pytest.mark.parametrize("sep", [b"\n\n", b"\r\n\r\n"])
+def test_restore_stream_split_anywhere(sep: bytes) -> None:
+    values = {"EMAIL_1": "ana@empresa.com.br", "OPENAI_KEY_1": "sk-proj-Q9xV2mB7kLp4Rt8Zw1Yc6Nd3Hs5Jf0Ga"}
+    original = "Escreva para ana@empresa.com.br, chave sk-proj-Q9xV2mB7kLp4Rt8Zw1Yc6Nd3Hs5Jf0Ga ⟦ fim ⟦X"
+    redacted = "Escreva para ⟦EMAIL_1⟧, chave ⟦OPENAI_KEY_1⟧ ⟦ fim ⟦X"
+    rnd = random.Random(7)
+    r = Restorer(values)
+    for _ in range(120):
+        text, deltas = redacted, []
+        while text:  # the model's tokens: 1 to 4 characters
+            n = rnd.randint(1, 4)
+            deltas.append(text[:n])
+            text = text[n:]
+        data = _sse(deltas, sep)
+        cuts = sorted(rnd.sample(range(1, len(data)), rnd.randint(0, 12)))
+        chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        sr = r.stream()
+        out = b"".join(sr.feed(c) for c in chunks) + sr.flush()
+        assert _content(out, sep) == original
+        assert out.endswith(b"data: [DONE]" + sep)
+
+
+def test_stream_without_placeholders_passes_the_same_objects() -> None:
+    sr = Restorer({"EMAIL_1": "a@b.io"}).stream()
+    chunk = _sse(["hello", " world"])
+    assert sr.feed(chunk) is chunk
+    assert sr.flush() == b""
+
+
+# ---------------------------------------------------------------- policy
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("redact", r"tenants\[0\].redact: expected a mapping"),
+    ({"policy": "mask"}, r"tenants\[0\].redact.policy: expected one of off, redact, block, local_only"),
+    ({"apply_to": "local"}, r"tenants\[0\].redact.apply_to: expected one of cloud, all"),
+    ({"restore": "yes"}, r"tenants\[0\].redact.restore: expected true or false"),
+    ({"kinds": ["EMAIL", "PASSPORT"]}, r"tenants\[0\].redact.kinds\[1\]: unknown kind 'PASSPORT'"),
+    ({"policy": "redact", "mode": "x"}, r"tenants\[0\].redact.mode: unknown key"),
+])
+def test_policy_errors_name_the_key_path(raw: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TenantPolicies([{"match": "acme/*", "redact": raw}])
+
+
+def test_policy_lookup_and_groups() -> None:
+    tp = TenantPolicies([{"match": "acme/web", "redact": {"policy": "block", "kinds": ["PII"]}},
+                         {"match": "acme/*", "steering": False}],
+                        default=parse_policy({"policy": "redact"}, "x"))
+    web = tp.for_tenant("acme/web")
+    assert web.policy == "block"
+    assert web.kinds is not None
+    assert "EMAIL" in web.kinds
+    assert "OPENAI_KEY" not in web.kinds
+    assert tp.for_tenant("acme/batch").policy == "redact"  # no redact section: the stage's default
+    assert tp.for_tenant(None).policy == "redact"
+    assert not TenantPolicies([]).any_active
