@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=str(ROOT / "config" / "router.yaml"))
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--min-samples", type=int, default=20)
+    ap.add_argument("--buckets", type=int, help="difficulty buckets per task (default: the config's)")
     ap.add_argument("--weak", default=DEFAULT_WEAK, help="alpacaeval's local-class model")
     ap.add_argument("--limit", type=int, help="at most this many prompts per table (a quick look)")
     ap.add_argument("--seed", type=int, default=7)
@@ -241,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         print(".", end="", flush=True)
     tenants.append(mixed(tenants, args.seed))
     print(f" {time.perf_counter() - t0:.0f}s")
-    default = dataclasses.replace(config.routing.adaptive, enabled=True, min_samples=args.min_samples)
+    default = dataclasses.replace(config.routing.adaptive, enabled=True, min_samples=args.min_samples,
+                                  buckets=args.buckets or config.routing.adaptive.buckets)
     static_cfg = dataclasses.replace(default, enabled=False)
     variants = {"free": default, "rules": dataclasses.replace(default, cloud_share="rules")}
     if not args.no_sweep:
