@@ -82,8 +82,9 @@ class RouterService:
             backend.max_body_bytes = int(config.server.max_upstream_body_mb * 1024 * 1024)
         self.catalog = Catalog(config, self.backends)
         self.keys = KeyRing(config.auth, config.pipeline, config.routing.tiers)
+        self.feedback = build_feedback(config, self.catalog)  # /v1/feedback and the adaptive policy
         self.ctx = Context(config=config, backends=self.backends, catalog=self.catalog, keys=self.keys,
-                           store=open_store(config.state_url), feedback=build_feedback(config, self.catalog))
+                           store=open_store(config.state_url), feedback=self.feedback)
         self.pipeline = Pipeline.from_config(config.pipeline, self.ctx, self.dispatch)
         self.max_body = int(config.server.max_body_mb * 1024 * 1024)
         self.observer = Observer(config, self.backends, metrics)
@@ -94,6 +95,7 @@ class RouterService:
 
     async def start(self) -> None:
         await self.ctx.store.start()
+        await self.feedback.start(self.ctx.store)  # the adaptive counters, read before the first request
         for b in self.backends.values():
             await b.start()
         self.observer.start()
@@ -101,6 +103,7 @@ class RouterService:
     async def aclose(self) -> None:
         for b in self.backends.values():
             await b.aclose()
+        await self.feedback.aclose()
         await self.ctx.store.aclose()
         self.observer.close()
 

@@ -301,3 +301,47 @@ def test_truncated_answers_count_against_their_location(keyed: Stack) -> None:
     assert [ch.choices[0].finish_reason for ch in stream if ch.choices][-1] == "length"
     cells = fb.adaptive.describe("acme/a")
     assert sum(c["local"]["n"] for c in cells) == before + 1.0  # two implicit 0s at weight 0.5
+
+
+# ---------------------------------------------------------------- persistence
+
+
+def sqlite_config(path: str) -> Any:
+    def config(local: str, cloud: str) -> dict[str, Any]:
+        cfg = keyed_config(local, cloud)
+        cfg["state"] = {"url": f"sqlite:///{path}"}
+        return cfg
+
+    return config
+
+
+def test_the_policy_survives_a_restart_on_sqlite(tmp_path: Any) -> None:
+    """Learn on one router, stop it, start another on the same SQLite file: the decision stays moved."""
+    os.environ["AI_ROUTER_TEST_FEEDBACK_A"] = KEY_A
+    os.environ["AI_ROUTER_TEST_FEEDBACK_B"] = KEY_B
+    db = str(tmp_path / "state.db")
+    prompt = "good morning, how are you doing"
+    first = Stack(sqlite_config(db)).start()
+    try:
+        for _ in range(3):
+            rid, tier = ask(first, KEY_A, content=prompt)
+            assert tier == "local-small"
+            assert rate(first, KEY_A, {"request_id": rid, "rating": "down"}).status_code == 204
+            rid, _ = ask(first, KEY_A, model="tier:cloud-mini", content=prompt)
+            assert rate(first, KEY_A, {"request_id": rid, "rating": "up"}).status_code == 204
+        time.sleep(1.1)
+        rid, _ = ask(first, KEY_A, model="tier:cloud-mini", content=prompt)
+        assert rate(first, KEY_A, {"request_id": rid, "rating": "up"}).status_code == 204
+        assert ask(first, KEY_A, content=prompt)[1] == "cloud-mini"
+    finally:
+        first.stop()  # a graceful stop writes what is left to the store
+    second = Stack(sqlite_config(db)).start()
+    try:
+        assert ask(second, KEY_A, content=prompt)[1] == "cloud-mini"  # learnt before the restart
+        assert ask(second, KEY_B, content=prompt)[1] == "local-small"  # still per tenant
+        cells = second.service.feedback.adaptive.describe("acme/a")  # type: ignore[union-attr]
+        assert sum(c["local"]["n"] for c in cells) == 3.0  # the three ratings down
+        # four ratings up, and the two unrated auto answers at cloud-mini (quiet: implicitly good, weight 0.5)
+        assert sum(c["cloud"]["n"] for c in cells) == 5.0
+    finally:
+        second.stop()

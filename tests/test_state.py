@@ -142,6 +142,15 @@ async def test_records(store: Store) -> None:
     assert [k for k, _ in await store.scan("tmp")] == []
 
 
+async def test_incr_many(store: Store) -> None:
+    await store.incr_many("adaptive/t/d1", {"a": 1.5, "b": -0.5})
+    await store.incr_many("adaptive/t/d1", {"a": 1, "c": 2})
+    assert await store.get("adaptive/t/d1") == {"a": 2.5, "b": -0.5, "c": 2}
+    await store.incr_many("adaptive/t/d2", {"a": 1}, ttl_s=0.05)
+    await asyncio.sleep(0.12)
+    assert [k for k, _ in await store.scan("adaptive/")] == ["adaptive/t/d1"]
+
+
 def test_bad_urls() -> None:
     with pytest.raises(StoreURLError):
         open_store("postgres://x")

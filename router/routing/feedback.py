@@ -17,6 +17,9 @@ Outcomes, each a score in [0, 1] for one location of one tenant's cell:
     window);
   - an answer with none of these and no explicit rating within `reask_window_s` scores 1 (no complaint).
   An explicit rating replaces its request's implicit outcome, even after the window.
+
+The adaptive counters persist through the state store (`start`/`aclose`, router/routing/adaptive_store.py);
+the remembered requests are process memory only (a request is rated on the worker that served it).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from router.catalog import Catalog
 from router.config import Config
 from router.exchange import Exchange
 from router.routing.adaptive import Adaptive, CellKey
+from router.routing.adaptive_store import AdaptiveStore
+from router.state import Store
 
 GENERATION_ENDPOINTS = frozenset(("chat", "completions", "responses", "messages"))
 FINGERPRINT_CHARS = 4096  # longer asks are fingerprinted by their head, tail and length
@@ -78,6 +83,7 @@ class FeedbackLoop:
         self.records: OrderedDict[str, Record] = OrderedDict()  # by time of the answer's end
         self.pending: deque[Record] = deque()  # answers whose implicit outcome is not final yet
         self.asks: OrderedDict[tuple[str | None, int], Record] = OrderedDict()  # fingerprint -> last answer
+        self.sync: AdaptiveStore | None = None
 
     # ------------------------------------------------------------ the answer ended
 
@@ -184,6 +190,20 @@ class FeedbackLoop:
         """Finalise every pending implicit outcome now (shutdown, or a replay that ends)."""
         while self.pending:
             self._finalise(self.pending.popleft())
+
+    # ------------------------------------------------------------ persistence
+
+    async def start(self, store: Store) -> None:
+        """Read the adaptive counters from the state store and keep them in sync with it."""
+        self.sync = AdaptiveStore(self.adaptive, store)
+        await self.sync.start()
+
+    async def aclose(self) -> None:
+        """Count what is pending and write it to the store."""
+        self.flush()
+        if self.sync is not None:
+            await self.sync.aclose()
+            self.sync = None
 
 
 # ---------------------------------------------------------------- re-ask fingerprints

@@ -217,6 +217,9 @@ class Store:
     async def incr(self, key: str, field: str, by: float = 1, ttl_s: float | None = None) -> float:
         raise NotImplementedError
 
+    async def incr_many(self, key: str, deltas: dict[str, float], ttl_s: float | None = None) -> None:
+        raise NotImplementedError
+
 
 class StoreURLError(ConfigError):
     """A `state.url` no store understands."""

@@ -126,6 +126,10 @@ class MemoryStore(Store):
         v[field] = n
         return float(n)
 
+    async def incr_many(self, key: str, deltas: dict[str, float], ttl_s: float | None = None) -> None:
+        for field, by in deltas.items():
+            await self.incr(key, field, by, ttl_s)
+
     # ------------------------------------------------------------ housekeeping
 
     def _wrote(self) -> None:

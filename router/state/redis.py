@@ -207,3 +207,13 @@ class RedisStore(Store):
             pipe.pexpire(k, max(1, int(ttl_s * 1000)))
         res = await pipe.execute()
         return float(res[0])
+
+    async def incr_many(self, key: str, deltas: dict[str, float], ttl_s: float | None = None) -> None:
+        k = self._rk(key)
+        pipe = self.r.pipeline(transaction=True)
+        for field, by in deltas.items():
+            pipe.hincrbyfloat(k, field, by)
+        pipe.hset(k, _HIDDEN, b"1")
+        if ttl_s is not None:
+            pipe.pexpire(k, max(1, int(ttl_s * 1000)))
+        await pipe.execute()

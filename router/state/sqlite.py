@@ -480,6 +480,20 @@ class SQLiteStore(Store):
 
         return await self._run(self._tx, inc)
 
+    async def incr_many(self, key: str, deltas: dict[str, float], ttl_s: float | None = None) -> None:
+        def inc(db: sqlite3.Connection) -> None:
+            now = time.time()
+            row = db.execute("SELECT value, expires_at FROM records WHERE key = ?", (key,)).fetchone()
+            live = row is not None and (row[1] is None or row[1] > now)
+            value = orjson.loads(row[0]) if live else {}
+            exp = (now + ttl_s) if ttl_s is not None else (row[1] if live else None)
+            for field, by in deltas.items():
+                value[field] = value.get(field, 0) + by
+            db.execute("INSERT INTO records (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
+                       "SET value = excluded.value, expires_at = excluded.expires_at", (key, orjson.dumps(value), exp))
+
+        await self._run(self._tx, inc)
+
 
 def _col(e: SpendEntry, name: str) -> Any:
     v = getattr(e, name)
