@@ -67,7 +67,7 @@ class CellPlan:
     edge: float  # ... and those in [edge, threshold) with probability `edge_p` (the slice the budget splits)
     edge_p: float
     explore: float
-    why: str  # the evidence, for the reason text
+    why: str  # the reason's text up to the move ("adaptive (tenant, cell): evidence")
 
 
 class TenantModel:
@@ -142,6 +142,7 @@ class Adaptive:
             next((t for t in range(s - 1, -1, -1) if not tier_is_cloud[t]), None) if tier_is_cloud[s] else None
             for s in range(n)
         ]
+        self.moves = [[f": {tiers[a]} -> {tiers[b]}" for b in range(n)] for a in range(n)]  # reason endings
         hl = settings.half_life_days
         self.horizon_days = max(1, math.ceil(hl * 6))  # older days weigh < 1/64: dropped
 
@@ -169,7 +170,10 @@ class Adaptive:
         key = (f.task, b)
         rule_cloud = self.is_cloud[start]
         if live:
-            c = tm.counters(int(self.clock() // DAY_S), key)
+            day = int(self.clock() // DAY_S)
+            c = tm.today.get(key) if day == tm.today_day else None
+            if c is None:
+                c = tm.counters(day, key)
             c[SEEN] += 1.0
             c[6 + int((d - b) * SUB)] += 1.0
             if rule_cloud:
@@ -189,19 +193,19 @@ class Adaptive:
         if want == rule_cloud:
             return start
         target = self.up[start] if want else self.down[start]
-        here = f"adaptive ({tm.name}, {self.cell_text(key)})"
         if target is None:
             return start
         if target > cap:
             if not explored:
-                reasons.append(f"{here}: would move to {self.tiers[target]}, capped at {self.tiers[cap]}")
+                reasons.append(f"adaptive ({tm.name}, {self.cell_text(key)}): would move to {self.tiers[target]}, "
+                               f"capped at {self.tiers[cap]}")
             return start
         if explored:
-            reasons.append(f"{here}: exploring {self.tiers[target]} instead of {self.tiers[start]}"
-                           f" ({explore:.0%} of this cell's requests)")
+            reasons.append(f"adaptive ({tm.name}, {self.cell_text(key)}): exploring {self.tiers[target]} instead of "
+                           f"{self.tiers[start]} ({explore:.0%} of this cell's requests)")
         else:
             assert p is not None
-            reasons.append(f"{here}: {p.why}: {self.tiers[start]} -> {self.tiers[target]}")
+            reasons.append(p.why + self.moves[start][target])
         return target
 
     def cell_text(self, key: CellKey) -> str:
@@ -301,7 +305,8 @@ class Adaptive:
             settled = 0.0 < x < 1.0 or abs(gain - margin) >= 2 * se
             threshold, edge, edge_p = _split(c, key[1], x, self.buckets)
             plan[key] = CellPlan(cloud=x, threshold=threshold, edge=edge, edge_p=edge_p,
-                                 explore=s.explore_floor if settled else s.explore, why=why)
+                                 explore=s.explore_floor if settled else s.explore,
+                                 why=f"adaptive ({tm.name}, {self.cell_text(key)}): {why}")
         tm.plan = plan
 
     def replan_all(self) -> None:

@@ -24,7 +24,7 @@ the remembered requests are process memory only (a request is rated on the worke
 
 from __future__ import annotations
 
-import hashlib
+import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -39,12 +39,13 @@ from router.state import Store
 
 GENERATION_ENDPOINTS = frozenset(("chat", "completions", "responses", "messages"))
 FINGERPRINT_CHARS = 4096  # longer asks are fingerprinted by their head, tail and length
+EXPIRE_EVERY_S = 0.25  # pending outcomes and old records are swept at most this often
 
 
 class Record:
     """One remembered request: who, which cell, where it was served, and what has been counted for it."""
 
-    __slots__ = ("cloud", "counted", "done_at", "explicit", "fingerprint", "key", "request_id", "tenant", "verdict")
+    __slots__ = ("cloud", "counted", "done_at", "explicit", "key", "request_id", "tenant", "verdict")
 
     def __init__(self, request_id: str, tenant: str | None, key: CellKey | None, cloud: bool, done_at: float) -> None:
         self.request_id = request_id
@@ -55,16 +56,16 @@ class Record:
         self.verdict: float | None = 1.0  # the implicit outcome so far; None once final
         self.explicit: float | None = None
         self.counted: tuple[float, float] | None = None  # (score, weight) already observed for this answer
-        self.fingerprint: int | None = None
 
 
-def build_feedback(config: Config, catalog: Catalog, clock: Callable[[], float] = time.time) -> FeedbackLoop:
+def build_feedback(config: Config, catalog: Catalog, clock: Callable[[], float] = time.time,
+                   rng: random.Random | None = None) -> FeedbackLoop:
     """The feedback loop and adaptive engine of one config (its tiers, where each tier's models run)."""
     tier_is_cloud = []
     for t in catalog.tiers:
         chat = [c for c in catalog.by_tier.get(t, ()) if c.model.type == "chat"]
         tier_is_cloud.append(bool(chat) and all(c.model.location == "cloud" for c in chat))
-    adaptive = Adaptive(config.routing.adaptive, list(catalog.tiers), tier_is_cloud, clock=clock)
+    adaptive = Adaptive(config.routing.adaptive, list(catalog.tiers), tier_is_cloud, clock=clock, rng=rng)
     return FeedbackLoop(adaptive, {b.name: b.location == "cloud" for b in config.backends}, clock)
 
 
@@ -84,6 +85,7 @@ class FeedbackLoop:
         self.pending: deque[Record] = deque()  # answers whose implicit outcome is not final yet
         self.asks: OrderedDict[tuple[str | None, int], Record] = OrderedDict()  # fingerprint -> last answer
         self.sync: AdaptiveStore | None = None
+        self._next_expiry = 0.0
 
     # ------------------------------------------------------------ the answer ended
 
@@ -92,7 +94,9 @@ class FeedbackLoop:
         if ex.dry_run or ex.endpoint not in GENERATION_ENDPOINTS:
             return
         now = self.clock()
-        self._expire(now)
+        if now >= self._next_expiry:
+            self._expire(now)
+            self._next_expiry = now + EXPIRE_EVERY_S
         f = ex.features
         key = (f.task, self.adaptive.bucket(f)) if f is not None else None
         t = ex.target
@@ -119,7 +123,6 @@ class FeedbackLoop:
             rec.verdict = 0.0
         fp = fingerprint(ex.endpoint, ex.body)
         if fp is not None:
-            rec.fingerprint = fp
             ask = (ex.tenant, fp)
             prev = self.asks.pop(ask, None)
             if prev is not None and prev.verdict is not None and now - prev.done_at <= self.window:
@@ -238,12 +241,12 @@ def last_ask(endpoint: str, body: dict[str, Any]) -> str:
 
 
 def fingerprint(endpoint: str, body: dict[str, Any]) -> int | None:
-    """A 64-bit hash of the normalised last ask (case and whitespace folded), or None when there is none."""
+    """A 64-bit hash of the normalised last ask (case and whitespace folded), or None when there is none.
+    Python's string hash: fast, and salted per process, so it means nothing outside it."""
     text = last_ask(endpoint, body)
     if not text:
         return None
     if len(text) > FINGERPRINT_CHARS:
         half = FINGERPRINT_CHARS // 2
         text = f"{text[:half]}\x00{text[-half:]}\x00{len(text) // 64}"
-    norm = " ".join(text.casefold().split())
-    return int.from_bytes(hashlib.blake2b(norm.encode(), digest_size=8).digest(), "little")
+    return hash(" ".join(text.casefold().split()))  # 64-bit, salted per process: kept in this process only
