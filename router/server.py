@@ -408,7 +408,7 @@ def create_app(service: RouterService) -> web.Application:
     r.add_get("/healthz", h.healthz)
     r.add_get("/readyz", h.readyz)
     r.add_get("/v1/models", h.models)
-    r.add_get("/v1/models/{model_id:.+}", h.model)
+    r.add_get(r"/v1/models/{model_id:[\s\S]+}", h.model)  # [\s\S]: an id with a newline is an id, not a 404
     for path in ENDPOINTS:
         r.add_post(path, h.proxy)
     r.add_post("/v1/route", h.route_preview)
@@ -416,7 +416,7 @@ def create_app(service: RouterService) -> web.Application:
     r.add_get("/admin/spend", SpendAPI(lambda req: req.app[SERVICE_KEY]).get)
     r.add_post("/v1/feedback", FeedbackEndpoint(lambda: app[SERVICE_KEY]).handle)  # type: ignore[arg-type]
     add_observe_routes(app, lambda: app[SERVICE_KEY])  # /metrics, /dashboard, /dashboard/stats
-    r.add_route("*", "/{tail:.*}", h.not_found)
+    r.add_route("*", r"/{tail:[\s\S]*}", h.not_found)  # any path (newlines too) gets the JSON 404
 
     async def _start(app: web.Application) -> None:
         await app[SERVICE_KEY].start()  # type: ignore[attr-defined]

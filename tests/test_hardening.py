@@ -210,6 +210,15 @@ def test_echoed_model_id_is_truncated_in_errors_and_logs(hlive: Stack) -> None:
     assert all(len(orjson.dumps(ln)) < 2000 for ln in lines)
 
 
+def test_paths_with_newlines_get_the_json_404(hlive: Stack) -> None:
+    for path in (b"/v1/models/%0A", b"/nope%0Ahere", b"/%0D%0A"):
+        status, err, head = _status_and_json(raw_exchange(hlive, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close"
+                                                                  b"\r\n\r\n" % path))
+        assert status == 404
+        assert b"application/json" in head
+        assert err["error"]["code"] in ("model_not_found", "not_found")
+
+
 def test_internal_failure_is_an_openai_500_with_request_id_and_access_log(hlive: Stack) -> None:
     log = Logged(hlive)
     r = post(hlive, {"model": "qwen3:8b", "messages": MSG, "boom": True}, headers={"x-request-id": "boom-1"})
