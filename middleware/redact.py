@@ -72,14 +72,15 @@ class RedactStage(Stage):
         default = parse_policy(options, "pipeline.redact.options") if options else RedactPolicy()
         self.policies = TenantPolicies(ctx.config.tenants, default)
         self.active = self.policies.any_active
-        kinds = {p.kinds for _, p in self.policies.rules} | {default.kinds}
-        self.redactors = {k: BodyRedactor(Scanner(kinds=k)) for k in kinds}  # compiled once per kinds set
+        scanners = {k: Scanner(kinds=k) for k in {p.kinds for _, p in self.policies.rules} | {default.kinds}}
+        self.redactors = {(p.kinds, p.allow): BodyRedactor(scanners[p.kinds], p.allow)  # compiled once per kinds set
+                          for p in [default, *(p for _, p in self.policies.rules)]}
 
     def handle(self, ex: Exchange, call_next: CallNext) -> Awaitable[Reply]:
         policy = self.policies.for_tenant(ex.tenant)
         if not policy.active:
             return call_next(ex)
-        found = self.redactors[policy.kinds].redact(ex.body)
+        found = self.redactors[policy.kinds, policy.allow].redact(ex.body)
         if found is None:
             return call_next(ex)
         redacted, vault = found

@@ -235,7 +235,8 @@ def test_stream_without_placeholders_passes_the_same_objects() -> None:
     ({"policy": "mask"}, r"tenants\[0\].redact.policy: expected one of off, redact, block, local_only"),
     ({"apply_to": "local"}, r"tenants\[0\].redact.apply_to: expected one of cloud, all"),
     ({"restore": "yes"}, r"tenants\[0\].redact.restore: expected true or false"),
-    ({"kinds": ["EMAIL", "PASSPORT"]}, r"tenants\[0\].redact.kinds\[1\]: unknown kind 'PASSPORT'"),
+    ({"detectors": ["EMAIL", "PASSPORT"]}, r"tenants\[0\].redact.detectors\[1\]: unknown kind 'PASSPORT'"),
+    ({"allow": "a@b.io"}, r"tenants\[0\].redact.allow: expected a list"),
     ({"policy": "redact", "mode": "x"}, r"tenants\[0\].redact.mode: unknown key"),
 ])
 def test_policy_errors_name_the_key_path(raw: Any, message: str) -> None:
@@ -244,7 +245,7 @@ def test_policy_errors_name_the_key_path(raw: Any, message: str) -> None:
 
 
 def test_policy_lookup_and_groups() -> None:
-    tp = TenantPolicies([{"match": "acme/web", "redact": {"policy": "block", "kinds": ["PII"]}},
+    tp = TenantPolicies([{"match": "acme/web", "redact": {"policy": "block", "detectors": ["PII"]}},
                          {"match": "acme/*", "steering": False}],
                         default=parse_policy({"policy": "redact"}, "x"))
     web = tp.for_tenant("acme/web")
@@ -255,3 +256,10 @@ def test_policy_lookup_and_groups() -> None:
     assert tp.for_tenant("acme/batch").policy == "redact"  # no redact section: the stage's default
     assert tp.for_tenant(None).policy == "redact"
     assert not TenantPolicies([]).any_active
+
+
+def test_allow_list_and_detectors_subset() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "mail support@acme.io or ana@x.io, ip 10.1.2.3"}]}
+    out = BodyRedactor(Scanner(kinds={"EMAIL"}), allow=frozenset({"support@acme.io"})).redact(body)
+    assert out is not None
+    assert out[0]["messages"][0]["content"] == "mail support@acme.io or ⟦EMAIL_1⟧, ip 10.1.2.3"

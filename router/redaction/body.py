@@ -38,10 +38,11 @@ def _is_binary(key: str | None, s: str) -> bool:
 class BodyRedactor:
     """Redact every user string of a request body into a copy, recording the originals in a vault."""
 
-    __slots__ = ("scanner",)
+    __slots__ = ("allow", "scanner")
 
-    def __init__(self, scanner: Scanner) -> None:
+    def __init__(self, scanner: Scanner, allow: frozenset[str] = frozenset()) -> None:
         self.scanner = scanner
+        self.allow = allow  # values that are never findings
 
     def redact(self, body: dict[str, Any]) -> tuple[dict[str, Any], Vault] | None:
         """(the redacted copy, its vault), or None when the body holds nothing to redact."""
@@ -54,6 +55,8 @@ class BodyRedactor:
             if len(v) < MIN_TEXT or key in NOT_TEXT or _is_binary(key, v):
                 return v
             findings = self.scanner.scan(v)
+            if findings and self.allow:
+                findings = [f for f in findings if v[f.start:f.end] not in self.allow]
             return redact_text(v, findings, vault) if findings else v
         if isinstance(v, dict):
             out: dict[str, Any] | None = None

@@ -1,6 +1,6 @@
 """Redaction policies: what a tenant wants done with secrets and PII, read from `tenants[].redact`.
 
-    redact: {policy: redact, apply_to: cloud, restore: true, kinds: [EMAIL, CARD, ...]}
+    redact: {policy: redact, apply_to: cloud, restore: true, detectors: [EMAIL, CARD, ...], allow: [...]}
 
 - `policy`: `off` | `redact` (typed placeholders before the text leaves) | `block` (400 naming the kinds
   found, never the values) | `local_only` (a request with findings may only go to local backends: 503 when
@@ -8,7 +8,8 @@
 - `apply_to`: `cloud` (default: only cloud backends get placeholders or refusals; local ones, where the data
   does not leave, get the raw text) or `all`.
 - `restore` (default true): put the originals back in the answer, JSON and SSE.
-- `kinds` (default: all): the kinds to look for (`SECRETS` and `PII` name the two groups).
+- `detectors` (default: all): the kinds to look for (`SECRETS` and `PII` name the two groups).
+- `allow` (default: none): exact values that are never findings (the company's public support address).
 The same keys set the default for requests whose tenant has none, as options of the stage
 (`{use: redact, options: {policy: redact}}`). Errors name the key path.
 """
@@ -25,7 +26,7 @@ from router.redaction.detectors import KINDS, PII, SECRET
 
 POLICIES = ("off", "redact", "block", "local_only")
 APPLY_TO = ("cloud", "all")
-FIELDS = ("policy", "apply_to", "restore", "kinds")
+FIELDS = ("policy", "apply_to", "restore", "detectors", "allow")  # the shape router/tenants.py checks too
 GROUPS = {"SECRETS": SECRET, "PII": PII}
 
 
@@ -34,7 +35,8 @@ class RedactPolicy:
     policy: str = "off"
     apply_to: str = "cloud"
     restore: bool = True
-    kinds: frozenset[str] | None = None  # None: every kind
+    kinds: frozenset[str] | None = None  # `detectors`; None: every kind
+    allow: frozenset[str] = frozenset()  # values that are never findings
 
     @property
     def active(self) -> bool:
@@ -66,10 +68,10 @@ def parse_policy(raw: Any, where: str) -> RedactPolicy:
     if not isinstance(restore, bool):
         raise ConfigError(f"{where}.restore: expected true or false")
     kinds = None
-    if raw.get("kinds") is not None:
-        items = raw["kinds"]
+    if raw.get("detectors") is not None:
+        items = raw["detectors"]
         if not isinstance(items, list) or not items:
-            raise ConfigError(f"{where}.kinds: expected a non-empty list of kinds")
+            raise ConfigError(f"{where}.detectors: expected a non-empty list of kinds")
         chosen: set[str] = set()
         for i, k in enumerate(items):
             name = str(k).upper()
@@ -78,10 +80,13 @@ def parse_policy(raw: Any, where: str) -> RedactPolicy:
             elif name in KINDS:
                 chosen.add(name)
             else:
-                raise ConfigError(f"{where}.kinds[{i}]: unknown kind {k!r} (known: SECRETS, PII, "
+                raise ConfigError(f"{where}.detectors[{i}]: unknown kind {k!r} (known: SECRETS, PII, "
                                   f"{', '.join(sorted(KINDS))})")
         kinds = frozenset(chosen)
-    return RedactPolicy(policy=policy, apply_to=apply_to, restore=restore, kinds=kinds)
+    allow = raw.get("allow") or []
+    if not isinstance(allow, list) or not all(isinstance(a, str) and a for a in allow):
+        raise ConfigError(f"{where}.allow: expected a list of values (strings) that are never redacted")
+    return RedactPolicy(policy=policy, apply_to=apply_to, restore=restore, kinds=kinds, allow=frozenset(allow))
 
 
 class TenantPolicies:
