@@ -46,6 +46,7 @@ from router.errors import (
 from router.exchange import Candidate, Exchange, Reply
 from router.feedback_api import FeedbackEndpoint
 from router.formats import errors as wire_errors
+from router.keys import KeysAPI, KeyStore
 from router.messages_api import count_tokens_body, preview_endpoint
 from router.observe.dashboard import add_routes as add_observe_routes
 from router.observe.observer import Observer
@@ -85,6 +86,9 @@ class RouterService:
         self.feedback = build_feedback(config, self.catalog)  # /v1/feedback and the adaptive policy
         self.ctx = Context(config=config, backends=self.backends, catalog=self.catalog, keys=self.keys,
                            store=open_store(config.state_url), feedback=self.feedback)
+        self.key_store = KeyStore(self.ctx.store, self.keys, config.routing.tiers)  # /admin/keys
+        if self.keys.keyed:
+            self.keys.attach(self.key_store.lookup)
         self.pipeline = Pipeline.from_config(config.pipeline, self.ctx, self.dispatch)
         self.max_body = int(config.server.max_body_mb * 1024 * 1024)
         self.observer = Observer(config, self.backends, metrics)
@@ -414,6 +418,7 @@ def create_app(service: RouterService) -> web.Application:
     r.add_post("/v1/route", h.route_preview)
     r.add_post("/v1/messages/count_tokens", h.count_tokens)
     r.add_get("/admin/spend", SpendAPI(lambda req: req.app[SERVICE_KEY]).get)
+    KeysAPI(lambda req: req.app[SERVICE_KEY]).add_routes(r)
     r.add_post("/v1/feedback", FeedbackEndpoint(lambda: app[SERVICE_KEY]).handle)  # type: ignore[arg-type]
     add_observe_routes(app, lambda: app[SERVICE_KEY])  # /metrics, /dashboard, /dashboard/stats
     r.add_route("*", r"/{tail:[\s\S]*}", h.not_found)  # any path (newlines too) gets the JSON 404

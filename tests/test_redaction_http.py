@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -193,3 +194,21 @@ def test_preview_shows_local_only_routing(up: RecordingStack) -> None:
     assert any("local_only" in reason for reason in r.json()["reasons"])
     assert not up.cloud.requests
     assert not up.local.requests
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_messages_endpoint_with_the_anthropic_sdk(up: RecordingStack, stream: bool) -> None:
+    c = anthropic.Anthropic(base_url=up.url, api_key=key("redact"), max_retries=0)
+    args: dict[str, Any] = {"model": "gpt-5", "max_tokens": 100, "system": f"Escalate to {VALUES['EMAIL']}",
+                            "messages": [{"role": "user", "content": [{"type": "text", "text": PROMPT}]}]}
+    if stream:
+        with c.messages.stream(**args) as s:
+            text = "".join(s.text_stream)
+    else:
+        text = "".join(b.text for b in c.messages.create(**args).content if b.type == "text")
+    assert text == PROMPT
+    assert_no_values(up.cloud.received())
+    with pytest.raises(anthropic.AuthenticationError) as e:  # Anthropic-shaped 401 on /v1/messages
+        anthropic.Anthropic(base_url=up.url, api_key="sk-wrong", max_retries=0).messages.create(**args)
+    assert e.value.body["type"] == "error"  # type: ignore[index]
+    assert e.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
