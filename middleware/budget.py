@@ -70,7 +70,7 @@ class BudgetStage(Stage):
         emb = [m.price.input for m in config.models() if m.type == "embedding"]
         self.top_embedding_price = max(emb) if emb else 0.0
         self._key_budgets: dict[str, Budget | None] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+        self._plans: dict[tuple[str, str | None, str], Plan] = {}
 
     # ------------------------------------------------------------ before routing
 
@@ -93,9 +93,9 @@ class BudgetStage(Stage):
 
     async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
         tenant = ex.tenant or DEFAULT_TENANT
-        spend = Spend(self, ex, tenant, self.budgets(ex, tenant))
+        spend = Spend(self, ex, tenant, self.plan(ex, tenant))
         ex.gate = spend.gate
-        if spend.windows:
+        if spend.plan.needs_cap:
             await spend.cap()
         try:
             reply = await call_next(ex)
@@ -106,10 +106,16 @@ class BudgetStage(Stage):
             reply.headers = {**reply.headers, **spend.headers}
         return reply
 
-    def background(self, coro: Awaitable[None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def plan(self, ex: Exchange, tenant: str) -> Plan:
+        """The request's windows, memoised per tenant, key and UTC day."""
+        day = windows.day(time.time())[0]
+        k = (tenant, ex.key_name, day)
+        p = self._plans.get(k)
+        if p is None:
+            if len(self._plans) > 10_000:
+                self._plans.clear()
+            p = self._plans[k] = Plan(self.budgets(ex, tenant), time.time())
+        return p
 
     def baseline(self, ex: Exchange, usage: dict[str, Any] | None) -> float:
         if not usage:
@@ -129,21 +135,15 @@ class Window:
         self.soft = None if soft is None else limit * soft / 100
 
 
-class Spend:
-    """One request's budget state (a throwaway object: nothing per request lives on the stage)."""
+class Plan:
+    """The budget windows of one tenant and key on one UTC day, and whether routing may need a cap."""
 
-    __slots__ = ("budgets", "ceiling", "ex", "headers", "stage", "tenant", "tokens", "windows")
+    __slots__ = ("budgets", "ceiling", "needs_cap", "windows")
 
-    def __init__(self, stage: BudgetStage, ex: Exchange, tenant: str, budgets: list[tuple[str, str, Budget]]
-                 ) -> None:
-        self.stage = stage
-        self.ex = ex
-        self.tenant = tenant
+    def __init__(self, budgets: list[tuple[str, str, Budget]], now: float) -> None:
         self.budgets = budgets
-        self.headers: dict[str, str] = {}
         self.windows: list[Window] = []
         self.ceiling: float | None = None
-        now = time.time()
         day, day_end = windows.day(now)
         month, month_end = windows.month(now)
         for scope, label, b in budgets:
@@ -154,11 +154,29 @@ class Spend:
                                            b.soft_pct))
             if b.per_request_usd is not None:
                 self.ceiling = b.per_request_usd if self.ceiling is None else min(self.ceiling, b.per_request_usd)
+        self.needs_cap = self.ceiling is not None or any(
+            b.soft_pct is not None or b.on_hard == "downgrade" for _, _, b in budgets)
+
+
+class Spend:
+    """One request's budget state (a throwaway object: nothing per request lives on the stage)."""
+
+    __slots__ = ("budgets", "ceiling", "ex", "headers", "plan", "stage", "tenant", "tokens", "windows")
+
+    def __init__(self, stage: BudgetStage, ex: Exchange, tenant: str, plan: Plan) -> None:
+        self.stage = stage
+        self.ex = ex
+        self.tenant = tenant
+        self.plan = plan
+        self.budgets = plan.budgets
+        self.windows = plan.windows
+        self.ceiling = plan.ceiling
+        self.headers: dict[str, str] = {}
         f = ex.features
         self.tokens = 0
         if f is not None:  # an upper bound, with room for the upstream's tokenizer counting differently
             self.tokens = int(f.tokens * (1.1 if f.tokens_exact else 1.3)) + 16
-        elif budgets:
+        elif plan.budgets:
             self.tokens = int(estimate(extract(ex.endpoint, ex.body)).high * 1.1) + 16
 
     def _max_output(self) -> int | None:
@@ -275,8 +293,7 @@ class Spend:
     def _finish_stream(self, target: Candidate, grant: Grant, stream: Any) -> None:
         ex = self.ex
         cost = self._bill(target, None, getattr(stream, "seen", None), ex.status)
-        self.stage.background(self.stage.store.settle(grant, cost, self._entry(target, ex.usage, self._source(),
-                                                                                status=ex.status)))
+        self.stage.store.settle_nowait(grant, cost, self._entry(target, ex.usage, self._source(), status=ex.status))
 
     def _entry(self, target: Candidate, usage: dict[str, Any] | None, source: str, *, failed: bool = False,
                status: int = 200) -> SpendEntry:

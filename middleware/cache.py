@@ -183,11 +183,11 @@ class CacheStage(Stage):
         base = (priced(usage, self.top_embedding, 0.0) if ex.endpoint == "embeddings" else priced(usage, *self.top)
                 ) if usage else 0.0
         tin, tout, cached = token_counts(usage) if usage else (0, 0, 0)
-        self._background(self.store.record(SpendEntry(
+        self.store.record_nowait(SpendEntry(
             tenant=ex.tenant or DEFAULT_TENANT, model=meta.get("model") or "", tier=meta.get("tier") or "",
             cost_usd=0.0, baseline_usd=base, tokens_in=tin, tokens_out=tout, tokens_cached=cached,
             usage_source="cache", cache_hit=True, request_id=ex.request_id, key=ex.key_name or "",
-            endpoint=ex.endpoint, backend=meta.get("backend") or "", ts=time.time())))
+            endpoint=ex.endpoint, backend=meta.get("backend") or "", ts=time.time()))
         if meta.get("stream"):
             return Reply(200, {**SSE_HEADERS, HEADER: "hit"}, stream=Replay(payload))
         return Reply(200, {**JSON_HEADERS, HEADER: "hit"}, body=payload)

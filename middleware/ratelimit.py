@@ -11,7 +11,6 @@ tightest of the key's and the tenant's limits). Inactive when no limit is config
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from typing import Any
@@ -65,8 +64,9 @@ class RateLimitStage(Stage):
             return await call_next(ex)
         minute, end = windows.minute(time.time())
         tokens = 0
-        if any(lim.tpm for _, lim in limits):
-            tokens = estimate(extract(ex.endpoint, ex.body)).tokens
+        if any(lim.tpm for _, lim in limits):  # a cheap estimate (about 4 bytes a token), corrected after
+            raw = ex.raw
+            tokens = len(raw) // 4 if raw is not None else estimate(extract(ex.endpoint, ex.body)).tokens
             mt = ex.body.get("max_tokens") or ex.body.get("max_completion_tokens") or ex.body.get("max_output_tokens")
             if isinstance(mt, int) and not isinstance(mt, bool):
                 tokens += mt
@@ -100,15 +100,7 @@ class RateLimitStage(Stage):
         if delta:
             for c, k in zip(charges, kinds, strict=True):
                 if k == "tokens":
-                    self._background(self.store.add(c.key, delta, end))
-
-    def _background(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        _TASKS.add(task)
-        task.add_done_callback(_TASKS.discard)
-
-
-_TASKS: set[Any] = set()
+                    self.store.add_nowait(c.key, delta, end)
 
 
 def _headers(charges: list[Charge], kinds: list[str], levels: list[float], end: float) -> dict[str, str]:

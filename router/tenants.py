@@ -2,8 +2,8 @@
 
 Every request belongs to a tenant `org/project` (from its key; `default` when the router is open).
 `tenants[]` entries are matched in order by glob (`acme/*`), first match wins. This module checks every
-key of those entries (`match`, `budget`, `limits`, `redact` (its shape; the redaction stage owns what it
-means), `steering`, `max_tier`) and of `cache`, naming the key path in errors, and refuses a config that
+key of those entries (`match`, `budget`, `limits`, `redact` (through the redaction engine's parser,
+`router/redaction/policy.py`, which owns its meaning), `steering`, `max_tier`) and of `cache`, naming the key path in errors, and refuses a config that
 sets up a feature whose stage is not in `pipeline` (a `budget` without the `budget` stage would
 silently never apply, so it is an error, not a warning). `Tenants.get(name)` answers the first match,
 memoised per tenant name.
@@ -16,13 +16,12 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from router.config import Config, ConfigError
+from router.redaction.policy import parse_policy
 
 DEFAULT_TENANT = "default"
 TENANT_KEYS = ("match", "budget", "limits", "redact", "steering", "max_tier", "adaptive")
 BUDGET_KEYS = ("daily_usd", "monthly_usd", "per_request_usd", "soft_pct", "on_soft", "on_hard", "soft_max_tier")
 LIMIT_KEYS = ("rpm", "tpm")
-REDACT_KEYS = ("policy", "apply_to", "restore", "detectors", "allow")
-REDACT_POLICIES = ("off", "redact", "block", "local_only")
 CACHE_KEYS = ("ttl_s", "max_entries", "backend", "url", "max_entry_kb")
 ON_SOFT = ("downgrade", "notify")
 ON_HARD = ("reject", "downgrade")
@@ -115,19 +114,10 @@ def parse_limits(v: Any, where: str) -> Limits | None:
 
 
 def check_redact(v: Any, where: str) -> dict[str, Any]:
-    """The shape of a tenant's `redact:` (what it does is the redaction stage's business)."""
+    """A tenant's `redact:`, checked by the redaction engine's own parser (it owns what the keys mean)."""
     if v is None:
         return {}
-    v = _mapping(v, where, REDACT_KEYS, "{policy: redact, apply_to: cloud, restore: true}")
-    if "policy" in v and v["policy"] not in REDACT_POLICIES:
-        raise ConfigError(f"{where}.policy: expected one of {', '.join(REDACT_POLICIES)}, got {v['policy']!r}")
-    if "apply_to" in v and v["apply_to"] not in ("cloud", "all"):
-        raise ConfigError(f"{where}.apply_to: expected cloud or all, got {v['apply_to']!r}")
-    if "restore" in v and not isinstance(v["restore"], bool):
-        raise ConfigError(f"{where}.restore: expected true or false")
-    for k in ("detectors", "allow"):
-        if k in v and not (isinstance(v[k], list) and all(isinstance(x, str) for x in v[k])):
-            raise ConfigError(f"{where}.{k}: expected a list of names")
+    parse_policy(v, where)
     return dict(v)
 
 

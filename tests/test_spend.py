@@ -359,3 +359,17 @@ def test_soft_limit_downgrades_and_says_so(scripted: Scripted, up: Scripted) -> 
         assert any("budget" in reason or "earlier stage" in reason for reason in preview["reasons"])
     finally:
         st.stop()
+
+
+def test_access_log_says_who_counted_the_usage() -> None:
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from router.exchange import Exchange
+    from router.observe.accesslog import fields
+
+    ex = Exchange("r", "chat", {"model": "auto"}, None, CIMultiDictProxy(CIMultiDict()))
+    assert fields(ex)["usage_from"] is None
+    ex.usage = {"prompt_tokens": 3, "completion_tokens": 4, "x_router_counted": True}
+    assert fields(ex)["usage_from"] == "router"
+    ex.usage = {"prompt_tokens": 3, "completion_tokens": 4}
+    assert fields(ex)["usage_from"] == "upstream"

@@ -28,6 +28,7 @@ def tenants_of(**overrides: Any) -> Tenants:
     ({"tenants": [{"match": "acme/*", "budget": {"daily_usd": 5, "on_hard": "explode"}}]}, "on_hard: expected one"),
     ({"tenants": [{"match": "acme/*", "budget": {}}]}, "set at least one of daily_usd"),
     ({"tenants": [{"match": "acme/*", "redact": {"policy": "scrub"}}]}, "tenants[0].redact.policy: expected one"),
+    ({"tenants": [{"match": "acme/*", "redact": 3}]}, "tenants[0].redact: expected a mapping"),
     ({"tenants": [{"match": "acme/*", "redact": {"restore": "yes"}}]}, "redact.restore: expected true or false"),
     ({"tenants": [{"match": "acme/*", "redact": {"polcy": "redact"}}]}, "redact.polcy: unknown key"),
     ({"tenants": [{"budget": {"daily_usd": 1}}]}, "tenants[0].match: required"),

@@ -87,6 +87,7 @@ def fields(ex: Exchange, error: str | None = None) -> dict[str, Any]:
         "prompt_tokens": tokens_in,
         "completion_tokens": tokens_out,
         "cached_tokens": cached,
+        "usage_from": ("router" if ex.usage.get("x_router_counted") else "upstream") if ex.usage else None,
         "cost_usd": ex.cost_usd,
         "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
         "ttft_ms": round(ex.ttft_s * 1000, 3) if ex.ttft_s is not None else None,

@@ -1,12 +1,14 @@
 """The store contract (documented in router/state/__init__.py) and the pieces every store shares.
 
-`Store` is the abstract interface; `Charge`, `Grant`, `SpendEntry` and `SpendRow` are the values that
+`Store` is the abstract interface (with `*_nowait` forms of settle/add/record for the after-the-answer
+path); `Charge`, `Grant`, `SpendEntry` and `SpendRow` are the values that
 cross it; `Rollup` is the in-process spend aggregate (memory keeps it as its ledger, SQLite batches
 it between flushes); `open_store(url)` picks the implementation from `state.url`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ METRICS = ("requests", "cache_hits", "failed", "cost", "baseline", "tokens_in", 
 EPS = 1e-9  # money is float USD; a level within EPS of its limit still fits
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Charge:
     """Add `amount` to counter `key` if it stays <= `limit`; the counter lives until `expires_at`."""
 
@@ -154,7 +156,7 @@ class Rollup:
     def add(self, e: SpendEntry) -> None:
         inc = entry_metrics(e)
         k = (e.tenant, e.model, e.tier)
-        for period in entry_periods(e):
+        for period in entry_periods(e):  # day and month
             p = self.parts.get(period)
             if p is None:
                 p = self.parts[period] = {}
@@ -219,6 +221,24 @@ class Store:
 
     async def incr_many(self, key: str, deltas: dict[str, float], ttl_s: float | None = None) -> None:
         raise NotImplementedError
+
+    # Fire-and-forget forms for the after-the-answer path (sync: they never make the caller wait). A store
+    # whose calls are local (memory, SQLite's write-behind) does them at once; others run them as tasks.
+
+    def settle_nowait(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
+        self._spawn(self.settle(grant, actual, entry))
+
+    def add_nowait(self, key: str, amount: float, expires_at: float) -> None:
+        self._spawn(self.add(key, amount, expires_at))
+
+    def record_nowait(self, entry: SpendEntry) -> None:
+        self._spawn(self.record(entry))
+
+    def _spawn(self, coro: Any) -> None:
+        tasks = self.__dict__.setdefault("_tasks", set())
+        task = asyncio.get_running_loop().create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
 
 class StoreURLError(ConfigError):

@@ -51,6 +51,9 @@ class MemoryStore(Store):
         return Grant(True, tuple(charges), levels)
 
     async def settle(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
+        self.settle_nowait(grant, actual, entry)
+
+    def settle_nowait(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
         if grant.ok and not grant.settled:
             grant.settled = True
             used, held = self.used, self.held
@@ -62,6 +65,9 @@ class MemoryStore(Store):
             self._record(entry)
 
     async def add(self, key: str, amount: float, expires_at: float) -> None:
+        self.add_nowait(key, amount, expires_at)
+
+    def add_nowait(self, key: str, amount: float, expires_at: float) -> None:
         self.used[key] = self.used.get(key, 0.0) + amount
         self.expires[key] = max(self.expires.get(key, 0.0), expires_at)
 
@@ -79,6 +85,9 @@ class MemoryStore(Store):
             del self.ledger[: LEDGER_MAX // 10]
 
     async def record(self, entry: SpendEntry) -> None:
+        self._record(entry)
+
+    def record_nowait(self, entry: SpendEntry) -> None:
         self._record(entry)
 
     async def spend(self, window: str = "day", period: str | None = None, tenant: str | None = None

@@ -14,6 +14,7 @@ JSON-encoded fields, so `incr` is HINCRBYFLOAT).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from importlib.resources import files
 from typing import Any
@@ -59,6 +60,9 @@ class RedisStore(Store):
         await self.r.ping()
 
     async def aclose(self) -> None:
+        pending = list(self.__dict__.get("_tasks", ()))
+        if pending:  # settlements and ledger entries still on their way
+            await asyncio.gather(*pending, return_exceptions=True)
         await self.r.aclose()
         await self.r.connection_pool.disconnect()
 

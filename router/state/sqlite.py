@@ -261,6 +261,9 @@ class SQLiteStore(Store):
         return leases, bases, None, False
 
     async def settle(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
+        self.settle_nowait(grant, actual, entry)
+
+    def settle_nowait(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
         if grant.ok and not grant.settled:
             grant.settled = True
             now = time.monotonic()
@@ -274,6 +277,9 @@ class SQLiteStore(Store):
             self._add_entry(entry)
 
     async def add(self, key: str, amount: float, expires_at: float) -> None:
+        self.add_nowait(key, amount, expires_at)
+
+    def add_nowait(self, key: str, amount: float, expires_at: float) -> None:
         loc = self._get(key, expires_at)
         loc.pending += amount
         loc.last_use = time.monotonic()
@@ -403,6 +409,9 @@ class SQLiteStore(Store):
         self._entries.append(entry)
 
     async def record(self, entry: SpendEntry) -> None:
+        self._add_entry(entry)
+
+    def record_nowait(self, entry: SpendEntry) -> None:
         self._add_entry(entry)
 
     async def spend(self, window: str = "day", period: str | None = None, tenant: str | None = None
