@@ -2,11 +2,11 @@
 
 Every request belongs to a tenant `org/project` (from its key; `default` when the router is open).
 `tenants[]` entries are matched in order by glob (`acme/*`), first match wins. This module checks every
-key of those entries (`match`, `budget`, `limits`, `redact` (through the redaction engine's parser,
-`router/redaction/policy.py`, which owns its meaning), `steering`, `max_tier`) and of `cache`, naming the key path in errors, and refuses a config that
-sets up a feature whose stage is not in `pipeline` (a `budget` without the `budget` stage would
-silently never apply, so it is an error, not a warning). `Tenants.get(name)` answers the first match,
-memoised per tenant name.
+key of those entries (`match`, `budget`, `limits`, `steering`, `max_tier`, and `redact` through the
+redaction engine's own parser, router/redaction/policy.py, which owns its meaning) and of `cache`,
+naming the key path in errors, and refuses a config that sets up a feature whose stage is not in
+`pipeline` (a `budget` without the `budget` stage would silently never apply, so it is an error, not a
+warning). `Tenants.get(name)` answers the first match, memoised per tenant name.
 """
 
 from __future__ import annotations
