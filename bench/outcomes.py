@@ -61,8 +61,10 @@ def body_of(prompt: str | list[dict[str, Any]]) -> dict[str, Any]:
 class Router:
     """classify + route of one config over idle backends: (difficulty, goes to cloud?, features) per body."""
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, learned: bool | None = None) -> None:
         self.config = config or load(DEFAULT_CONFIG)
+        if learned is not None:  # with or without the learned layer of the difficulty score
+            self.config.routing.learned_difficulty = learned
         ctx = context_for(self.config)
         self.analyzer = build_analyzer(ctx)
         self.policy = self.analyzer.policy

@@ -27,9 +27,11 @@ from router.config import ConfigError
 from router.exchange import CallNext, Exchange, Features, Reply
 from router.pipeline import Stage
 from router.routing.classifier import Classifier
-from router.routing.difficulty import Base
+from router.routing.difficulty import Base, logit
 from router.routing.policy import Policy
 from router.routing.tokens import ENCODINGS, Prompt, TokenCount, count, count_exact, estimate, extract, get_encoding
+
+BOUND_MARGIN = 0.01  # logit margin around a band's ends: a difficulty rounded onto a bound still counts
 
 
 class Analyzer:
@@ -39,6 +41,7 @@ class Analyzer:
         self.classifier = classifier
         self.difficulty = classifier.difficulty
         self.policy = policy
+        self._bounds = [logit(b) for b in policy.difficulty_bounds]  # compared in logit space: no exp per check
         self.encoding = encoding  # its BPE loads on the first exact count (most requests only need a bound)
 
     def features(self, ex: Exchange) -> tuple[Features, Prompt]:
@@ -52,21 +55,20 @@ class Analyzer:
             if not tc.exact and self._in_band(f, base, tc, ex):
                 n = count_exact(prompt, get_encoding(self.encoding))
                 tc = TokenCount(n, True, n, n)
-        f.tokens = tc.tokens
+        if tc.tokens != f.tokens:  # `analyse` scored the difficulty at the estimate
+            f.difficulty, f.complexity = self.difficulty.level(base, tc.tokens)
+            f.tokens = tc.tokens
         f.tokens_exact = tc.exact
-        f.difficulty, f.complexity = self.difficulty.level(base, tc.tokens)
         return f, prompt
 
     def _in_band(self, f: Features, base: Base, tc: TokenCount, ex: Exchange) -> bool:
         """Could the token band [low, high] change this request's routing (or its difficulty's level)?"""
-        if is_auto(ex.client_model):
-            score = self.difficulty.score
-            d_low, d_high = score(base, tc.low), score(base, tc.high)
-            if d_low != d_high and self.policy.complexity_matters(f.task):
-                lo, hi = (d_low, d_high) if d_low < d_high else (d_high, d_low)
-                for b in self.policy.difficulty_bounds:
-                    if lo <= b <= hi:
-                        return True
+        if is_auto(ex.client_model) and self.policy.complexity_matters(f.task):
+            z = self.difficulty.logit
+            lo, hi = z(base, tc.low) - BOUND_MARGIN, z(base, tc.high) + BOUND_MARGIN  # the logit grows with size
+            for b in self._bounds:
+                if lo <= b <= hi:
+                    return True
         low, high = tc.low, tc.high
         return any(low <= t < high for t in self.policy.thresholds(f, ex.tenant, ex.client_model))
 
@@ -97,7 +99,7 @@ def build_analyzer(ctx: Any) -> Analyzer:
                     f"backends[{i}].models[{j}].encoding: unknown encoding {m.encoding!r} "
                     f"(known: {', '.join(ENCODINGS)})"
                 )
-    classifier = Classifier(routing.tasks, routing.complexity_cuts)
+    classifier = Classifier(routing.tasks, routing.complexity_cuts, routing.learned_difficulty)
     policy = Policy(routing, ctx.catalog, ctx.config.tenants, classifier.names)
     return Analyzer(classifier, policy, routing.encoding)
 

@@ -4,6 +4,7 @@
     ai-router demo [--port 8082]
     ai-router check FILE                       exit 2 with the failing key path on a bad config
     ai-router route [--config FILE] "prompt" | --file req.json
+    ai-router calibrate FILE.jsonl --cloud-share 0.3 [--config FILE]   the complexity_cuts for that share
     ai-router spend [--config FILE] [--tenant T] [--window day|month]
     ai-router --version
 """
@@ -12,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -23,10 +27,12 @@ from router import __version__
 from router.auth import KeyRing
 from router.config import Config, ConfigError, default_path, load
 from router.errors import ProxyError
-from router.exchange import Exchange
+from router.exchange import Exchange, Features
 from router.observe.logs import setup_logging
 from router.pipeline import Pipeline
 from router.validate import check
+
+PROGRESS_BYTES = 1 << 20  # calibrate shows progress on files bigger than this (or on a terminal)
 
 
 def _load(path: str | None) -> Config:
@@ -96,6 +102,94 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_requests(path: str) -> Iterator[tuple[str, dict[str, Any] | None, float]]:
+    """(endpoint, body or None for a line that is not a request, fraction of the file read) per line of a JSONL
+    file of public_prompts.jsonl records or plain request bodies (chat `messages`, completions `prompt`,
+    Responses `input`)."""
+    size = os.path.getsize(path) or 1
+    done = 0
+    with open(path, "rb") as f:
+        for line in f:
+            done += len(line)
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                yield "chat", None, done / size
+                continue
+            if not isinstance(obj, dict):
+                yield "chat", None, done / size
+            elif isinstance(obj.get("messages"), list):
+                yield "chat", {"model": "auto", "messages": obj["messages"], **_shape_keys(obj)}, done / size
+            elif isinstance(obj.get("prompt"), str):
+                yield "chat", {"model": "auto", "messages": [{"role": "user", "content": obj["prompt"]}]}, done / size
+            elif "input" in obj:
+                yield "responses", {**obj, "model": "auto"}, done / size
+            else:
+                yield "chat", None, done / size
+
+
+def _shape_keys(obj: dict[str, Any]) -> dict[str, Any]:
+    """The request fields besides messages that classification reads (tools, JSON mode, max_tokens)."""
+    keys = ("tools", "response_format", "max_tokens", "max_completion_tokens")
+    return {k: obj[k] for k in keys if k in obj}
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from middleware.route import RouteStage
+    from router.routing.calibrate import calibrate
+    from router.server import RouterService
+
+    if not 0.0 <= args.cloud_share <= 1.0:
+        print("ai-router calibrate: --cloud-share must be between 0 and 1", file=sys.stderr)
+        return 2
+    config = _load(args.config)
+    service = RouterService(config)
+    route = next((s for s in service.pipeline.stages if isinstance(s, RouteStage)), None)
+    if route is None:
+        print("ai-router calibrate: the config's pipeline has no route stage", file=sys.stderr)
+        return 2
+    analyzer, policy = route.analyzer, route.policy
+    features = []
+    skipped = 0
+    progress = sys.stderr.isatty() or os.path.getsize(args.file) > PROGRESS_BYTES
+    last = time.monotonic()
+    for endpoint, body, fraction in read_requests(args.file):
+        if body is None:
+            skipped += 1
+            continue
+        try:
+            check(endpoint, body)
+            features.append(analyzer.features(Exchange("calibrate", endpoint, body, None, {}))[0])
+        except ProxyError:
+            skipped += 1
+        if progress and time.monotonic() - last > 0.5:
+            last = time.monotonic()
+            print(f"\r  {len(features):,} prompts classified ({fraction:.0%})", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(f"\r  {len(features):,} prompts classified (100%)", file=sys.stderr)
+    if not features:
+        print(f"ai-router calibrate: no requests in {args.file} ({skipped} lines skipped)", file=sys.stderr)
+        return 2
+
+    def to_cloud(f: Features) -> bool:
+        try:
+            d = policy.decide(f, endpoint="chat", model="auto")
+        except ProxyError:
+            return False
+        return d.primary.model.location == "cloud"
+
+    now = config.routing.complexity_cuts
+    result = calibrate(features, to_cloud, args.cloud_share, now)
+    lo, hi = result.cuts
+    print(f"{result.requests} prompts from {args.file}" + (f" ({skipped} lines skipped)" if skipped else ""))
+    print(f"now:     complexity_cuts [{now[0]:g}, {now[1]:g}] send {result.configured_share:.1%} to cloud")
+    print(f"for {args.cloud_share:.0%}: complexity_cuts [{lo:g}, {hi:g}] send {result.share:.1%} to cloud")
+    print(f"\nrouting:\n  complexity_cuts: [{lo:g}, {hi:g}]")
+    return 0
+
+
 def cmd_spend(args: argparse.Namespace) -> int:
     from router.spend import print_report, report
     from router.state import open_store
@@ -142,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--file", help="a JSON chat completions request body")
     r.add_argument("prompt", nargs="?")
     r.set_defaults(func=cmd_route)
+    cal = sub.add_parser("calibrate", help="the routing.complexity_cuts that send about a share of prompts to cloud")
+    cal.add_argument("file", help="JSONL: public_prompts.jsonl records or request bodies, one per line")
+    cal.add_argument("--cloud-share", type=float, required=True, help="wanted share of requests on cloud, 0..1")
+    cal.add_argument("--config")
+    cal.set_defaults(func=cmd_calibrate)
     sp = sub.add_parser("spend", help="spend, remaining budget and savings per tenant, from the state store")
     sp.add_argument("--config")
     sp.add_argument("--tenant")

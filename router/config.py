@@ -127,6 +127,7 @@ class Routing:
     encoding: str = "o200k_base"
     complexity_cuts: tuple[float, float] = (0.35, 0.65)
     adaptive: Adaptive = field(default_factory=Adaptive)
+    learned_difficulty: bool = True  # add the shipped learned layer to the hand-tuned difficulty
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,7 +482,8 @@ def _cuts(n: _Node) -> tuple[float, float]:
 
 def _routing(n: _Node, models: list[ModelSpec]) -> Routing:
     n.no_unknown(("tiers", "rules", "min_confidence", "promotion", "tasks", "encoding", "complexity_cuts",
-                  "adaptive"))
+                  "adaptive",
+                  "learned_difficulty"))
     tiers = n.str_list("tiers")
     if not tiers:
         seen: list[str] = []
@@ -519,6 +521,7 @@ def _routing(n: _Node, models: list[ModelSpec]) -> Routing:
         tasks=tasks,
         encoding=n.str("encoding", "o200k_base"),
         complexity_cuts=_cuts(n),
+        learned_difficulty=n.bool("learned_difficulty", True),
         adaptive=_adaptive(n.child("adaptive")),
     )
 

@@ -85,8 +85,7 @@ def test_request_shape_signals() -> None:
     assert f.wants_json
     assert f.max_output_tokens == 5000
     assert {"depth:9", "tools:1", "response_format:json", "max_tokens:5000"} <= set(f.signals)
-    assert f.complexity != "low"
-    assert f.difficulty > classify("ok and then?").difficulty
+    assert f.difficulty > classify("ok and then?").difficulty + 0.15  # depth, tools, JSON mode, a long answer
     img = classify("")
     assert not img.has_images
     p = extract("chat", {"messages": [{"role": "user", "content": [

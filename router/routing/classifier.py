@@ -375,6 +375,7 @@ for _t in CODE_TOKENS:
 _CODE_PLAIN = [t for t in CODE_TOKENS if _required(t) is None]
 _HAS_DIGIT = re.compile(r"\d")
 _FIND, _AT_START, _ANCHORED, _NON_ASCII = range(4)
+_PLAIN = (1, 0, 0, False, None)  # the shape of a one-message request with nothing else: turns, system, tools, ...
 # fired signals are ordered as the classes are, then: structural signals, code_tokens, patterns, keywords
 _SLOT, _CODE_SLOT, _PATTERN_SLOT, _KEYWORD_SLOT = 4096, 1024, 2048, 3072
 
@@ -382,9 +383,9 @@ _SLOT, _CODE_SLOT, _PATTERN_SLOT, _KEYWORD_SLOT = 4096, 1024, 2048, 3072
 class Classifier:
     """Built once from `routing.tasks`; `classify(prompt)` is pure and thread-safe."""
 
-    def __init__(self, tasks: Any = None, cuts: tuple[float, float] = DEFAULT_CUTS) -> None:
+    def __init__(self, tasks: Any = None, cuts: tuple[float, float] = DEFAULT_CUTS, learned: bool = True) -> None:
         specs = parse_tasks(tasks)
-        self.difficulty = Difficulty(cuts)
+        self.difficulty = Difficulty(cuts, learned)
         self.tasks: list[_Task] = []
         names = [t for t in BUILTIN_TASKS if not (t in specs and specs[t] is None)]
         names += [n for n in specs if n not in BUILTIN_TASKS and specs[n] is not None]
@@ -498,6 +499,8 @@ class Classifier:
         self._kw_bytes = ncat * _BITS // 8
         self._unpack = struct.Struct(f"<{ncat}H").unpack  # packed counts -> one count per category
         vocab |= self._keyword_keys | self._phrase_keys
+        if self.difficulty.learned is not None:  # the learned layer's words: found by the same intersection
+            vocab |= self.difficulty.learned.keys
         self._vocab = frozenset(vocab)
         # the context part (system prompt, earlier turns) repeats across a conversation's requests
         self._context_evidence = lru_cache(maxsize=CONTEXT_MEMO)(self._context)
@@ -650,7 +653,7 @@ class Classifier:
             wants_json=prompt.wants_json,
             max_output_tokens=prompt.max_output,
         )
-        base = self._difficulty_base(prompt, f, view, lowered, counts, fired)
+        base = self._difficulty_base(prompt, f, view, lowered, hits, counts, fired)
         f.difficulty, f.complexity = self.difficulty.level(base, tokens)
         return f, base
 
@@ -688,7 +691,7 @@ class Classifier:
 
     def _passage(self, view: str, numbers: int, scores: list[float], fired: dict[str, float]) -> None:
         """A short ask plus a pasted prose passage is docs work (answer, extract or rewrite from it)."""
-        if "```" in view:
+        if "```" in view or "multiple_choice" in fired:
             return
         ask, sep, rest = view.strip().partition("\n")
         if not sep or len(ask) > 400:
@@ -717,33 +720,45 @@ class Classifier:
             scores[self._math] -= fired.pop("word_problem")  # type: ignore[index]  # "how many ..." over a passage
 
     def _difficulty_base(
-        self, prompt: Prompt, f: Features, view: str, lowered: str, counts: tuple[int, ...], fired: dict[str, float]
+        self, prompt: Prompt, f: Features, view: str, lowered: str, hits: frozenset[bytes], counts: tuple[int, ...],
+        fired: dict[str, float],
     ) -> Base:
         """The evidence `Difficulty.base` reads, gathered from this request (signals it adds are listed too)."""
-        vocab = counts[self._cx0 :]
+        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = counts[self._cx0 :]
         signals = f.signals
         task = f.task
-        long_form = vocab[3]
         if "word" in lowered and WORD_COUNT.search(lowered):
             long_form += 1
         long_form = 1 if (long_form and "compose" in fired) or long_form > 1 else 0
-        if long_form:
-            signals.append("long_form")
-        if vocab[4]:
-            signals.append("advanced_math")
-        if vocab[5] > 1:
-            signals.append(f"constraints:{vocab[5]}")
-        if vocab[6]:
-            signals.append("expert_domain")
-        if fired and "file_paths" in fired and len(set(_SOURCE_FILE.findall(view))) >= 3:
+        if long_form or advanced or constraints > 1 or expert:
+            if long_form:
+                signals.append("long_form")
+            if advanced:
+                signals.append("advanced_math")
+            if constraints > 1:
+                signals.append(f"constraints:{constraints}")
+            if expert:
+                signals.append("expert_domain")
+        if "file_paths" in fired and len(set(_SOURCE_FILE.findall(view))) >= 3:
             fired["many_files"] = 1.0
             signals.append("many_files")
         numbers = 0
         if task == "math" or task == "reasoning":
             numbers = sum(1 for x in islice(_iter_numbers(view), 12) if not _YEAR.fullmatch(x))
-        elif task == "code" and vocab[7]:
+        elif algorithmic and task == "code":
             signals.append("algorithmic")
-        words = view.count(" ") + view.count("\n") + 1
+        roles = prompt.roles
+        if len(roles) > 2 or prompt.system or prompt.tools or prompt.wants_json or prompt.image_tokens \
+                or prompt.max_output:
+            shape = self._shape(prompt, signals)
+        else:
+            shape = _PLAIN
+        vocab = (hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic)
+        return self.difficulty.base(task, fired, vocab, numbers, view.count(" ") + 1, shape, hits)
+
+    @staticmethod
+    def _shape(prompt: Prompt, signals: list[str]) -> tuple[int, int, int, bool, int | None]:
+        """(turns, system prompt chars, tools, JSON mode, max_tokens) of a request, with their signals."""
         roles = prompt.roles
         turns = roles.count("user") + roles.count("assistant")
         if turns >= 6:
@@ -760,8 +775,7 @@ class Classifier:
             signals.append(f"images:{len(prompt.image_tokens)}")
         if prompt.max_output:
             signals.append(f"max_tokens:{prompt.max_output}")
-        shape = (turns, len(prompt.system), len(prompt.tools), prompt.wants_json, prompt.max_output)
-        return self.difficulty.base(task, fired, (*vocab[:3], long_form, *vocab[4:]), numbers, words, shape)
+        return turns, len(prompt.system), len(prompt.tools), prompt.wants_json, prompt.max_output
 
 
 def _code_tokens(text: str, present: Any) -> bool:

@@ -22,6 +22,12 @@ own prior (`PRIORS`), so math and reasoning start high and docs and chat low.
 from __future__ import annotations
 
 import math
+from collections.abc import Set
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import orjson
 
 DEFAULT_CUTS = (0.35, 0.65)
 # task -> (prior logit, weight of log2(tokens / 64), weight of log2(tokens / 2048) above 2048 tokens): the size
@@ -39,6 +45,44 @@ _SIZE_MIN, _SIZE_MAX = -1.5, 9.0  # log2(tokens / 64): 22 tokens .. 32k tokens
 Base = tuple[float, float, float]  # (size-free logit, weights of the size part)
 
 
+WEIGHTS = "difficulty_weights.json"  # package data in router/data, written by `python -m bench.train_difficulty`
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedLayer:
+    """A logistic regression over the words of the request (presence), trained offline on the public outcome
+    tables; its logit (centred per task, scaled, clipped) is added to the hand-tuned one, so it ranks requests
+    within what the task priors and signals already say rather than replacing them."""
+
+    weights: dict[bytes, float]
+    keys: frozenset[bytes]
+    centres: dict[str, float]  # per task: the mean of the layer's raw logit over its training prompts
+    scale: float
+    clip: float
+
+    def logit(self, task: str, hits: Set[bytes]) -> float:
+        """The layer's contribution for a request of `task` whose vocabulary words are `hits`."""
+        found = self.keys.intersection(hits)
+        raw = sum(map(self.weights.__getitem__, found)) if found else 0.0
+        z = self.scale * (raw - self.centres.get(task, self.centres["*"]))
+        return self.clip if z > self.clip else -self.clip if z < -self.clip else z
+
+
+@lru_cache(maxsize=1)
+def learned_layer() -> LearnedLayer:
+    """The shipped weights (read once per process)."""
+    doc = orjson.loads(resources.files("router").joinpath("data", WEIGHTS).read_bytes())
+    weights = {w.encode("utf-8", "surrogatepass"): float(v) for w, v in doc["words"].items()}
+    centres = {t: float(v) for t, v in doc["centres"].items()}
+    return LearnedLayer(weights, frozenset(weights), centres, float(doc["scale"]), float(doc["clip"]))
+
+
+def logit(p: float) -> float:
+    """The logit of a difficulty (clamped away from 0 and 1)."""
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
 def level(difficulty: float, cuts: tuple[float, float] = DEFAULT_CUTS) -> str:
     """`low|medium|high` of a difficulty under the cut points."""
     return "low" if difficulty < cuts[0] else "medium" if difficulty < cuts[1] else "high"
@@ -47,25 +91,28 @@ def level(difficulty: float, cuts: tuple[float, float] = DEFAULT_CUTS) -> str:
 class Difficulty:
     """The difficulty model: built once; `base()` and `score()` are pure."""
 
-    __slots__ = ("cuts",)
+    __slots__ = ("cuts", "learned")
 
-    def __init__(self, cuts: tuple[float, float] = DEFAULT_CUTS) -> None:
+    def __init__(self, cuts: tuple[float, float] = DEFAULT_CUTS, learned: bool = True) -> None:
         self.cuts = (float(cuts[0]), float(cuts[1]))
+        self.learned = learned_layer() if learned else None
 
-    @staticmethod
     def base(
+        self,
         task: str,
         fired: dict[str, float],
         vocab: tuple[int, ...],
         numbers: int,
         words: int,
         shape: tuple[int, int, int, bool, int | None],
+        hits: Set[bytes] = frozenset(),
     ) -> Base:
         """The size-free part of a request's difficulty.
 
         `vocab`: distinct hits of (hard, moderate, simple, long_form, advanced_math, constraints, expert,
         algorithmic) phrases; `numbers`: quantities in the last message (capped); `words`: its length in words;
-        `shape`: (conversation turns, system prompt chars, tools, JSON mode, max_tokens)."""
+        `shape`: (conversation turns, system prompt chars, tools, JSON mode, max_tokens); `hits`: the request's
+        words that are in the classifier's vocabulary (which holds the learned layer's words)."""
         hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = vocab
         z, size_w, long_w = PRIORS.get(task, _OTHER)
         transform = task == "docs" and fired and ("translate" in fired or "summarize" in fired or "rewrite" in fired)
@@ -124,19 +171,25 @@ class Difficulty:
             z += 0.3
         if max_output:
             z += 0.6 if max_output >= 4000 else 0.3 if max_output >= 1500 else -0.3 if max_output <= 200 else 0.0
+        if self.learned is not None:
+            z += self.learned.logit(task, hits)
         return z, size_w, long_w
 
     @staticmethod
-    def score(base: Base, tokens: int) -> float:
-        """Difficulty in [0, 1] from the size-free base and the prompt's tokens."""
+    def logit(base: Base, tokens: int) -> float:
+        """The difficulty's logit: the size-free base plus the size part."""
         z, size_w, long_w = base
         size = math.log2(tokens / 64) if tokens > 0 else _SIZE_MIN
         z += size_w * (_SIZE_MIN if size < _SIZE_MIN else _SIZE_MAX if size > _SIZE_MAX else size)
         if size > 5.0:  # above 2048 tokens: long material
             z += long_w * (size - 5.0 if size < _SIZE_MAX else _SIZE_MAX - 5.0)
-        if z < -30.0:
-            return 0.0
-        return round(1.0 / (1.0 + math.exp(-z)), 3)
+        return z
+
+    @staticmethod
+    def score(base: Base, tokens: int) -> float:
+        """Difficulty in [0, 1] from the size-free base and the prompt's tokens."""
+        z = Difficulty.logit(base, tokens)
+        return 0.0 if z < -30.0 else round(1.0 / (1.0 + math.exp(-z)), 3)
 
     def level(self, base: Base, tokens: int) -> tuple[float, str]:
         """(difficulty, complexity) of a request."""

@@ -124,6 +124,7 @@ class Policy:
         }
         self._no_rule = f"no rule matched -> {self.tiers[0]}" if self.tiers else ""
         self._cx_matters: dict[str | None, bool] = {}  # task -> can complexity change its rule (memoised)
+        self._by_task: dict[str, list[Rule]] = {}  # task -> the rules that may match it, in order (memoised)
         # the difficulties where a decision can flip: the complexity cuts and every rule's difficulty bounds
         self.difficulty_bounds = sorted(
             {*routing.complexity_cuts}
@@ -198,7 +199,10 @@ class Policy:
             return []
         out: list[int] = []
         if is_auto(client_model):
-            for r in self.rules:
+            rules = self._by_task.get(f.task)
+            if rules is None:
+                rules = self._by_task[f.task] = [r for r in self.rules if r.task is None or r.task == f.task]
+            for r in rules:
                 if self._matches(r, f, tenant, tokens=False):
                     if r.max_prompt_tokens is None:
                         break

@@ -93,10 +93,12 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("what ", r"\bwhat (?:is|was|were|are) the (?:total|sum|difference|average|mean|median|product|probability"
                   r"|percentage|ratio|area|perimeter|volume|remainder|value|cost|price|profit|speed|rate)\b"),
         ("what percent", None), ("in total", None), ("altogether", None),
-        ("~quant", r"\bquant(?:o|a|os|as) (?:\w+ ){0,3}?(?:vai|vão|tem|têm|terá|custa|custam|sobr|faltam|gast|pag|rest"
-                  r"|ganh|vend|compr|precis|leva|levam|dura|é|são|foi|foram|há)"),
-        ("~cuánt", r"\bcuánt(?:o|a|os|as) (?:\w+ ){0,3}?(?:va|van|tiene|tienen|tendrá|cuesta|cuestan|sobr|faltan|gast"
-                  r"|pag|rest|gan|vend|compr|necesit|tarda|dura|es|son|fue|fueron|hay|habrá)"),
+    ] + [(w, w + r" (?:\w+ ){0,3}?(?:vai|vão|tem|têm|terá|custa|custam|sobr|faltam|gast|pag|rest|ganh|vend|compr"
+                 r"|precis|leva|levam|dura|é|são|foi|foram|há)")
+         for w in ("quanto", "quanta", "quantos", "quantas")] + [
+    ] + [(w, w + r" (?:\w+ ){0,3}?(?:va|van|tiene|tienen|tendrá|cuesta|cuestan|sobr|faltan|gast|pag|rest|gan|vend"
+                 r"|compr|necesit|tarda|dura|es|son|fue|fueron|hay|habrá)") for w in ("cuánto", "cuánta", "cuántos",
+                                                                                     "cuántas")] + [
         ("calcule", None), ("calcula ", None), ("resolva", None), ("resuelve", None), ("encontre", None),
         ("encuentra", None), ("determine", None),
     ] + [(verb, verb + r" (?:the |his |her |their |its |how )") for verb in (
@@ -177,8 +179,13 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
                  r"|siblings?)\b"),
         ("cada", r"\b(?:irmãs?|irmãos?|hermanas?|hermanos?)\b[^?]{0,64}\bcada\b[^?]{0,80}\b(?:irmãs?|irmãos?|hermanas?"
                  r"|hermanos?)\b"),
-        ("~overtak", r"\bovertak(?:e|en|ing)\b[^?]{0,80}\b(?:position|place)\b"),
+    ] + [(w, w + r"\b[^?]{0,80}\b(?:position|place)\b") for w in ("overtake", "overtaken", "overtaking", "overtook")]
+      + [
         ("ontem fosse", None), ("ayer fuera", None), ("day after tomorrow", r"\bif (?:yesterday|tomorrow|today)\b"),
+        ("truth table", None), ("predicate logic", None), ("propositional logic", None), ("valid or invalid", None),
+        ("counterexample", None), ("identify the conclusion", None), ("the following argument", None),
+        ("tautology", None), ("scenario 1", None), ("which of these two scenarios", None),
+        ("lógica proposicional", None),
         ("mislabeled", None), ("mislabelled", None), ("label is wrong", None), ("labels are wrong", None),
         ("labelled wrong", None), ("labeled wrong", None), ("labelled incorrectly", None),
         ("labeled incorrectly", None), ("etiquetas", r"\betiquetas (?:estão|están) (?:erradas|mal)\b"),
@@ -196,6 +203,9 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("flaws in", r"\bflaws? in (?:the|this|my) (?:argument|reasoning|logic)\b"), ("assumptions", None),
         ("valid schedule", None), ("decision plan", None), ("plano de decisão", None), ("plan de decisión", None),
         ("pontos de decisão", None), ("puntos de decisión", None),
+    ]),
+    ("multiple_choice", "chat", 0.0, [  # options on their own lines: the answer is one of them, not a text to edit
+        ("\nb. ", r"\nb\. [^\n]+\nc\. "), ("\nb) ", r"\nb\) [^\n]+\nc\) "), ("\n(b) ", r"\n\(b\) [^\n]+\n\(c\) "),
     ]),
     ("greeting", "chat", 1.5, [
         ("", r"\A\W*(?:hi|hello|hey|yo|good (?:morning|afternoon|evening)|thanks|thank you|how are you|what's up"
@@ -241,6 +251,9 @@ NEEDS: dict[tuple[str, str], Need] = {
     **{("word_problem", v): (("the", "his", "her", "their", "its", "how"),)
        for v in ("find", "calculate", "compute", "determine", "work out")},
     ("proof", " that"): (("prove", "show", "demonstrate"),),
+    ("logic_puzzle", "each"): (("sister", "sisters", "brother", "brothers", "sibling", "siblings"),),
+    ("logic_puzzle", "cada"): (("irmã", "irmãs", "irmão", "irmãos", "hermana", "hermanas", "hermano", "hermanos"),),
+    ("logic_puzzle", "related to"): (("is", "are"), ("how",)),
     ("summarize", "given "): (("paragraph", "text", "passage", "article", "document", "excerpt"),),
     ("summarize", "in "): (("sentence", "sentences", "bullet", "paragraph", "paragraphs", "words"),),
     ("translate", "to "): (_LANGUAGES,),
@@ -264,6 +277,7 @@ NEEDS: dict[tuple[str, str], Need] = {
 # only tried on texts holding that mark (a C-level byte search) instead of on every text.
 MARKS: dict[tuple[str, str], str] = {
     ("stack_trace", "!~Error"): ":", ("stack_trace", "!~Exception"): ":", ("stack_trace", "!    at "): "(",
+    ("code_syntax", "for "): ":",
 }
 
 # Regexes of which an alternative's regex cannot match a window without one matching in it too, tried first: each
