@@ -1,5 +1,5 @@
-"""Canary: known secrets go into prompts, client keys and upstream errors; no log line, access-log line or
-error answer shows them (kinds and counts only)."""
+"""Canary: known secrets go into prompts, client keys and upstream errors; no log line, access-log line,
+metric, dashboard entry or error answer shows them (kinds and counts only)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,13 @@ CANARIES = {
     "upstream_key": "sk-canary-upstream-Pp4Rr8Tt2",
 }
 GOOD_KEY = "sk-router-canary-good"
+ADMIN = "sk-router-canary-admin"
 
 
 def test_no_secret_reaches_a_log(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AI_ROUTER_TEST_CLOUD_KEY", CANARIES["upstream_key"])
+    monkeypatch.setenv("AI_ROUTER_TEST_CANARY_ADMIN", ADMIN)
     caplog.set_level(logging.DEBUG)
     keys = [{"name": "app", "key_sha256": hashlib.sha256(GOOD_KEY.encode()).hexdigest(), "tenant": "acme/app"},
             {"name": "strict", "key_sha256": hashlib.sha256(b"sk-router-canary-strict").hexdigest(),
@@ -34,7 +36,8 @@ def test_no_secret_reaches_a_log(caplog: pytest.LogCaptureFixture, capfd: pytest
     tenants = [{"match": "acme/app", "redact": {"policy": "redact"}},
                {"match": "acme/strict", "redact": {"policy": "block"}}]
     stack = RecordingStack(lambda local, cloud: make_config(
-        local, cloud, auth={"keys": keys}, tenants=tenants, logging={"level": "debug", "access_log": True}))
+        local, cloud, auth={"keys": keys, "admin_key_env": "AI_ROUTER_TEST_CANARY_ADMIN"}, tenants=tenants,
+        logging={"level": "debug", "access_log": True}))
     stack.start()
     prompt = (f"mail {CANARIES['email']} key {CANARIES['key']} card {CANARIES['card']} cpf {CANARIES['cpf']}")
     try:
@@ -61,13 +64,17 @@ def test_no_secret_reaches_a_log(caplog: pytest.LogCaptureFixture, capfd: pytest
         with pytest.raises(openai.APIStatusError) as e:
             c.chat.completions.create(model="gpt-5", messages=msgs)
         answers += str(e.value.body)
+        with httpx.Client(headers={"authorization": f"Bearer {ADMIN}"}) as h:
+            metrics = h.get(stack.url + "/metrics").text
+            dashboard = h.get(stack.url + "/dashboard/stats").text
     finally:
         stack.stop()
     out, err = capfd.readouterr()
-    logged = "\n".join([caplog.text, out, err])
+    logged = "\n".join([caplog.text, out, err, metrics, dashboard])
     for name, value in CANARIES.items():
         assert value not in logged, f"{name} reached a log line"
         assert value not in answers, f"{name} reached an error answer"
     assert '"redacted":{' in err  # the access log counts kinds: {"EMAIL":1,"OPENAI_KEY":1,...}
     assert '"EMAIL":1' in err
+    assert 'ai_router_redactions_total{kind="EMAIL",tenant="acme/app"}' in metrics
     assert CANARIES["email"] not in stack.cloud.received()

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from router.config import ConfigError
-from router.redaction import BodyRedactor, Restorer, Scanner, TenantPolicies, parse_policy
+from router.redaction import BodyRedactor, RestoredStream, Restorer, Scanner, TenantPolicies, parse_policy
 from router.redaction.checksums import cnpj_ok, cpf_ok, iban_ok, is_card, luhn, ssn_ok
 
 SCANNER = Scanner()
@@ -263,3 +263,30 @@ def test_allow_list_and_detectors_subset() -> None:
     out = BodyRedactor(Scanner(kinds={"EMAIL"}), allow=frozenset({"support@acme.io"})).redact(body)
     assert out is not None
     assert out[0]["messages"][0]["content"] == "mail support@acme.io or ⟦EMAIL_1⟧, ip 10.1.2.3"
+
+
+async def test_restored_stream_relays_and_delegates() -> None:
+    class Inner:
+        usage = {"prompt_tokens": 1}
+        truncated = False
+        closed = False
+
+        async def _gen(self) -> Any:
+            chunks = (b'data: {"delta":{"content":"hi \xe2\x9f\xa6EM', b'AIL_1\xe2\x9f\xa7"}}\n\n', b"data: [DONE]\n\n")
+            for c in chunks:
+                yield c
+
+        def __aiter__(self) -> Any:
+            return self._gen()
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    inner = Inner()
+    rs = RestoredStream(inner, Restorer({"EMAIL_1": "a@b.io"}))
+    out = b"".join([c async for c in rs])
+    assert out == b'data: {"delta":{"content":"hi a@b.io"}}\n\ndata: [DONE]\n\n'
+    assert rs.usage == {"prompt_tokens": 1}
+    assert rs.truncated is False
+    await rs.aclose()
+    assert inner.closed

@@ -128,6 +128,8 @@ class Metrics:
                               ["endpoint", "code"], registry=r)
         self.upstream_errors = Counter(PREFIX + "upstream_errors", "Failed upstream attempts, by kind.",
                                        ["backend", "kind"], registry=r)
+        self.redactions = Counter(PREFIX + "redactions", "Secrets and PII found in prompts (kinds, never values).",
+                                  ["tenant", "kind"], registry=r)
         self.promotions = Counter(PREFIX + "promotions", "Moves to the next candidate after a failed attempt.",
                                   ["from_tier", "to_tier", "reason"], registry=r)
         self.breaker = Gauge(PREFIX + "breaker_state", "1 for the backend's current breaker state (max over workers).",
@@ -141,6 +143,7 @@ class Metrics:
         self._errors: dict[tuple[str, str], Any] = {}
         self._upstream_errors: dict[tuple[str, str], Any] = {}
         self._promotions: dict[tuple[str, str, str], Any] = {}
+        self._redactions: dict[tuple[str, str], Any] = {}
         self.decisions: deque[dict[str, Any]] = deque(maxlen=decisions)
         self.history: deque[dict[str, Any]] = deque(maxlen=900)  # the dashboard's points (router/observe/stats.py)
         self.started = time.time()
@@ -184,6 +187,12 @@ class Metrics:
             s.cost.inc(ex.cost_usd)
         if error is not None:
             self.error(ex.endpoint, error)
+        if ex.findings:
+            for kind, n in ex.findings.items():
+                c = self._redactions.get((tenant, kind))
+                if c is None:
+                    c = self._redactions[tenant, kind] = self.redactions.labels(tenant, kind)
+                c.inc(n)
         attempts = ex.attempts
         if len(attempts) > 1 or (attempts and attempts[0].outcome != "ok"):
             self._attempts(attempts)
@@ -294,6 +303,7 @@ def _decision(ex: Exchange, elapsed: float, error: str | None) -> dict[str, Any]
         "stream": ex.stream,
         "cost_usd": ex.cost_usd,
         "latency_ms": round(elapsed * 1000, 2),
+        "redacted": ex.findings,  # kinds and counts, never values
     }
 
 

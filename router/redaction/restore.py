@@ -206,7 +206,8 @@ def _string_start(data: bytes, pos: int) -> int:
 
 
 class RestoredStream:
-    """A reply's stream with placeholders restored; `usage` and `aclose` reach the wrapped stream."""
+    """A reply's stream with placeholders restored; what the pump and other stages read of a stream
+    (`usage`, `seen`, `truncated`, …) and `aclose` reach the wrapped stream."""
 
     __slots__ = ("inner", "restorer")
 
@@ -214,9 +215,8 @@ class RestoredStream:
         self.inner = inner
         self.restorer = restorer
 
-    @property
-    def usage(self) -> Any:
-        return getattr(self.inner, "usage", None)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._relay()
