@@ -63,7 +63,8 @@ def sse_body(model: str) -> bytes:
 def _head(status: int, ctype: bytes, extra: bytes = b"", length: int | None = None) -> bytes:
     framing = b"Content-Length: %d\r\n" % length if length is not None else b"Transfer-Encoding: chunked\r\n"
     reason = {200: b"OK", 400: b"Bad Request", 401: b"Unauthorized"}.get(status, b"X")
-    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s\r\n" % (status, reason, ctype, framing, extra)
+    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nConnection: close\r\n%s%s\r\n" % (
+        status, reason, ctype, framing, extra)
 
 
 def _chunk(data: bytes) -> bytes:
@@ -95,7 +96,7 @@ class HostileUpstream:
         self.open_connections += 1
         self._writers.add(writer)
         try:
-            while True:
+            while True:  # (every answer says Connection: close, so the router sends one request per connection)
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
@@ -178,6 +179,12 @@ async def _endless(w: asyncio.StreamWriter, piece: bytes) -> None:
         await w.drain()
 
 
+async def _serve_forever(port: int) -> None:
+    up = HostileUpstream()
+    print(await up.start(port=port), flush=True)
+    await asyncio.Event().wait()
+
+
 def backend_config(url: str, **timeouts: float) -> dict[str, Any]:
     """A `backends[]` entry for this upstream: one model per case."""
     return {
@@ -186,3 +193,9 @@ def backend_config(url: str, **timeouts: float) -> dict[str, Any]:
         "models": [{"id": case, "tier": "hostile", "context": 100000, "price": {"input": 1, "output": 1}}
                    for case in CASES],
     }
+
+
+if __name__ == "__main__":  # python -m bench.hostile_upstream PORT: serve until killed (prints its base URL)
+    import sys
+
+    asyncio.run(_serve_forever(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
