@@ -47,6 +47,8 @@ def test_checksums() -> None:
     ("escreva para joão.silva@empresa.com.br", [("EMAIL", "joão.silva@empresa.com.br")]),
     ("call +55 (11) 98765-4321 or (415) 555-0132", [("PHONE", "+55 (11) 98765-4321"), ("PHONE", "(415) 555-0132")]),
     ("uk 07700 900123, fr 06 12 34 56 78", [("PHONE", "07700 900123"), ("PHONE", "06 12 34 56 78")]),
+    ("(11) 9 8765-4321 or 1-800-555-0199", [("PHONE", "(11) 9 8765-4321"), ("PHONE", "1-800-555-0199")]),
+    ("pk_live_51H8xYZabcdefghijklmnop", [("STRIPE_KEY", "pk_live_51H8xYZabcdefghijklmnop")]),
     ("card 4539-1488-0343-6467 exp 09/27", [("CARD", "4539-1488-0343-6467")]),
     ("amex 3782 822463 10006?", []),  # Luhn fails
     ("IBAN DE89 3704 0044 0532 0130 00.", [("IBAN", "DE89 3704 0044 0532 0130 00")]),
@@ -103,6 +105,9 @@ def test_private_key_and_jwt() -> None:
     "kgAAAABJRU5ErkJggg==\">",
     "icon@2x.png and npm i @types/node@20.1.0",
     "CEP 01310-100, R$ 1.299,90, ISBN 978-3-16-148410-0",
+    'STAGES = {"auth": "middleware.auth:AuthStage"}; tokens_for: Callable[[str], int]',
+    "auth = proxy.seen[0][1]; proxy: http://[user:pass@]host:port; NO_PROXY=10.0.0.0/8",
+    "Authorization: Bearer YOUR_TOKEN_HERE and sk-your-api-key-here",
 ])
 def test_hard_negatives(text: str) -> None:
     assert found(text) == []

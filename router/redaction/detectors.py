@@ -53,16 +53,19 @@ class Detector:
 
 _PLACEHOLDER_VALUE = re.compile(
     r"^(?:\$\{.*\}?|\$\(.*|\$[A-Za-z_]\w*|%[A-Za-z_]\w*%?|<[^>]*>?|\{\{.*|\[.*\]|\*+|x{3,}|X{3,}|\.{3,}|"
-    r"(?:your|my|the|some|insert|enter|example|sample|dummy|fake|placeholder|changeme|redacted|secret|password|"
-    r"token|none|null|nil|true|false|undefined|empty|string|str|bytes|int|required|optional|env|os|process|"
+    r"(?:your|my|the|some|insert|enter|example|sample|dummy|fake|placeholder|changeme|redacted|secret|password|pass|"
+    r"passwd|pwd|pw|user|token|none|null|nil|true|false|undefined|empty|string|str|bytes|int|required|optional|env|os|process|"
     r"config|settings|self|this|getenv|get|input|getpass|prompt|args|params|request|req|ctx|field)\b.*)$",
     re.IGNORECASE,
 )
-_REFERENCE = re.compile(r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+(?:\(.*)?$|^[A-Za-z_]\w*\(|^[A-Z][A-Z0-9_]{2,}$")
+_REFERENCE = re.compile(  # code, not a value: `self.cfg.token`, `resp["x"][0]`, `get_key(`, `DB_PASSWORD`
+    r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*|\[[^\]]*\]?)+(?:\(.*)?$|^[A-Za-z_]\w*\(|^[A-Z][A-Z0-9_]{2,}$")
 
 
 def _looks_random(value: str, min_len: int = 16, min_bits: float = 3.2) -> bool:
-    if len(value) < min_len:
+    """Long enough, letters and digits mixed (a module path or a type annotation has no digit), and not
+    too repetitive."""
+    if len(value) < min_len or not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
         return False
     classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value)))
     return classes >= 2 and entropy(value) >= min_bits
@@ -209,8 +212,8 @@ def _ipv4(text: str, s: int, e: int, v: Span | None) -> tuple[str, int, int] | N
         return None
     if v in _NOT_PERSONAL_IPS or parts[0] == "127" or v.startswith("255.255."):
         return None
-    if e < len(text) - 1 and text[e] == "." and text[e + 1].isdigit():
-        return None  # a longer dotted number (a version such as 1.2.3.4.5)
+    if e < len(text) - 1 and text[e] in "./" and text[e + 1].isdigit():
+        return None  # a longer dotted number (a version such as 1.2.3.4.5), or a network (10.0.0.0/8)
     head = text[max(0, s - 9):s].lower()
     if head.endswith(("v", "version ", "version=", "ver ", "release ", "build ")):
         return None
@@ -343,7 +346,7 @@ DETECTORS: tuple[Detector, ...] = (
              r"(?:xox[abpreos]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,}|"
              r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,})",
              _plain("SLACK_TOKEN"), before=TOKEN_NEIGHBOURS),
-    Detector("STRIPE_KEY", SECRET, r"(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})",
+    Detector("STRIPE_KEY", SECRET, r"(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})",
              _plain("STRIPE_KEY")),
     Detector("TWILIO_KEY", SECRET, r"(?:AC|SK)[a-f0-9]{32}", _plain("TWILIO_KEY"), after=WORD),
     Detector("SENDGRID_KEY", SECRET, r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", _plain("SENDGRID_KEY"),
@@ -372,7 +375,7 @@ DETECTORS: tuple[Detector, ...] = (
              before=NUMERIC_NEIGHBOURS, after=WORD),
     Detector("PHONE", PII,
              r"(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){1,4}|"
-             r"\(\d{2,4}\)[ .-]?\d{3,5}[ .-]?\d{4}|"
+             r"\(\d{2,4}\)[ .-]?(?:9[ .-])?\d{3,5}[ .-]?\d{4}|1[ .-]\d{3}[ .-]\d{3}[ .-]\d{4}|"
              r"\d{2,4}[ .-]\d{3,5}[ .-]\d{4}|0\d{2,4}[ .-]\d{5,8}|0\d(?:[ .-]\d\d){4}|9\d{4}-\d{4})", _phone,
              before=frozenset(WORD | {"-", ".", "/", "+"}), after=frozenset(WORD | {"-"})),
     Detector("CARD", PII, r"\d{9,}", _run, before=NUMERIC_NEIGHBOURS, after=WORD),
