@@ -77,7 +77,7 @@ class FeedbackEndpoint:
             if len(raw) > MAX_BODY:
                 raise RequestTooLarge(f"A feedback body is at most {MAX_BODY} bytes.")
             request_id, score = parse_feedback(decode(raw))
-            if not svc.feedback.rate(request_id, key.tenant if key else None, score):
+            if not await svc.feedback.rate_anywhere(request_id, key.tenant if key else None, score):
                 raise NotFound(f"No answer with request id {request_id!r} is known for you: unknown, expired, "
                                "or not yours.", param="request_id", code="request_not_found")
         except ProxyError as e:

@@ -333,6 +333,7 @@ def test_the_policy_survives_a_restart_on_sqlite(tmp_path: Any) -> None:
         rid, _ = ask(first, KEY_A, model="tier:cloud-mini", content=prompt)
         assert rate(first, KEY_A, {"request_id": rid, "rating": "up"}).status_code == 204
         assert ask(first, KEY_A, content=prompt)[1] == "cloud-mini"
+        unrated, _ = ask(first, KEY_A, content="one more question, rated after the restart")
     finally:
         first.stop()  # a graceful stop writes what is left to the store
     second = Stack(sqlite_config(db)).start()
@@ -341,7 +342,14 @@ def test_the_policy_survives_a_restart_on_sqlite(tmp_path: Any) -> None:
         assert ask(second, KEY_B, content=prompt)[1] == "local-small"  # still per tenant
         cells = second.service.feedback.adaptive.describe("acme/a")  # type: ignore[union-attr]
         assert sum(c["local"]["n"] for c in cells) == 3.0  # the three ratings down
-        # four ratings up, and the two unrated auto answers at cloud-mini (quiet: implicitly good, weight 0.5)
-        assert sum(c["cloud"]["n"] for c in cells) == 5.0
+        # four ratings up, and the three unrated auto answers at cloud-mini (quiet: implicitly good, weight 0.5)
+        assert sum(c["cloud"]["n"] for c in cells) == 5.5
+        # an answer the first router gave can be rated on the second (another worker, or after a restart)
+        assert rate(second, KEY_B, {"request_id": unrated, "rating": "up"}).status_code == 404
+        assert rate(second, KEY_A, {"request_id": unrated, "rating": "down"}).status_code == 204
+        assert rate(second, KEY_A, {"request_id": unrated, "rating": "down"}).status_code == 204  # replaces
+        cells = second.service.feedback.adaptive.describe("acme/a")  # type: ignore[union-attr]
+        assert sum(c["cloud"]["n"] for c in cells) == 6.0  # its implicit 0.5 replaced by a rating of weight 1
+        assert sum(c["cloud"]["n"] * c["cloud"]["mean"] for c in cells) == pytest.approx(5.0, abs=0.01)  # 1.0 -> 0.0
     finally:
         second.stop()

@@ -151,6 +151,14 @@ async def test_incr_many(store: Store) -> None:
     assert [k for k, _ in await store.scan("adaptive/")] == ["adaptive/t/d1"]
 
 
+async def test_put_many(store: Store) -> None:
+    await store.put_many([("fbr/a", {"t": "acme/web", "c": True}), ("fbr/b", {"t": None})], ttl_s=30)
+    await store.put_many([("fbr/b", {"t": "x"})])
+    assert await store.get("fbr/a") == {"t": "acme/web", "c": True}
+    assert await store.get("fbr/b") == {"t": "x"}
+    await store.put_many([])
+
+
 def test_bad_urls() -> None:
     with pytest.raises(StoreURLError):
         open_store("postgres://x")

@@ -6,7 +6,9 @@ record per tenant and day (`adaptive/{tenant}/d{day}`, fields `task<TAB>bucket<T
 `Store.incr_many`), and every `PULL_S` it reads every tenant's records back (`Store.scan`), so its plans
 include what other workers, replicas and earlier runs counted. Records expire past the decay horizon.
 `start()` reads them before the first request is served; `aclose()` writes what is left. A failed push is
-logged and retried with the next one: nothing counted is dropped while the process lives.
+logged and its counts retried with the next one: nothing counted is dropped while the process lives.
+The same push writes the feedback loop's records of recent answers (`Store.put_many`), so a rating that
+reaches another worker, or comes after a restart, finds the answer.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from router.routing.adaptive import DAY_S, FIELDS, Adaptive, CellKey, TenantModel
 from router.state import Store
@@ -58,9 +62,19 @@ def decode(fields: dict[str, object]) -> dict[CellKey, list[float]]:
 class AdaptiveStore:
     """Pushes one engine's new counts to the store and pulls everyone's back, in the background."""
 
-    def __init__(self, adaptive: Adaptive, store: Store, push_s: float = PUSH_S, pull_s: float = PULL_S) -> None:
+    def __init__(
+        self,
+        adaptive: Adaptive,
+        store: Store,
+        records: Callable[[], list[tuple[str, dict[str, Any]]]] | None = None,
+        records_ttl_s: float | None = None,
+        push_s: float = PUSH_S,
+        pull_s: float = PULL_S,
+    ) -> None:
         self.adaptive = adaptive
         self.store = store
+        self.records = records  # other records to write with each push (the feedback loop's answers)
+        self.records_ttl_s = records_ttl_s
         self.push_s = push_s
         self.pull_s = pull_s
         self.ttl_s = (adaptive.horizon_days + 2) * DAY_S
@@ -95,7 +109,7 @@ class AdaptiveStore:
                 log.exception("adaptive routing: state store sync failed (retried)")
 
     async def push(self) -> None:
-        """Add every tenant's unsaved counts to the store."""
+        """Add every tenant's unsaved counts to the store (and write the pending records)."""
         for tm in list(self.adaptive.tenants.values()):
             if not tm.delta:
                 continue
@@ -108,6 +122,12 @@ class AdaptiveStore:
             except BaseException:
                 _give_back(tm, delta)  # counted again at the next push
                 raise
+        items = self.records() if self.records is not None else []
+        if items:
+            try:
+                await self.store.put_many(items, self.records_ttl_s)
+            except Exception:  # those answers can be rated only by this process now
+                log.exception("adaptive routing: could not write %d answers to the state store", len(items))
 
     async def pull(self) -> None:
         """Replace every tenant's stored counters with the store's (everyone's) view."""

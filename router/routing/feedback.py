@@ -18,8 +18,10 @@ Outcomes, each a score in [0, 1] for one location of one tenant's cell:
   - an answer with none of these and no explicit rating within `reask_window_s` scores 1 (no complaint).
   An explicit rating replaces its request's implicit outcome, even after the window.
 
-The adaptive counters persist through the state store (`start`/`aclose`, router/routing/adaptive_store.py);
-the remembered requests are process memory only (a request is rated on the worker that served it).
+The adaptive counters persist through the state store (`start`/`aclose`, router/routing/adaptive_store.py).
+With a store shared by other processes, the remembered answers are written there too (every 2 s, `fbr/ID`
+records that expire with `remember_s`), so `rate_anywhere` also takes a rating of an answer another
+worker, replica or earlier run gave; it then replaces what that process counted for it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from router.routing.adaptive_store import AdaptiveStore
 from router.state import Store
 
 GENERATION_ENDPOINTS = frozenset(("chat", "completions", "responses", "messages"))
+STORED_PREFIX = "fbr/"  # an answer's record in a shared store, for a rating that reaches another worker
 FINGERPRINT_CHARS = 4096  # longer asks are fingerprinted by their head, tail and length
 EXPIRE_EVERY_S = 0.25  # pending outcomes and old records are swept at most this often
 
@@ -85,6 +88,8 @@ class FeedbackLoop:
         self.pending: deque[Record] = deque()  # answers whose implicit outcome is not final yet
         self.asks: OrderedDict[tuple[str | None, int], Record] = OrderedDict()  # fingerprint -> last answer
         self.sync: AdaptiveStore | None = None
+        self.store: Store | None = None
+        self.outbox: list[Record] | None = None  # answers to write to a shared store, so any worker can rate them
         self._next_expiry = 0.0
 
     # ------------------------------------------------------------ the answer ended
@@ -110,6 +115,8 @@ class FeedbackLoop:
             self._finalise(self.records.popitem(last=False)[1])
         if key is None:
             rec.verdict = None
+            if self.outbox is not None:
+                self.outbox.append(rec)
             return
         w = self.implicit_weight
         if ex.attempts and (len(ex.attempts) > 1 or ex.attempts[0].outcome != "ok"):
@@ -118,6 +125,8 @@ class FeedbackLoop:
                 self.adaptive.observe(ex.tenant, key, location, 0.0, w)
         if ex.status >= 400 or t is None:
             rec.verdict = None  # no answer to rate implicitly (an explicit rating still counts)
+            if self.outbox is not None:
+                self.outbox.append(rec)
             return
         if ex.truncated:
             rec.verdict = 0.0
@@ -128,6 +137,8 @@ class FeedbackLoop:
             if prev is not None and prev.verdict is not None and now - prev.done_at <= self.window:
                 prev.verdict = 0.0  # asked again: the earlier answer did not do
             self.asks[ask] = rec
+        if self.outbox is not None:
+            self.outbox.append(rec)
         if self.window > 0:
             self.pending.append(rec)
         else:
@@ -153,6 +164,44 @@ class FeedbackLoop:
             rec.verdict = None
         self._count(rec, score, 1.0)
         return True
+
+    async def rate_anywhere(self, request_id: str, tenant: str | None, score: float) -> bool:
+        """`rate`, and for an answer another worker (or an earlier run) gave, its record in the store."""
+        if self.lookup(request_id) is not None or self.store is None or self.outbox is None:
+            return self.rate(request_id, tenant, score)
+        key = STORED_PREFIX + request_id
+        stored = await self.store.get(key)
+        if stored is None or stored.get("tenant") != tenant:
+            return False
+        cell = stored.get("cell")
+        if isinstance(cell, list) and len(cell) == 2:
+            cell_key = (str(cell[0]), int(cell[1]))
+            cloud = bool(stored.get("cloud"))
+            before = stored.get("rated")
+            if isinstance(before, int | float):  # rated before: replace that rating
+                self.adaptive.observe(tenant, cell_key, cloud, float(before), -1.0)
+            elif isinstance(stored.get("implicit"), int | float):  # the worker that served it counts this
+                self.adaptive.observe(tenant, cell_key, cloud, float(stored["implicit"]), -self.implicit_weight)
+            self.adaptive.observe(tenant, cell_key, cloud, score, 1.0)
+        await self.store.put(key, {**stored, "rated": score}, ttl_s=self.ttl)
+        return True
+
+    def take_outbox(self) -> list[tuple[str, dict[str, Any]]]:
+        """The answers finished since the last call, as store records (`fbr/{request id}`): tenant, cell,
+        location, and what this process counts (or will count) for it: `implicit` (a score, weight
+        `implicit_weight`) or `rated` (a rating, weight 1), so a rating elsewhere can replace it."""
+        if not self.outbox:
+            return []
+        out, self.outbox = self.outbox, []
+        items = []
+        for r in out:
+            rec: dict[str, Any] = {"tenant": r.tenant, "cell": list(r.key) if r.key else None, "cloud": r.cloud}
+            if r.explicit is not None:
+                rec["rated"] = r.explicit
+            elif r.verdict is not None or r.counted is not None:
+                rec["implicit"] = r.verdict if r.verdict is not None else r.counted[0]  # type: ignore[index]
+            items.append((STORED_PREFIX + r.request_id, rec))
+        return items
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -197,8 +246,12 @@ class FeedbackLoop:
     # ------------------------------------------------------------ persistence
 
     async def start(self, store: Store) -> None:
-        """Read the adaptive counters from the state store and keep them in sync with it."""
-        self.sync = AdaptiveStore(self.adaptive, store)
+        """Read the adaptive counters from the state store and keep them in sync with it; with a store
+        shared by other processes (not memory://), also write each answer's record there."""
+        self.store = store
+        if not store.url.startswith("memory:"):
+            self.outbox = []
+        self.sync = AdaptiveStore(self.adaptive, store, self.take_outbox, self.ttl)
         await self.sync.start()
 
     async def aclose(self) -> None:

@@ -31,9 +31,10 @@ Spend ledger.
 Small records (JSON-able dicts; other issues' keys, feedback, adaptive stats).
   get(key) -> dict | None       put(key, value, ttl_s=None)      delete(key) -> bool
   scan(prefix) -> list[(key, dict)]                              incr(key, field, by=1, ttl_s=None) -> float
-  incr_many(key, {field: by}, ttl_s=None)
+  incr_many(key, {field: by}, ttl_s=None)                         put_many([(key, value)], ttl_s=None)
                                 `incr` adds to one numeric field of a record atomically (creating both),
                                 `incr_many` to several at once, in one round trip (adaptive counters);
+                                `put_many` writes many records in one round trip (answers to be rated);
                                 `ttl_s` (on put/incr) makes the record expire; expired records are never
                                 returned.
 

@@ -222,6 +222,9 @@ class Store:
     async def incr_many(self, key: str, deltas: dict[str, float], ttl_s: float | None = None) -> None:
         raise NotImplementedError
 
+    async def put_many(self, items: list[tuple[str, dict[str, Any]]], ttl_s: float | None = None) -> None:
+        raise NotImplementedError
+
     # Fire-and-forget forms for the after-the-answer path (sync: they never make the caller wait). A store
     # whose calls are local (memory, SQLite's write-behind) does them at once; others run them as tasks.
 

@@ -113,6 +113,10 @@ class MemoryStore(Store):
         self.records[key] = (dict(value), None if ttl_s is None else time.time() + ttl_s)
         self._wrote()
 
+    async def put_many(self, items: list[tuple[str, dict[str, Any]]], ttl_s: float | None = None) -> None:
+        for key, value in items:
+            await self.put(key, value, ttl_s)
+
     async def delete(self, key: str) -> bool:
         return self._live(key) is not None and self.records.pop(key, None) is not None
 

@@ -187,6 +187,16 @@ class RedisStore(Store):
             pipe.pexpire(k, max(1, int(ttl_s * 1000)))
         await pipe.execute()
 
+    async def put_many(self, items: list[tuple[str, dict[str, Any]]], ttl_s: float | None = None) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for key, value in items:
+            k = self._rk(key)
+            pipe.delete(k)
+            pipe.hset(k, mapping={_HIDDEN: b"1", **{f: orjson.dumps(v) for f, v in value.items()}})
+            if ttl_s is not None:
+                pipe.pexpire(k, max(1, int(ttl_s * 1000)))
+        await pipe.execute()
+
     async def delete(self, key: str) -> bool:
         return bool(await self.r.delete(self._rk(key)))
 

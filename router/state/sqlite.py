@@ -456,6 +456,13 @@ class SQLiteStore(Store):
             "INSERT INTO records (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
             "value = excluded.value, expires_at = excluded.expires_at", (key, data, exp)))
 
+    async def put_many(self, items: list[tuple[str, dict[str, Any]]], ttl_s: float | None = None) -> None:
+        exp = None if ttl_s is None else time.time() + ttl_s
+        rows = [(key, orjson.dumps(value), exp) for key, value in items]
+        await self._run(self._tx, lambda db: db.executemany(
+            "INSERT INTO records (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+            "value = excluded.value, expires_at = excluded.expires_at", rows))
+
     async def delete(self, key: str) -> bool:
         def d(db: sqlite3.Connection) -> bool:
             cur = db.execute("DELETE FROM records WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
