@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= $(BIN)/python
 
-.PHONY: setup demo lint test bench-setup bench bench-quick bench-stages
+.PHONY: test-sdk setup demo lint test bench-setup bench bench-quick bench-stages
 
 $(BIN)/ai-router: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,9 @@ lint: setup             ## ruff
 
 test: lint              ## ruff, then the whole test suite
 	$(BIN)/pytest -q
+
+test-sdk: setup         ## the openai/anthropic SDKs' own generated API tests through the router, against Prism mocks of the specs
+	$(PYTHON) -m tests.sdk.run_generated
 
 bench-setup: setup      ## the load generator (Debian's wrk) and py-spy for the profile
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

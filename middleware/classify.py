@@ -25,6 +25,7 @@ from typing import Any
 from router.catalog import is_auto, is_routed
 from router.config import ConfigError
 from router.exchange import CallNext, Exchange, Features, Reply
+from router.formats.responses import native_only
 from router.pipeline import Stage
 from router.routing.classifier import Classifier
 from router.routing.difficulty import Base, logit
@@ -59,6 +60,8 @@ class Analyzer:
             f.difficulty, f.complexity = self.difficulty.level(base, tc.tokens)
             f.tokens = tc.tokens
         f.tokens_exact = tc.exact
+        if ex.endpoint == "responses" and self.policy.native_responses:
+            f.needs_native = native_only(ex.body) is not None
         return f, prompt
 
     def _in_band(self, f: Features, base: Base, tc: TokenCount, ex: Exchange) -> bool:

@@ -40,6 +40,7 @@ class Features:
     has_tools: bool = False
     has_images: bool = False
     wants_json: bool = False
+    needs_native: bool = False  # a Responses request only a `capabilities: [responses]` model can serve
     max_output_tokens: int | None = None
 
 

@@ -5,10 +5,15 @@
   messages, tool definitions, images. Anthropic's own tokenizer is not public, so this is an estimate
   close to, not equal to, what Claude bills.
 - `preview_endpoint`: which endpoint a `POST /v1/route` body belongs to (router/formats/detect.py).
+- `anthropic_models` / `anthropic_model`: `GET /v1/models[/{id}]` in Anthropic's shape, for clients that send
+  `anthropic-version` (the Anthropic SDK always does): `{"data": [{"type": "model", "id", "display_name",
+  "created_at"}], "has_more", "first_id", "last_id"}` with its `limit`, `after_id`, `before_id` paging.
 """
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -33,3 +38,39 @@ def preview_endpoint(body: Any, asked: str | None, catalog: Catalog) -> str:
         return bool(cands) and cands[0].model.type == "embedding"
 
     return detect(body, asked, is_embedding)
+
+
+ANTHROPIC_VERSION = "anthropic-version"
+
+
+def _anthropic(m: dict[str, Any]) -> dict[str, Any]:
+    created = datetime.datetime.fromtimestamp(m.get("created") or 0, datetime.UTC)
+    return {"type": "model", "id": m["id"], "display_name": m["id"],
+            "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def anthropic_model(m: dict[str, Any]) -> bytes:
+    return orjson.dumps(_anthropic(m))
+
+
+def anthropic_models(models: list[dict[str, Any]], query: Mapping[str, str]) -> bytes:
+    ids = [m["id"] for m in models]
+    start, stop = 0, len(models)
+    if query.get("after_id") in ids:
+        start = ids.index(query["after_id"]) + 1
+    if query.get("before_id") in ids:
+        stop = ids.index(query["before_id"])
+    try:
+        limit = max(1, min(1000, int(query.get("limit") or 20)))
+    except ValueError:
+        limit = 20
+    page = models[start:stop]
+    if "before_id" in query and "after_id" not in query:
+        page = page[-limit:]
+        more = len(models[start:stop]) > limit
+    else:
+        more = len(page) > limit
+        page = page[:limit]
+    data = [_anthropic(m) for m in page]
+    return orjson.dumps({"data": data, "has_more": more, "first_id": data[0]["id"] if data else None,
+                         "last_id": data[-1]["id"] if data else None})

@@ -26,6 +26,7 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 
 from backends import make_backend
 from backends.base import Backend
+from router import messages_api
 from router.admin import AdminGate
 from router.auth import KeyRing
 from router.catalog import Catalog
@@ -47,7 +48,6 @@ from router.exchange import Candidate, Exchange, Reply
 from router.feedback_api import FeedbackEndpoint
 from router.formats import errors as wire_errors
 from router.keys import KeysAPI, KeyStore
-from router.messages_api import count_tokens_body, preview_endpoint
 from router.observe.dashboard import add_routes as add_observe_routes
 from router.observe.observer import Observer
 from router.pipeline import Pipeline
@@ -217,6 +217,9 @@ class Handlers:
             await self.service.keys.identify(request.headers)
         except ProxyError as e:
             return _error_response(e, request.headers.get("x-request-id") or self.new_id())
+        if messages_api.ANTHROPIC_VERSION in request.headers:  # an Anthropic SDK: its own list shape
+            return web.Response(body=messages_api.anthropic_models(self.service.catalog.models_json(), request.query),
+                                content_type=JSON)
         return web.Response(body=self.service.models_body, content_type=JSON)
 
     async def model(self, request: web.Request) -> web.Response:
@@ -226,10 +229,11 @@ class Handlers:
             return _error_response(e, request.headers.get("x-request-id") or self.new_id())
         model_id = request.match_info["model_id"]
         m = self.service.catalog.model_json(model_id)
+        anthropic = messages_api.ANTHROPIC_VERSION in request.headers
         if m is None:
             e = ModelNotFound(f"The model '{echo(model_id)}' does not exist", param="model")
-            return _error_response(e, self.request_id(request))
-        return web.Response(body=orjson.dumps(m), content_type=JSON)
+            return _error_response(e, self.request_id(request), "messages" if anthropic else "chat")
+        return web.Response(body=messages_api.anthropic_model(m) if anthropic else orjson.dumps(m), content_type=JSON)
 
     async def not_found(self, request: web.Request) -> web.Response:
         rid = self.request_id(request)
@@ -351,7 +355,7 @@ class Handlers:
         rid = self.request_id(request)
         try:
             raw, parsed = await self._read_json(request, svc)
-            endpoint = preview_endpoint(parsed, request.query.get("endpoint"), svc.catalog)
+            endpoint = messages_api.preview_endpoint(parsed, request.query.get("endpoint"), svc.catalog)
             ex = Exchange(rid, endpoint, check(endpoint, parsed, raw), raw, request.headers)
             ex.dry_run = True
             reply = await svc.pipeline(ex)
@@ -372,7 +376,7 @@ class Handlers:
             await svc.pipeline(ex)
         except ProxyError as e:
             return _error_response(e, rid, "messages")
-        return web.Response(body=count_tokens_body(ex, svc.config.routing.encoding), content_type=JSON,
+        return web.Response(body=messages_api.count_tokens_body(ex, svc.config.routing.encoding), content_type=JSON,
                             headers={"x-request-id": rid})
 
 

@@ -400,3 +400,20 @@ def test_anthropic_overload_promotes_to_next_candidate(st: Stack) -> None:
         model="tier:cloud-high", messages=[{"role": "user", "content": "x"}])
     assert r.headers["x-router-attempts"] in ("1", "2")
     assert r.status_code == 200
+
+
+def test_models_in_anthropic_shape_for_the_anthropic_sdk(st: Stack) -> None:
+    client = ant(st)
+    page = client.models.list(limit=3)
+    assert [m.id for m in page.data] == ["auto", "tier:local-small", "tier:local-large"]
+    assert page.has_more is True
+    nxt = client.models.list(after_id=page.last_id, limit=1000)
+    assert CLAUDE in [m.id for m in nxt.data]
+    assert nxt.has_more is False
+    m = client.models.retrieve(CLAUDE)
+    assert m.type == "model"
+    assert m.id == CLAUDE
+    with pytest.raises(anthropic.NotFoundError) as e:
+        client.models.retrieve("nope")
+    assert e.value.body["error"]["type"] == "not_found_error"
+    assert httpx.get(st.url + "/v1/models").json()["object"] == "list"  # OpenAI clients keep OpenAI's shape

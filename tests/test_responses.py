@@ -225,3 +225,14 @@ def test_route_preview_takes_every_body(st: Stack) -> None:
     assert r.json()["model"] == "qwen3:8b"
     assert not st.local.requests
     assert not st.cloud.requests
+
+
+def test_auto_sends_what_needs_openai_state_to_a_native_model(st: Stack) -> None:
+    for extra in ({"previous_response_id": "resp_1"}, {"tools": [{"type": "web_search"}]}, {"input": None}):
+        body = {"model": "auto", "input": "hi there", **extra}
+        r = httpx.post(st.url + "/v1/responses", json={k: v for k, v in body.items() if v is not None})
+        assert r.status_code == 200, (extra, r.text)
+        assert r.headers["x-router-model"] == "gpt-5-mini", extra  # the one model with `capabilities: [responses]`
+    r = httpx.post(st.url + "/v1/route", json={"model": "auto", "input": "hi", "conversation": "conv_1"})
+    assert r.json()["model"] == "gpt-5-mini"
+    assert not st.local.requests

@@ -45,6 +45,24 @@ def _unsupported(feature: str, param: str) -> InvalidRequest:
 # ---------------------------------------------------------------- request
 
 
+def native_only(body: dict[str, Any]) -> str | None:
+    """What in a Responses request only a backend speaking the Responses API can serve (None: translatable)."""
+    for key in STATEFUL:
+        if body.get(key) is not None:
+            return key
+    if body.get("background") is True:
+        return "background"
+    if body.get("input") is None and not body.get("instructions"):
+        return "input"
+    for t in body.get("tools") or ():
+        if not isinstance(t, dict) or t.get("type") != "function":
+            return "tools"
+    inp = body.get("input")
+    if isinstance(inp, list) and any(isinstance(i, dict) and i.get("type") == "item_reference" for i in inp):
+        return "input"
+    return None
+
+
 def responses_to_chat(body: dict[str, Any], max_tokens_field: str = "max_tokens") -> dict[str, Any]:
     """A Responses request as a chat completions request (the caller sets `model`)."""
     for key in STATEFUL:

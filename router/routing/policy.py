@@ -107,6 +107,8 @@ class Policy:
         self.adaptive: Adaptive | None = None  # set by `route`: the per-tenant feedback-driven layer
         self.contexts = sorted({c.model.context for c in catalog.all})
         self.embedders = [c for c in catalog.all if c.model.type == "embedding"]
+        # a Responses request that needs OpenAI's state or tools goes to `capabilities: [responses]` models, if any
+        self.native_responses = any("responses" in c.model.capabilities for c in catalog.all)
         # precomputed per request-independent piece: rule texts, rule conditions, each tier's candidates with
         # what the filters read (type, capabilities, context, another tokenizer?) and its static prices
         self._rule_texts = [rule_text(i, r) for i, r in enumerate(self.rules)]
@@ -226,6 +228,8 @@ class Policy:
                 return "tools"
             if f.wants_json and "json" not in caps:
                 return "json"
+            if f.needs_native and "responses" not in caps:
+                return "responses"
         tokens = f.tokens
         if m.encoding and m.encoding != self.routing.encoding and tokens_for is not None:
             tokens = tokens_for(m.encoding)
@@ -258,6 +262,8 @@ class Policy:
             ):
                 reason = "vision" if images and "vision" not in caps else "tools" if tools and "tools" not in caps \
                     else "json"
+            elif f.needs_native and "responses" not in caps:
+                reason = "responses"
             elif other_encoding and tokens_for is not None:
                 reason = self._fits(c, f, kind, tokens_for)
             elif need > context:
@@ -447,7 +453,8 @@ class Policy:
                 f"(largest context: {max(c.model.context for c in chat)})",
                 param="max_tokens" if f.max_output_tokens else "messages", code="context_length_exceeded",
             )
-        uses = [n for n, on in (("images", f.has_images), ("tools", f.has_tools), ("JSON mode", f.wants_json)) if on]
+        uses = [n for n, on in (("images", f.has_images), ("tools", f.has_tools), ("JSON mode", f.wants_json),
+                                ("the Responses API's stored state or built-in tools", f.needs_native)) if on]
         scope = f" at or below tier {self.tiers[cap]}" if cap < len(self.tiers) - 1 else ""
         return NoBackendAvailable(
             f"no model{scope} can take this request (uses: {', '.join(uses) or 'text'}; {_why(why)})")
@@ -459,6 +466,7 @@ def _cost_latency(x: tuple[float, float, Candidate]) -> tuple[float, float]:
 
 def _why(why: dict[str, int]) -> str:
     names = {"vision": "no vision", "tools": "no tools", "json": "no JSON mode", "context": "context too small",
+             "responses": "no native Responses API",
              "type": "wrong model type"}
     return ", ".join(f"{n} {names.get(k, k)}" for k, n in sorted(why.items())) or "no models"
 
