@@ -131,7 +131,9 @@ def check_answer(r: Answer, path: str) -> None:
         assert r.headers["content-type"].startswith("application/json"), r.text[:200]
         err = r.json()
         low_level = err.get("error", {}).get("code") == "invalid_http_request"  # aiohttp's: before any path
-        if path.startswith("/v1/messages") and not low_level:
+        # /v1/models answers Anthropic clients (they send anthropic-version) in Anthropic's shape too
+        anthropic_client = path.startswith("/v1/models") and err.get("type") == "error"
+        if (path.startswith("/v1/messages") or anthropic_client) and not low_level:
             assert err.get("type") == "error", (r.status_code, err)
             assert set(err["error"]) >= {"type", "message"}
         else:
