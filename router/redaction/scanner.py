@@ -1,16 +1,17 @@
 """The scanner: every detector joined into one compiled alternation, one pass per text.
 
-`Scanner.scan(text)` walks the text with the combined pattern; each candidate is checked (boundaries,
-then the detector's checksum or rule). A candidate that fails is not lost for the detectors below it:
-they are tried at the same position one by one (rare: only after a failed check) before the scan moves
-on. Findings never overlap and come in text order. Built once per config; `scan` keeps no state.
+`Scanner.scan(text)` walks the text with the combined pattern, which only says where the next candidate
+starts; the stdlib, anchored there, says which detector it is (the first in priority order that matches,
+among those that can begin with that character), then the candidate is checked (boundaries, then the
+detector's checksum or rule). A candidate that fails is not lost for the detectors below it: they get
+their chance at the same position before the scan moves on. Findings never overlap and come in text
+order. Built once per config; `scan` keeps no state.
 
 The pass runs on RE2 (`google-re2`: a DFA, linear in the text whatever the number of patterns) over the
 text as Latin-1 bytes, one byte per character (a character beyond Latin-1 becomes byte 0xFF, which no
 pattern looks for), so byte and character positions are the same. Measured against the stdlib's
 backtracking `re` on the same alternation, RE2 is ~140x faster on typical text (31 µs against 4.3 ms for
-2k tokens of code, logs and prose; docs/performance.md), so the stdlib engine is kept only for that comparison
-(`engine="re"`) and for the rare per-detector retries at one position.
+2k tokens of code, logs and prose; docs/performance.md); `engine="re"` is kept for that comparison.
 """
 
 from __future__ import annotations
