@@ -26,9 +26,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from router.config import ModelSpec
+from router.config import ConfigError, ModelSpec
 from router.cost import cost_usd, local_usage, priced, token_counts, worst_case_usd
-from router.errors import BudgetExceeded, UpstreamFailure
+from router.errors import BudgetExceeded, PermissionDenied, UpstreamFailure
 from router.exchange import CallNext, Candidate, Exchange, Reply
 from router.pipeline import Stage
 from router.routing.tokens import estimate, extract
@@ -69,8 +69,8 @@ class BudgetStage(Stage):
         self.top_price = self.prices[top] if top else (0.0, 0.0)
         emb = [m.price.input for m in config.models() if m.type == "embedding"]
         self.top_embedding_price = max(emb) if emb else 0.0
-        self._key_budgets: dict[str, Budget | None] = {}
-        self._plans: dict[tuple[str, str | None, str], Plan] = {}
+        self._key_budgets: dict[tuple[str, int], Budget | None] = {}
+        self._plans: dict[tuple[str, str | None, int, str], Plan] = {}
 
     # ------------------------------------------------------------ before routing
 
@@ -84,9 +84,17 @@ class BudgetStage(Stage):
         raw = getattr(key, "budget", None) if key is not None else None
         if raw:
             name = key.name  # type: ignore[union-attr]
-            if name not in self._key_budgets:
-                self._key_budgets[name] = parse_budget(dict(raw), f"key '{name}'.budget", self.tiers)
-            b = self._key_budgets[name]
+            memo = (name, id(raw))  # a key reloaded from the store (new allowances) is parsed again
+            if memo not in self._key_budgets:
+                if len(self._key_budgets) > 10_000:
+                    self._key_budgets.clear()
+                try:
+                    self._key_budgets[memo] = parse_budget(dict(raw), f"key '{name}'.budget", self.tiers)
+                except ConfigError as e:  # fail closed: a key whose budget cannot be read spends nothing
+                    log.error("key %r: %s", name, e)
+                    raise PermissionDenied(f"This key's budget is misconfigured: {e}", code="key_misconfigured"
+                                           ) from None
+            b = self._key_budgets[memo]
             if b is not None:
                 out.append((f"k:{name}", f"key '{name}'", b))
         return out
@@ -109,7 +117,8 @@ class BudgetStage(Stage):
     def plan(self, ex: Exchange, tenant: str) -> Plan:
         """The request's windows, memoised per tenant, key and UTC day."""
         day = windows.day(time.time())[0]
-        k = (tenant, ex.key_name, day)
+        key = ex.key
+        k = (tenant, ex.key_name, id(getattr(key, "budget", None)), day)
         p = self._plans.get(k)
         if p is None:
             if len(self._plans) > 10_000:

@@ -93,6 +93,12 @@ def _texts_json(endpoint: str, data: Any, out: list[str]) -> None:
                 out.append(part["text"])
     if data.get("type") == "response.output_text.delta" and isinstance(data.get("delta"), str):
         out.append(data["delta"])
+    delta = data.get("delta")  # Anthropic Messages events
+    if data.get("type") == "content_block_delta" and isinstance(delta, dict):
+        out.append(str(delta.get("text") or delta.get("partial_json") or ""))
+    for block in data.get("content") or () if data.get("type") == "message" else ():
+        if isinstance(block, dict) and isinstance(block.get("text"), str):
+            out.append(block["text"])
 
 
 def completion_text(endpoint: str, body: bytes | None = None, chunks: list[bytes] | None = None) -> str:

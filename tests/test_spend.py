@@ -373,3 +373,28 @@ def test_access_log_says_who_counted_the_usage() -> None:
     assert fields(ex)["usage_from"] == "router"
     ex.usage = {"prompt_tokens": 3, "completion_tokens": 4}
     assert fields(ex)["usage_from"] == "upstream"
+
+
+def test_key_budget_and_key_limits(scripted: Scripted, up: Scripted, monkeypatch: pytest.MonkeyPatch) -> None:
+    os.environ["AI_ROUTER_TEST_SPEND_KEY"] = "sk-spend-key-1"
+    base = spend_config(scripted.url, "memory://")
+    keys = [{"name": "k1", "key_env": "AI_ROUTER_TEST_SPEND_KEY", "tenant": "acme/web",
+             "budget": {"daily_usd": round(PER_REQUEST * 1.5, 8)}, "limits": {"rpm": 3}}]
+    st = Stack(lambda a, b: {**base(a, b), "auth": {"keys": keys}}).start()
+    auth = {"Authorization": "Bearer sk-spend-key-1"}
+    try:
+        body = chat(model="gpt-5", max_tokens=100)
+        first = post(st, "/v1/chat/completions", body, headers=auth)
+        assert first.status_code == 200
+        assert first.headers["x-ratelimit-limit-requests"] == "3"
+        second = post(st, "/v1/chat/completions", body, headers=auth)
+        assert second.status_code == 429
+        assert second.json()["error"]["code"] == "budget_exceeded"
+        assert "key 'k1'" in second.json()["error"]["message"]
+        assert post(st, "/v1/chat/completions", chat(model="qwen3:8b"), headers=auth).status_code == 200
+        limited = post(st, "/v1/chat/completions", chat(model="qwen3:8b"), headers=auth)
+        assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+        rows = st.run(st.service.ctx.store.spend("day"))  # type: ignore[union-attr]
+        assert [r.tenant for r in rows] == ["acme/web"]
+    finally:
+        st.stop()
