@@ -76,7 +76,7 @@ UPSERT_ROLLUP = (
 class _Local:
     """This process's view of one counter."""
 
-    __slots__ = ("base", "expires_at", "last_use", "lease", "pending", "reserved", "valid_until")
+    __slots__ = ("base", "expires_at", "flushing", "last_use", "lease", "pending", "reserved", "valid_until")
 
     def __init__(self, expires_at: float) -> None:
         self.lease = 0.0  # my lease, as in the database
@@ -86,10 +86,15 @@ class _Local:
         self.expires_at = expires_at
         self.last_use = time.monotonic()
         self.valid_until = 0.0  # the lease is used locally only while surely unexpired in the database
+        self.flushing = 0.0  # use on its way to the database (a flush in progress): not in `base` yet
 
     @property
     def free(self) -> float:
         return self.lease - self.reserved - self.pending
+
+    @property
+    def level(self) -> float:
+        return self.base + self.flushing + self.reserved + self.pending
 
 
 class SQLiteStore(Store):
@@ -182,7 +187,7 @@ class SQLiteStore(Store):
             else:
                 loc.pending += c.amount
             loc.last_use = now
-            levels.append(loc.base + loc.reserved + loc.pending)
+            levels.append(loc.level)
         return Grant(True, charges, levels)
 
     async def reserve(self, charges: tuple[Charge, ...] | list[Charge]) -> Grant:
@@ -221,7 +226,7 @@ class SQLiteStore(Store):
             if not others_hold or attempt == 2:
                 break
             await asyncio.sleep(FLUSH_S)  # other workers hold leases: their next flush gives back the rest
-        levels = [(loc := self._local[c.key]).base + loc.reserved + loc.pending for c in charges]
+        levels = [self._local[c.key].level for c in charges]
         denied_key = needs[denied][0] if denied is not None else None
         idx = next((i for i, c in enumerate(charges) if c.key == denied_key), 0)
         return Grant(False, charges, levels, denied=idx)
@@ -290,7 +295,7 @@ class SQLiteStore(Store):
             bases = await self._run(self._read_bases, missing)
             for k, b in zip(missing, bases, strict=True):
                 self._get(k, time.time() + 60).base = b
-        return [(loc := self._local[k]).base + loc.reserved + loc.pending for k in keys]
+        return [self._local[k].level for k in keys]
 
     def _read_bases(self, keys: list[str]) -> list[float]:
         db = self._db
@@ -342,6 +347,7 @@ class SQLiteStore(Store):
         for key, loc in list(self._local.items()):
             used = loc.pending
             loc.pending = 0.0
+            loc.flushing += used
             loc.lease -= used
             loc.lease = max(loc.reserved, 0.0)  # give back the free part: other workers may need it
             if used or loc.lease or loc.reserved:
@@ -359,15 +365,17 @@ class SQLiteStore(Store):
         except Exception:
             for key, used, _, exp in deltas:  # keep them for the next flush
                 loc = self._get(key, exp)
+                loc.flushing -= used
                 loc.pending += used
                 loc.lease += used
             self._entries[:0] = entries
             raise
         valid = now_m + LEASE_TTL_S / 2
-        for (key, *_), base in zip(deltas, bases, strict=True):
+        for (key, used, *_), base in zip(deltas, bases, strict=True):
             loc = self._local.get(key)
             if loc is not None:
-                loc.base = base
+                loc.base = base  # now includes what this flush wrote
+                loc.flushing -= used
                 loc.valid_until = valid  # renewed just now
 
     def _write(self, db: sqlite3.Connection, deltas: list[tuple[str, float, float, float]],
