@@ -134,12 +134,12 @@ def test_memory_is_bounded_by_count_and_time() -> None:
     for i in range(5):
         loop.finished(served(svc, f"r{i}", "local-small", content=f"q{i}"))
     assert len(loop.records) == 3
-    assert loop.lookup("r0") is None
-    assert loop.lookup("r4") is not None
+    assert loop.lookup("r0", "acme/a") is None
+    assert loop.lookup("r4", "acme/a") is not None
     clock.t += 101
-    assert loop.lookup("r4") is None
+    assert loop.lookup("r4", "acme/a") is None
     loop.finished(served(svc, "r9", "local-small"))
-    assert list(loop.records) == ["r9"]
+    assert list(loop.records) == [("acme/a", "r9")]
 
 
 def test_fingerprint_normalises_and_keeps_no_text() -> None:
@@ -353,3 +353,12 @@ def test_the_policy_survives_a_restart_on_sqlite(tmp_path: Any) -> None:
         assert sum(c["cloud"]["n"] * c["cloud"]["mean"] for c in cells) == pytest.approx(5.0, abs=0.01)  # 1.0 -> 0.0
     finally:
         second.stop()
+
+
+def test_a_reused_id_never_reaches_another_tenants_answer() -> None:
+    loop, _clock, svc = loop_for()
+    loop.finished(served(svc, "same-id", "local-small", tenant="acme/a"))
+    loop.finished(served(svc, "same-id", "cloud-mini", tenant="acme/b", content="other"))
+    assert loop.rate("same-id", "acme/a", 0.0)  # still acme/a's own answer, at local
+    assert local_outcome(loop, "acme/a") == {"n": 1.0, "mean": 0.0}
+    assert local_outcome(loop, "acme/b")["n"] == 0

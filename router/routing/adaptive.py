@@ -73,14 +73,13 @@ class CellPlan:
 class TenantModel:
     """One tenant's counters (merged `base` from the store plus unsaved local `delta`) and its plan."""
 
-    __slots__ = ("base", "delta", "last_replan", "name", "outcomes", "plan", "today", "today_day")
+    __slots__ = ("base", "delta", "last_replan", "name", "plan", "today", "today_day")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.base: dict[int, dict[CellKey, list[float]]] = {}  # day -> cell -> counters (as last loaded)
         self.delta: dict[int, dict[CellKey, list[float]]] = {}  # added here since the last save
         self.plan: dict[CellKey, CellPlan] = {}
-        self.outcomes = 0  # outcomes since the last replan
         self.last_replan = 0.0
         self.today_day = -1
         self.today: dict[CellKey, list[float]] = {}
@@ -225,7 +224,6 @@ class Adaptive:
         else:
             c[N_LOCAL] += weight
             c[S_LOCAL] += weight * score
-        tm.outcomes += 1
         now = self.clock()
         if now - tm.last_replan >= REPLAN_S:
             self.replan(tm, now)
@@ -254,7 +252,6 @@ class Adaptive:
         """Recompute a tenant's plan from its counters (see the module docstring)."""
         now = self.clock() if now is None else now
         tm.last_replan = now
-        tm.outcomes = 0
         s = self.settings
         cells = self.totals(tm, now)
         ms = s.min_samples
@@ -308,10 +305,6 @@ class Adaptive:
                                  explore=s.explore_floor if settled else s.explore,
                                  why=f"adaptive ({tm.name}, {self.cell_text(key)}): {why}")
         tm.plan = plan
-
-    def replan_all(self) -> None:
-        for tm in self.tenants.values():
-            self.replan(tm)
 
     # ------------------------------------------------------------ what a person or the store reads
 

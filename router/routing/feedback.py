@@ -19,7 +19,7 @@ Outcomes, each a score in [0, 1] for one location of one tenant's cell:
   An explicit rating replaces its request's implicit outcome, even after the window.
 
 The adaptive counters persist through the state store (`start`/`aclose`, router/routing/adaptive_store.py).
-With a store shared by other processes, the remembered answers are written there too (every 2 s, `fbr/ID`
+With a store shared by other processes, the remembered answers are written there too (every 2 s, `fbr/TENANT/ID`
 records that expire with `remember_s`), so `rate_anywhere` also takes a rating of an answer another
 worker, replica or earlier run gave; it then replaces what that process counted for it.
 """
@@ -61,6 +61,10 @@ class Record:
         self.counted: tuple[float, float] | None = None  # (score, weight) already observed for this answer
 
 
+def stored_key(tenant: str | None, request_id: str) -> str:
+    return f"{STORED_PREFIX}{tenant or '-'}/{request_id}"
+
+
 def build_feedback(config: Config, catalog: Catalog, clock: Callable[[], float] = time.time,
                    rng: random.Random | None = None) -> FeedbackLoop:
     """The feedback loop and adaptive engine of one config (its tiers, where each tier's models run)."""
@@ -84,7 +88,9 @@ class FeedbackLoop:
         self.window = s.reask_window_s
         self.ttl = s.remember_s
         self.max = s.remember_max
-        self.records: OrderedDict[str, Record] = OrderedDict()  # by time of the answer's end
+        # (tenant, request id) -> answer, by time of the answer's end: ids are the client's to choose, so
+        # one tenant's id never reaches (or pushes out) another's answer
+        self.records: OrderedDict[tuple[str | None, str], Record] = OrderedDict()
         self.pending: deque[Record] = deque()  # answers whose implicit outcome is not final yet
         self.asks: OrderedDict[tuple[str | None, int], Record] = OrderedDict()  # fingerprint -> last answer
         self.sync: AdaptiveStore | None = None
@@ -107,10 +113,11 @@ class FeedbackLoop:
         t = ex.target
         cloud = t is not None and t.model.location == "cloud"
         rec = Record(ex.request_id, ex.tenant, key, cloud, now)
-        old = self.records.pop(ex.request_id, None)
+        rk = (ex.tenant, ex.request_id)
+        old = self.records.pop(rk, None)
         if old is not None:  # a reused request id: the earlier answer can no longer be rated
             self._finalise(old)
-        self.records[ex.request_id] = rec
+        self.records[rk] = rec
         if len(self.records) > self.max:
             self._finalise(self.records.popitem(last=False)[1])
         if key is None:
@@ -146,16 +153,16 @@ class FeedbackLoop:
 
     # ------------------------------------------------------------ an explicit rating
 
-    def lookup(self, request_id: str) -> Record | None:
-        rec = self.records.get(request_id)
+    def lookup(self, request_id: str, tenant: str | None) -> Record | None:
+        rec = self.records.get((tenant, request_id))
         if rec is None or self.clock() - rec.done_at > self.ttl:
             return None
         return rec
 
     def rate(self, request_id: str, tenant: str | None, score: float) -> bool:
         """Record a rating from `tenant`; False when the request is unknown, expired or another tenant's."""
-        rec = self.lookup(request_id)
-        if rec is None or rec.tenant != tenant:
+        rec = self.lookup(request_id, tenant)
+        if rec is None:
             return False
         rec.explicit = score
         if rec.key is None:
@@ -167,9 +174,9 @@ class FeedbackLoop:
 
     async def rate_anywhere(self, request_id: str, tenant: str | None, score: float) -> bool:
         """`rate`, and for an answer another worker (or an earlier run) gave, its record in the store."""
-        if self.lookup(request_id) is not None or self.store is None or self.outbox is None:
+        if self.lookup(request_id, tenant) is not None or self.store is None or self.outbox is None:
             return self.rate(request_id, tenant, score)
-        key = STORED_PREFIX + request_id
+        key = stored_key(tenant, request_id)
         stored = await self.store.get(key)
         if stored is None or stored.get("tenant") != tenant:
             return False
@@ -187,7 +194,7 @@ class FeedbackLoop:
         return True
 
     def take_outbox(self) -> list[tuple[str, dict[str, Any]]]:
-        """The answers finished since the last call, as store records (`fbr/{request id}`): tenant, cell,
+        """The answers finished since the last call, as store records (`fbr/{tenant}/{id}`): tenant, cell,
         location, and what this process counts (or will count) for it: `implicit` (a score, weight
         `implicit_weight`) or `rated` (a rating, weight 1), so a rating elsewhere can replace it."""
         if not self.outbox:
@@ -200,7 +207,7 @@ class FeedbackLoop:
                 rec["rated"] = r.explicit
             elif r.verdict is not None or r.counted is not None:
                 rec["implicit"] = r.verdict if r.verdict is not None else r.counted[0]  # type: ignore[index]
-            items.append((STORED_PREFIX + r.request_id, rec))
+            items.append((stored_key(r.tenant, r.request_id), rec))
         return items
 
     # ------------------------------------------------------------ bookkeeping
