@@ -26,14 +26,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from router.config import ConfigError, ModelSpec
+from router.config import ModelSpec
 from router.cost import cost_usd, local_usage, priced, token_counts, worst_case_usd
-from router.errors import BudgetExceeded, PermissionDenied, UpstreamFailure
+from router.errors import BudgetExceeded, UpstreamFailure
 from router.exchange import CallNext, Candidate, Exchange, Reply
 from router.pipeline import Stage
 from router.routing.tokens import estimate, extract
 from router.state import Charge, Grant, SpendEntry, Store, windows
-from router.tenants import DEFAULT_TENANT, Budget, Tenants, parse_budget
+from router.tenants import DEFAULT_TENANT, Budget, KeyAllowance, Tenants, parse_budget
 
 log = logging.getLogger("ai_router.budget")
 
@@ -69,7 +69,7 @@ class BudgetStage(Stage):
         self.top_price = self.prices[top] if top else (0.0, 0.0)
         emb = [m.price.input for m in config.models() if m.type == "embedding"]
         self.top_embedding_price = max(emb) if emb else 0.0
-        self._key_budgets: dict[tuple[str, int], Budget | None] = {}
+        self.key_budgets = KeyAllowance("budget", lambda raw, where: parse_budget(raw, where, self.tiers))
         self._plans: dict[tuple[str, str | None, int, str], Plan] = {}
 
     # ------------------------------------------------------------ before routing
@@ -81,22 +81,9 @@ class BudgetStage(Stage):
         if spec is not None and spec.budget is not None:
             out.append((f"t:{tenant}", f"tenant '{tenant}'", spec.budget))
         key = ex.key
-        raw = getattr(key, "budget", None) if key is not None else None
-        if raw:
-            name = key.name  # type: ignore[union-attr]
-            memo = (name, id(raw))  # a key reloaded from the store (new allowances) is parsed again
-            if memo not in self._key_budgets:
-                if len(self._key_budgets) > 10_000:
-                    self._key_budgets.clear()
-                try:
-                    self._key_budgets[memo] = parse_budget(dict(raw), f"key '{name}'.budget", self.tiers)
-                except ConfigError as e:  # fail closed: a key whose budget cannot be read spends nothing
-                    log.error("key %r: %s", name, e)
-                    raise PermissionDenied(f"This key's budget is misconfigured: {e}", code="key_misconfigured"
-                                           ) from None
-            b = self._key_budgets[memo]
-            if b is not None:
-                out.append((f"k:{name}", f"key '{name}'", b))
+        b = self.key_budgets.get(key)
+        if b is not None:
+            out.append((f"k:{key.name}", f"key '{key.name}'", b))  # type: ignore[union-attr]
         return out
 
     async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:

@@ -15,14 +15,13 @@ import math
 import time
 from typing import Any
 
-from router.config import ConfigError
 from router.cost import token_counts
-from router.errors import PermissionDenied, RateLimited
+from router.errors import RateLimited
 from router.exchange import CallNext, Exchange, Reply
 from router.pipeline import Stage
 from router.routing.tokens import estimate, extract
 from router.state import Charge, Store, windows
-from router.tenants import DEFAULT_TENANT, Limits, Tenants, parse_limits
+from router.tenants import DEFAULT_TENANT, KeyAllowance, Limits, Tenants, parse_limits
 
 
 def _reset(end: float) -> str:
@@ -40,26 +39,14 @@ class RateLimitStage(Stage):
         keys = ctx.config.auth.get("keys") or []
         # keys may carry limits (also keys added at run time through /admin/keys): active whenever keys exist
         self.active = any(s.limits for s in self.tenants.specs) or bool(keys)
-        self._key_limits: dict[tuple[str, int], Limits | None] = {}
+        self.key_limits = KeyAllowance("limits", parse_limits)
 
     def limits(self, ex: Exchange) -> list[tuple[str, Limits]]:
         out = []
         key = ex.key
-        raw = getattr(key, "limits", None) if key is not None else None
-        if raw:
-            name = key.name  # type: ignore[union-attr]
-            memo = (name, id(raw))  # a key reloaded from the store (new allowances) is parsed again
-            if memo not in self._key_limits:
-                if len(self._key_limits) > 10_000:
-                    self._key_limits.clear()
-                try:
-                    self._key_limits[memo] = parse_limits(dict(raw), f"key '{name}'.limits")
-                except ConfigError as e:  # fail closed
-                    raise PermissionDenied(f"This key's limits are misconfigured: {e}", code="key_misconfigured"
-                                           ) from None
-            lim = self._key_limits[memo]
-            if lim is not None:
-                out.append((f"k:{name}", lim))
+        lim = self.key_limits.get(key)
+        if lim is not None:
+            out.append((f"k:{key.name}", lim))  # type: ignore[union-attr]
         tenant = ex.tenant or DEFAULT_TENANT
         spec = self.tenants.get(tenant)
         if spec is not None and spec.limits is not None:

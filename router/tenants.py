@@ -11,11 +11,13 @@ warning). `Tenants.get(name)` answers the first match, memoised per tenant name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
 from router.config import Config, ConfigError
+from router.errors import PermissionDenied
 from router.redaction.policy import parse_policy
 
 DEFAULT_TENANT = "default"
@@ -187,3 +189,31 @@ class Tenants:
         if len(self._memo) < 100_000:
             self._memo[tenant] = spec
         return spec
+
+
+class KeyAllowance:
+    """A key's own `budget` or `limits` (keys also come from the store at run time), parsed once per key
+    object, so a key reloaded with new allowances is read again. An unreadable one fails closed: 403."""
+
+    def __init__(self, field: str, parse: Callable[[dict[str, Any], str], Any]) -> None:
+        self.field = field
+        self.parse = parse
+        self._memo: dict[tuple[str, int], Any] = {}
+
+    def get(self, key: Any) -> Any:
+        raw = getattr(key, self.field, None) if key is not None else None
+        if not raw:
+            return None
+        memo = (key.name, id(raw))
+        try:
+            return self._memo[memo]
+        except KeyError:
+            pass
+        if len(self._memo) > 10_000:
+            self._memo.clear()
+        try:
+            value = self._memo[memo] = self.parse(dict(raw), f"key '{key.name}'.{self.field}")
+        except ConfigError as e:
+            raise PermissionDenied(f"This key's {self.field} is misconfigured: {e}", code="key_misconfigured"
+                                   ) from None
+        return value
