@@ -67,6 +67,10 @@ def test_dockerfile_rules() -> None:
     assert 'VOLUME ["/data"]' in text
     # the tokenizer files are package data, so the installed image needs no network to count tokens
     assert "*.tiktoken.gz" in (ROOT / "pyproject.toml").read_text()
+    # the build-time `ai-router check` gives every key_env the container config needs a value
+    check = next(line for line in text.splitlines() if "ai-router check" in line)
+    for key in yaml.safe_load((DEPLOY / "router.yaml").read_text())["auth"]["keys"]:
+        assert f"{key['key_env']}=" in check, key
     ignore = (ROOT / ".dockerignore").read_text()
     assert ignore.startswith("#")
     assert "\n**\n" in ignore
