@@ -70,6 +70,37 @@ def priced(usage: dict[str, Any], price_in: float, price_out: float) -> float:
     return (inp * price_in + out * price_out) / 1_000_000
 
 
+def tier_prices(models: list[ModelSpec], tiers: list[str]) -> dict[str, tuple[float, float]]:
+    """Per tier, the highest (input, output) price among its chat models: the tier's worst case."""
+    out: dict[str, tuple[float, float]] = {t: (0.0, 0.0) for t in tiers}
+    for m in models:
+        if m.tier in out and m.type == "chat":
+            pi, po = out[m.tier]
+            out[m.tier] = (max(pi, m.price.input), max(po, m.price.output))
+    return out
+
+
+class Baseline:
+    """What an answer would have cost with every request on the highest priced tier (embeddings: on the
+    priciest embedding model): the savings baseline of the spend ledger, the metrics and the dashboard."""
+
+    __slots__ = ("embedding", "top")
+
+    def __init__(self, models: list[ModelSpec], tiers: list[str]) -> None:
+        prices = tier_prices(models, tiers)
+        top = next((t for t in reversed(tiers) if prices[t] != (0.0, 0.0)), None)
+        self.top = prices[top] if top else (0.0, 0.0)
+        emb = [m.price.input for m in models if m.type == "embedding"]
+        self.embedding = max(emb) if emb else 0.0
+
+    def __call__(self, endpoint: str, usage: dict[str, Any] | None) -> float:
+        if not usage:
+            return 0.0
+        if endpoint == "embeddings":
+            return priced(usage, self.embedding, 0.0)
+        return priced(usage, *self.top)
+
+
 def _texts_json(endpoint: str, data: Any, out: list[str]) -> None:
     """Completion text of a JSON answer (chat, completions, responses)."""
     if not isinstance(data, dict):

@@ -102,7 +102,7 @@ class RouterService:
         await self.feedback.start(self.ctx.store)  # the adaptive counters, read before the first request
         for b in self.backends.values():
             await b.start()
-        self.observer.start()
+        self.observer.start(self.ctx.store, self.tenants)
 
     async def aclose(self) -> None:
         for b in self.backends.values():

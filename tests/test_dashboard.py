@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from backends.simulated import Behavior
 from router.observe.stats import quantile
@@ -86,8 +87,9 @@ def test_quantile_interpolates_like_prometheus() -> None:
 def keyed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("AI_ROUTER_ADMIN_KEY", ADMIN)
     monkeypatch.setenv("DASH_CLIENT_KEY", "client-key-1")
-    stack = Stack(lambda lu, cu: make_config(lu, cu, auth={
-        "keys": [{"name": "app", "key_env": "DASH_CLIENT_KEY", "tenant": "acme/app"}]})).start()
+    stack = Stack(lambda lu, cu: make_config(
+        lu, cu, auth={"keys": [{"name": "app", "key_env": "DASH_CLIENT_KEY", "tenant": "acme/app"}]},
+        tenants=[{"match": "acme/*", "budget": {"daily_usd": 5, "monthly_usd": 50}}])).start()
     yield stack
     stack.stop()
 
@@ -101,6 +103,35 @@ def test_keys_configured_means_admin_key(keyed: Stack) -> None:
             assert r.headers["www-authenticate"] == "Bearer"
             assert c.get(keyed.url + path, headers={"authorization": "Bearer client-key-1"}).status_code == 401
             assert c.get(keyed.url + path, headers={"authorization": f"Bearer {ADMIN}"}).status_code == 200
+
+
+def test_spend_against_budget_from_the_store(keyed: Stack) -> None:
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(timeout=10) as c:
+        for model in ("gpt-5-mini", "auto"):
+            r = c.post(keyed.url + "/v1/chat/completions", json={"model": model, "messages": MSG},
+                       headers={"authorization": "Bearer client-key-1"})
+            assert r.status_code == 200
+        deadline = time.time() + 5
+        while True:  # the ledger is written behind the answer
+            tenants = {t["tenant"]: t for t in c.get(keyed.url + "/dashboard/stats", headers=admin).json()["tenants"]}
+            if "acme/app" in tenants and tenants["acme/app"]["requests"] >= 2:
+                break
+            assert time.time() < deadline, tenants
+            time.sleep(0.1)
+        t = tenants["acme/app"]
+        assert t["spend_usd"] > 0
+        assert t["budget_usd"] == 5
+        assert t["budget_window"] == "day"
+        assert t["savings_usd"] > 0
+        assert keyed.service is not None
+        keyed.run(keyed.service.observer.sample_spend())
+        text = c.get(keyed.url + "/metrics", headers=admin).text
+    samples = {(s.name, s.labels.get("tenant"), s.labels.get("window")): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("ai_router_tenant_spend_usd", "acme/app", "day")] == pytest.approx(t["spend_usd"])
+    assert samples[("ai_router_budget_remaining_usd", "acme/app", "day")] == pytest.approx(5 - t["spend_usd"])
+    assert samples[("ai_router_budget_remaining_usd", "acme/app", "month")] == pytest.approx(50 - t["spend_usd"])
 
 
 def test_metrics_public_opens_metrics_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from backends.simulated import Behavior
-from tests.conftest import Stack
+from tests.conftest import Stack, make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -39,6 +42,14 @@ def test_scrape_config() -> None:
     assert "ai-router-rules.yml" in cfg["rule_files"]
 
 
+@pytest.fixture
+def live() -> Iterator[Stack]:
+    """A router whose tenants have a budget, so the budget gauges exist too."""
+    s = Stack(lambda lu, cu: make_config(lu, cu, tenants=[{"match": "*", "budget": {"daily_usd": 100}}])).start()
+    yield s
+    s.stop()
+
+
 def test_every_queried_metric_is_exported(live: Stack) -> None:
     with httpx.Client(timeout=30) as c:
         assert c.post(live.url + "/v1/chat/completions", json={"model": "auto", "messages": MSG}).status_code == 200
@@ -47,8 +58,15 @@ def test_every_queried_metric_is_exported(live: Stack) -> None:
         live.local.behavior = Behavior(fail_status=500, fail_times=1)
         assert c.post(live.url + "/v1/chat/completions", json={"model": "auto", "messages": MSG}).status_code == 200
         assert c.post(live.url + "/v1/chat/completions", content=b"{bad").status_code == 400
-        text = c.get(live.url + "/metrics").text
-    exported = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+        assert live.service is not None
+        deadline = time.time() + 5
+        while True:  # the ledger is written behind the answers; the tick reads it every 15 s
+            live.run(live.service.observer.sample_spend())
+            text = c.get(live.url + "/metrics").text
+            exported = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+            if "ai_router_budget_remaining_usd" in exported or time.time() > deadline:
+                break
+            time.sleep(0.1)
     queried = {m for e in _grafana_exprs() + _rule_exprs() for m in METRIC.findall(e)}
     assert queried, "no metric found in the deploy files"
     missing = sorted(queried - exported)

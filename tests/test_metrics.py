@@ -112,6 +112,9 @@ def test_families_and_labels_after_real_traffic(live: Stack) -> None:
     assert delta("ai_router_tokens_total", type="input") > 0
     assert delta("ai_router_tokens_total", type="output") > 0
     assert delta("ai_router_cost_usd_total", model="gpt-5-mini") > 0
+    # savings baseline: every answer priced at the highest tier (local answers cost 0, so all of it is saved)
+    assert delta("ai_router_baseline_cost_usd_total", model="qwen3:8b") > 0
+    assert delta("ai_router_baseline_cost_usd_total") > delta("ai_router_cost_usd_total")
     assert delta("ai_router_difficulty_count", task="chat") >= 4
     assert value(after, "ai_router_breaker_state", backend="local", state="closed") + \
         value(after, "ai_router_breaker_state", backend="local", state="open") == 1
@@ -144,8 +147,8 @@ def test_label_children_are_cached() -> None:
     (fam,) = (f for f in text_string_to_metric_families(m.render().decode()) if f.name == "ai_router_requests")
     (sample,) = fam.samples
     assert sample.value == 3
-    assert sample.labels == {"endpoint": "chat", "tenant": "", "task": "", "tier": "t", "model": "m", "backend": "b",
-                             "location": "cloud", "status": "200"}
+    assert sample.labels == {"endpoint": "chat", "tenant": "default", "task": "", "tier": "t", "model": "m",
+                             "backend": "b", "location": "cloud", "status": "200"}
 
 
 def test_metrics_off() -> None:

@@ -88,7 +88,7 @@ def add_routes(app: web.Application, service: Callable[[], Any]) -> None:
                 svc.admin.check(request.headers)
         except ProxyError as e:
             return _refuse(e)
-        body = orjson.dumps(dashboard_stats(svc), option=orjson.OPT_NON_STR_KEYS)
+        body = orjson.dumps(await dashboard_stats(svc), option=orjson.OPT_NON_STR_KEYS)
         return web.Response(body=body, content_type="application/json", headers={"Cache-Control": "no-store"})
 
     r = app.router

@@ -33,6 +33,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from router import __version__
 from router.cost import token_counts
+from router.tenants import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from router.exchange import Exchange
@@ -83,7 +84,7 @@ def mark_worker_dead(pid: int) -> None:
 class _Series:
     """The label children one kind of request updates, made once per label combination."""
 
-    __slots__ = ("cost", "difficulty", "duration", "requests", "tokens_in", "tokens_out", "ttft")
+    __slots__ = ("baseline", "cost", "difficulty", "duration", "requests", "tokens_in", "tokens_out", "ttft")
 
     def __init__(self, m: Metrics, key: tuple[str, ...]) -> None:
         endpoint, tenant, task, tier, model, _backend, _location, _status = key
@@ -93,6 +94,7 @@ class _Series:
         self.tokens_in = m.tokens.labels(tenant, model, "input")
         self.tokens_out = m.tokens.labels(tenant, model, "output")
         self.cost = m.cost.labels(tenant, model)
+        self.baseline = m.baseline.labels(tenant, model)
         self.difficulty = m.difficulty.labels(task)
 
 
@@ -122,6 +124,14 @@ class Metrics:
         self.tokens = Counter(PREFIX + "tokens", "Tokens the upstreams reported, by direction.",
                               ["tenant", "model", "type"], registry=r)
         self.cost = Counter(PREFIX + "cost_usd", "What the answers cost, in USD.", ["tenant", "model"], registry=r)
+        self.baseline = Counter(PREFIX + "baseline_cost_usd",
+                                "What the same answers would have cost on the highest priced tier, in USD "
+                                "(savings = this - ai_router_cost_usd_total).", ["tenant", "model"], registry=r)
+        self.spend = Gauge(PREFIX + "tenant_spend_usd", "Spend in the current UTC day / month, from the state store.",
+                           ["tenant", "window"], registry=r, multiprocess_mode="livemostrecent")
+        self.budget_remaining = Gauge(PREFIX + "budget_remaining_usd",
+                                      "What remains of the tenant's daily / monthly budget, from the state store.",
+                                      ["tenant", "window"], registry=r, multiprocess_mode="livemostrecent")
         self.difficulty = Histogram(PREFIX + "difficulty", "The classifier's difficulty score (0-1) per task.",
                                     ["task"], buckets=DIFFICULTY_BUCKETS, registry=r)
         self.errors = Counter(PREFIX + "errors", "Requests that ended in an error, by error code.",
@@ -150,11 +160,11 @@ class Metrics:
 
     # ------------------------------------------------------------ per request
 
-    def observe(self, ex: Exchange, error: str | None = None) -> None:
-        """The end of one proxied request: count it, time it, add its tokens and cost."""
+    def observe(self, ex: Exchange, error: str | None = None, baseline_usd: float = 0.0) -> None:
+        """The end of one proxied request: count it, time it, add its tokens, cost and savings baseline."""
         t = ex.target
         f = ex.features
-        tenant = ex.tenant or ""
+        tenant = ex.tenant or DEFAULT_TENANT
         if t is not None:
             m = t.model
             model, backend, location, tier = m.id, m.backend, m.location, t.tier or ""
@@ -185,6 +195,8 @@ class Metrics:
                 s.tokens_out.inc(tout)
         if ex.cost_usd:
             s.cost.inc(ex.cost_usd)
+        if baseline_usd:
+            s.baseline.inc(baseline_usd)
         if error is not None:
             self.error(ex.endpoint, error)
         if ex.findings:
@@ -243,6 +255,16 @@ class Metrics:
             busy, waiting = load_of(b)
             self.in_flight.labels(b.name).set(busy)
             self.queued.labels(b.name).set(waiting)
+
+    def sample_spend(self, tenants: list[dict[str, Any]]) -> None:
+        """Set the spend and budget gauges from a spend report (router/spend.py `report`)."""
+        for t in tenants:
+            name = t["tenant"]
+            for window, v in (t.get("spend_usd") or {}).items():
+                self.spend.labels(name, window).set(v)
+            for window, v in (t.get("remaining_usd") or {}).items():
+                if v is not None:
+                    self.budget_remaining.labels(name, window).set(v)
 
     # ------------------------------------------------------------ reading
 

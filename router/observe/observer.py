@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
+from router.cost import Baseline
 from router.observe.accesslog import AccessLog
 from router.observe.logs import event
 from router.observe.metrics import Metrics, breaker_state, process_metrics
+from router.spend import report
 
 if TYPE_CHECKING:
     from router.config import Config
@@ -24,11 +27,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ai_router")
 TICK_S = 1.0
+SPEND_EVERY_S = 15.0  # the spend and budget gauges are read from the state store this often
 _started_services = 0
 
 
 class Observer:
-    __slots__ = ("_breakers", "_timer", "access", "backends", "config", "metrics", "tracer")
+    __slots__ = ("_breakers", "_spend_at", "_spend_task", "_timer", "access", "backends", "baseline", "config",
+                 "metrics", "store", "tenants", "tracer")
 
     def __init__(self, config: Config, backends: dict[str, Any], metrics: Metrics | None = None) -> None:
         self.config = config
@@ -41,13 +46,20 @@ class Observer:
             from router.observe.tracing import Tracer  # the optional `otel` extra: imported only when on
 
             self.tracer = Tracer(config.tracing)
+        self.baseline = Baseline(config.models(), config.routing.tiers)
+        self.store: Any = None
+        self.tenants: Any = None
         self._timer: asyncio.TimerHandle | None = None
         self._breakers: dict[str, str] = {}
+        self._spend_at = 0.0
+        self._spend_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
+    def start(self, store: Any = None, tenants: Any = None) -> None:
+        """Begin ticking; `store` and `tenants` feed the spend and budget gauges."""
         global _started_services
+        self.store, self.tenants = store, tenants
         _started_services += 1
         kind = "start" if _started_services == 1 else "reload"
         cfg = self.config
@@ -62,6 +74,8 @@ class Observer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._spend_task is not None:
+            self._spend_task.cancel()
         self.access.flush()
         if self.tracer is not None:
             self.tracer.shutdown()
@@ -77,6 +91,10 @@ class Observer:
         self.access.flush()
         if self.metrics is not None:
             self.metrics.sample(self.backends.values())
+            now = time.monotonic()
+            if self.store is not None and now - self._spend_at >= SPEND_EVERY_S and self._spend_task is None:
+                self._spend_at = now
+                self._spend_task = asyncio.get_running_loop().create_task(self.sample_spend())
         for name, b in self.backends.items():
             state = breaker_state(b)
             if state != self._breakers.get(name):
@@ -84,6 +102,17 @@ class Observer:
                 event(log, "breaker", f"backend {name}: breaker {state}",
                       logging.WARNING if state == "open" else logging.INFO,
                       backend=name, state=state, failures=getattr(b, "failures", None))
+
+    async def sample_spend(self) -> None:
+        """Read spend and remaining budgets per tenant from the state store into the gauges."""
+        try:
+            rows = (await report(self.store, self.tenants, "day"))["tenants"]  # both windows' spend and budgets
+            if self.metrics is not None:
+                self.metrics.sample_spend(rows)
+        except Exception:
+            log.exception("reading spend from the state store for the metrics failed")
+        finally:
+            self._spend_task = None
 
     # ------------------------------------------------------------ per request
 
@@ -96,7 +125,7 @@ class Observer:
         """The request is over (answer sent or stream ended): metrics, access line, span end."""
         m = self.metrics
         if m is not None:
-            m.observe(ex, error)
+            m.observe(ex, error, self.baseline(ex.endpoint, ex.usage) if ex.usage else 0.0)
         self.access.write(ex, error)
         if ex.trace is not None:
             self.tracer.end(ex, error)

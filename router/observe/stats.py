@@ -11,12 +11,15 @@ Nothing here runs on the request path.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import time
-from fnmatch import fnmatchcase
 from typing import Any
 
 from router.observe.metrics import Metrics, breaker_state, load_of
+from router.spend import report
+
+log = logging.getLogger("ai_router")
 
 WINDOW_S = 300.0
 MIN_SAMPLE_GAP_S = 0.5
@@ -137,15 +140,32 @@ def _tiers(point: dict[str, Any], then: dict[str, Any] | None, order: list[str],
     return out
 
 
-def _budget(tenants: list[dict[str, Any]], tenant: str) -> dict[str, Any] | None:
-    for t in tenants:
-        if isinstance(t, dict) and fnmatchcase(tenant, str(t.get("match", ""))):
-            b = t.get("budget")
-            return b if isinstance(b, dict) else None
-    return None
+def _tenants(rows: list[dict[str, Any]], cost: dict[str, float], baseline: dict[str, float],
+             requests: dict[str, float]) -> list[dict[str, Any]]:
+    """Spend per tenant: today's, from the state store's ledger (it survives restarts and is shared by
+    workers and replicas) against the daily budget (else the monthly one, with the month's spend); tenants
+    the ledger does not know (no `budget` stage in the pipeline) from the metrics, since start."""
+    out = []
+    for r in rows:
+        b = r.get("budget") or {}
+        if b.get("daily_usd") is not None:
+            window, limit = "day", b["daily_usd"]
+        else:
+            window, limit = "month", b.get("monthly_usd")
+        out.append({"tenant": r["tenant"], "requests": r["requests"], "spend_usd": r["spend_usd"][window],
+                    "budget_usd": limit, "budget_window": window if limit is not None else None,
+                    "savings_usd": r["savings_usd"], "window": "today"})
+    known = {r["tenant"] for r in rows}
+    for name in sorted(set(cost) | set(requests)):
+        if name in known:
+            continue
+        out.append({"tenant": name, "requests": requests.get(name, 0.0), "spend_usd": cost.get(name, 0.0),
+                    "budget_usd": None, "budget_window": None,
+                    "savings_usd": baseline.get(name, 0.0) - cost.get(name, 0.0), "window": "since start"})
+    return out
 
 
-def dashboard_stats(svc: Any, recent: int = 50) -> dict[str, Any]:
+async def dashboard_stats(svc: Any, recent: int = 50) -> dict[str, Any]:
     """The JSON the dashboard page draws."""
     m: Metrics = svc.observer.metrics
     cfg = svc.config
@@ -160,12 +180,13 @@ def dashboard_stats(svc: Any, recent: int = 50) -> dict[str, Any]:
     if then is point:
         then = None
     cost = _sum(fams, "ai_router_cost_usd", by="tenant")
-    reqs_by_tenant = _sum(fams, "ai_router_requests", by="tenant")
-    tenants = []
-    for name in sorted(set(cost) | set(reqs_by_tenant)):
-        budget = _budget(cfg.tenants, name) if name else None
-        tenants.append({"tenant": name, "requests": reqs_by_tenant.get(name, 0.0), "spend_usd": cost.get(name, 0.0),
-                        "budget": budget})
+    baseline = _sum(fams, "ai_router_baseline_cost_usd", by="tenant")
+    try:
+        rows = (await report(svc.ctx.store, svc.tenants, "day"))["tenants"]
+    except Exception:
+        log.exception("dashboard: reading spend from the state store failed")
+        rows = []
+    tenants = _tenants(rows, cost, baseline, _sum(fams, "ai_router_requests", by="tenant"))
     backends = []
     for name, b in svc.backends.items():
         busy, waiting = load_of(b)
@@ -182,6 +203,7 @@ def dashboard_stats(svc: Any, recent: int = 50) -> dict[str, Any]:
             "requests": point["requests"], "local": point["local"], "cloud": point["cloud"],
             "errors": point["errors"], "promotions": point["promotions"],
             "cost_usd": sum(cost.values()),
+            "savings_usd": sum(baseline.values()) - sum(cost.values()),
             "tokens": _sum(fams, "ai_router_tokens", by="type"),
         },
         "errors": _sum(fams, "ai_router_errors", by="code"),
