@@ -127,6 +127,21 @@ class BufferedHandler(logging.Handler):
         super().close()
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time (it may be replaced after set-up, as pytest does)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def make_formatter(fmt: str) -> logging.Formatter:
     return TextFormatter() if fmt == "text" else JsonFormatter()
 
@@ -143,7 +158,8 @@ def setup_logging(level: str = "info", fmt: str = "json", fd: int | None = None)
     for h in list(root.handlers):
         if getattr(h, "_ai_router", False):
             root.removeHandler(h)
-    h = logging.StreamHandler(sys.stderr if fd is None else os.fdopen(os.dup(fd), "w", buffering=1))
+    h: logging.Handler = StderrHandler() if fd is None else logging.StreamHandler(os.fdopen(os.dup(fd), "w",
+                                                                                            buffering=1))
     h.setFormatter(formatter)
     h._ai_router = True  # type: ignore[attr-defined]
     root.addHandler(h)

@@ -81,20 +81,22 @@ class Observer:
             self.tracer.shutdown()
 
     def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             self.tick()
+            now = time.monotonic()
+            if (self.metrics is not None and self.store is not None and self._spend_task is None
+                    and now - self._spend_at >= SPEND_EVERY_S):
+                self._spend_at = now
+                self._spend_task = loop.create_task(self.sample_spend())
         finally:
-            self._timer = asyncio.get_running_loop().call_later(TICK_S, self._tick)
+            self._timer = loop.call_later(TICK_S, self._tick)
 
     def tick(self) -> None:
         """Flush the access log, sample backend gauges, log breaker changes."""
         self.access.flush()
         if self.metrics is not None:
             self.metrics.sample(self.backends.values())
-            now = time.monotonic()
-            if self.store is not None and now - self._spend_at >= SPEND_EVERY_S and self._spend_task is None:
-                self._spend_at = now
-                self._spend_task = asyncio.get_running_loop().create_task(self.sample_spend())
         for name, b in self.backends.items():
             state = breaker_state(b)
             if state != self._breakers.get(name):
