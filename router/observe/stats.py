@@ -157,7 +157,7 @@ def _tenants(rows: list[dict[str, Any]], cost: dict[str, float], baseline: dict[
                     "savings_usd": r["savings_usd"], "window": "today"})
     known = {r["tenant"] for r in rows}
     for name in sorted(set(cost) | set(requests)):
-        if name in known:
+        if name in known or not name:  # "": refused before the key was read
             continue
         out.append({"tenant": name, "requests": requests.get(name, 0.0), "spend_usd": cost.get(name, 0.0),
                     "budget_usd": None, "budget_window": None,
