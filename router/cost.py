@@ -96,9 +96,14 @@ class Baseline:
     def __call__(self, endpoint: str, usage: dict[str, Any] | None) -> float:
         if not usage:
             return 0.0
+        tin, tout, _ = token_counts(usage)
+        return self.tokens(endpoint, tin, tout)
+
+    def tokens(self, endpoint: str, tokens_in: int, tokens_out: int) -> float:
         if endpoint == "embeddings":
-            return priced(usage, self.embedding, 0.0)
-        return priced(usage, *self.top)
+            return tokens_in * self.embedding / 1_000_000
+        pi, po = self.top
+        return (tokens_in * pi + tokens_out * po) / 1_000_000
 
 
 def _texts_json(endpoint: str, data: Any, out: list[str]) -> None:

@@ -32,7 +32,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from router import __version__
-from router.cost import token_counts
+from router.cost import Baseline, token_counts
 from router.tenants import DEFAULT_TENANT
 
 if TYPE_CHECKING:
@@ -84,13 +84,15 @@ def mark_worker_dead(pid: int) -> None:
 class _Series:
     """The label children one kind of request updates, made once per label combination."""
 
-    __slots__ = ("baseline", "cost", "difficulty", "duration", "requests", "tokens_in", "tokens_out", "ttft")
+    __slots__ = ("baseline", "cost", "difficulty", "duration", "overhead", "requests", "tokens_in", "tokens_out",
+                 "ttft")
 
     def __init__(self, m: Metrics, key: tuple[str, ...]) -> None:
         endpoint, tenant, task, tier, model, _backend, _location, _status = key
         self.requests = m.requests.labels(*key)
         self.duration = m.duration.labels(endpoint, tier)
         self.ttft = m.ttft.labels(endpoint, tier)
+        self.overhead = m.overhead.labels(endpoint)
         self.tokens_in = m.tokens.labels(tenant, model, "input")
         self.tokens_out = m.tokens.labels(tenant, model, "output")
         self.cost = m.cost.labels(tenant, model)
@@ -149,19 +151,19 @@ class Metrics:
         self.queued = Gauge(PREFIX + "backend_queued", "Calls waiting for a free upstream connection, per backend.",
                             ["backend"], registry=r, multiprocess_mode="livesum")
         self._series: dict[tuple[str, ...], _Series] = {}
-        self._overhead: dict[str, Any] = {}
         self._errors: dict[tuple[str, str], Any] = {}
         self._upstream_errors: dict[tuple[str, str], Any] = {}
         self._promotions: dict[tuple[str, str, str], Any] = {}
         self._redactions: dict[tuple[str, str], Any] = {}
-        self.decisions: deque[dict[str, Any]] = deque(maxlen=decisions)
+        self.decisions: deque[tuple[Any, ...]] = deque(maxlen=decisions)
         self.history: deque[dict[str, Any]] = deque(maxlen=900)  # the dashboard's points (router/observe/stats.py)
         self.started = time.time()
 
     # ------------------------------------------------------------ per request
 
-    def observe(self, ex: Exchange, error: str | None = None, baseline_usd: float = 0.0) -> None:
-        """The end of one proxied request: count it, time it, add its tokens, cost and savings baseline."""
+    def observe(self, ex: Exchange, error: str | None = None, baseline: Baseline | None = None) -> None:
+        """The end of one proxied request: count it, time it, add its tokens, cost and savings baseline
+        (`baseline` prices its tokens on the highest tier)."""
         t = ex.target
         f = ex.features
         tenant = ex.tenant or DEFAULT_TENANT
@@ -182,10 +184,7 @@ class Metrics:
         s.duration.observe(elapsed)
         if ex.ttft_s is not None:
             s.ttft.observe(ex.ttft_s)
-        o = self._overhead.get(ex.endpoint)
-        if o is None:
-            o = self._overhead[ex.endpoint] = self.overhead.labels(ex.endpoint)
-        o.observe(ex.overhead_s)
+        s.overhead.observe(ex.overhead_s)
         usage = ex.usage
         if usage:
             tin, tout, _ = token_counts(usage)
@@ -193,10 +192,12 @@ class Metrics:
                 s.tokens_in.inc(tin)
             if tout:
                 s.tokens_out.inc(tout)
+            if baseline is not None:
+                b = baseline.tokens(ex.endpoint, tin, tout)
+                if b:
+                    s.baseline.inc(b)
         if ex.cost_usd:
             s.cost.inc(ex.cost_usd)
-        if baseline_usd:
-            s.baseline.inc(baseline_usd)
         if error is not None:
             self.error(ex.endpoint, error)
         if ex.findings:
@@ -208,8 +209,11 @@ class Metrics:
         attempts = ex.attempts
         if len(attempts) > 1 or (attempts and attempts[0].outcome != "ok"):
             self._attempts(attempts)
-        if self.decisions.maxlen:
-            self.decisions.append(_decision(ex, elapsed, error))
+        if self.decisions.maxlen:  # the raw values; made into a dict only when the dashboard asks
+            d = ex.decision
+            self.decisions.append((time.time(), ex.request_id, ex.endpoint, ex.tenant, f, t,
+                                   d.reasons if d is not None else None, [a.outcome for a in attempts], ex.status,
+                                   error, ex.stream, ex.cost_usd, elapsed, ex.findings or None))
 
     def error(self, endpoint: str, code: str) -> None:
         """An error answered to the client (also for requests rejected before an Exchange existed)."""
@@ -301,31 +305,18 @@ def load_of(backend: Any) -> tuple[int, int]:
     return max(0, pool.open - len(pool.idle)), len(pool.waiters)
 
 
-def _decision(ex: Exchange, elapsed: float, error: str | None) -> dict[str, Any]:
+def decision_dict(row: tuple[Any, ...]) -> dict[str, Any]:
     """One line of the dashboard's recent decisions: where it went and why, never what it said."""
-    t = ex.target
-    f = ex.features
-    d = ex.decision
+    ts, request_id, endpoint, tenant, f, t, reasons, attempts, status, error, stream, cost, elapsed, findings = row
     return {
-        "ts": time.time(),
-        "request_id": ex.request_id,
-        "endpoint": ex.endpoint,
-        "tenant": ex.tenant,
-        "task": f.task if f else None,
-        "complexity": f.complexity if f else None,
-        "tokens": f.tokens if f else None,
-        "model": t.model.id if t else None,
-        "tier": t.tier if t else None,
-        "backend": t.model.backend if t else None,
-        "location": t.model.location if t else None,
-        "reasons": list(d.reasons) if d is not None else [],
-        "attempts": [a.outcome for a in ex.attempts],
-        "status": ex.status,
-        "error": error,
-        "stream": ex.stream,
-        "cost_usd": ex.cost_usd,
-        "latency_ms": round(elapsed * 1000, 2),
-        "redacted": ex.findings,  # kinds and counts, never values
+        "ts": ts, "request_id": request_id, "endpoint": endpoint, "tenant": tenant,
+        "task": f.task if f else None, "complexity": f.complexity if f else None, "tokens": f.tokens if f else None,
+        "difficulty": round(f.difficulty, 3) if f else None,
+        "model": t.model.id if t else None, "tier": t.tier if t else None,
+        "backend": t.model.backend if t else None, "location": t.model.location if t else None,
+        "reasons": list(reasons or ()), "attempts": attempts, "status": status, "error": error, "stream": stream,
+        "cost_usd": cost, "latency_ms": round(elapsed * 1000, 2),
+        "redacted": findings,  # kinds and counts, never values
     }
 
 

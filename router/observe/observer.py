@@ -127,7 +127,7 @@ class Observer:
         """The request is over (answer sent or stream ended): metrics, access line, span end."""
         m = self.metrics
         if m is not None:
-            m.observe(ex, error, self.baseline(ex.endpoint, ex.usage) if ex.usage else 0.0)
+            m.observe(ex, error, self.baseline)
         self.access.write(ex, error)
         if ex.trace is not None:
             self.tracer.end(ex, error)

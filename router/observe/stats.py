@@ -16,7 +16,7 @@ import math
 import time
 from typing import Any
 
-from router.observe.metrics import Metrics, breaker_state, load_of
+from router.observe.metrics import Metrics, breaker_state, decision_dict, load_of
 from router.spend import report
 
 log = logging.getLogger("ai_router")
@@ -193,8 +193,7 @@ async def dashboard_stats(svc: Any, recent: int = 50) -> dict[str, Any]:
         backends.append({"backend": name, "location": locations.get(name), "state": breaker_state(b),
                          "in_flight": busy, "queued": waiting,
                          "latency_ms": round(b.latency_ms, 3) if b.latency_ms is not None else None})
-    decisions = list(m.decisions)[-recent:]
-    decisions.reverse()
+    decisions = [decision_dict(row) for row in reversed(list(m.decisions)[-recent:])]
     return {
         "now": point["t"],
         "uptime_s": round(point["t"] - m.started, 1),
