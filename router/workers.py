@@ -16,7 +16,7 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 
 from router.config import Config
-from router.observe.metrics import mark_worker_dead, share_across_workers
+from router.observe.shared import mark_worker_dead, share_across_workers
 from router.server import bind_socket, run_worker
 
 log = logging.getLogger("ai_router")

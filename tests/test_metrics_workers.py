@@ -1,4 +1,4 @@
-"""`/metrics` under `ai-router serve --workers 2` (a real subprocess): every scrape sums both workers."""
+"""`/metrics` under `ai-router serve --workers 2` (a real subprocess): every scrape merges both workers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -36,7 +37,7 @@ def test_two_workers_one_view(live: Stack, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "router", "serve", "--config", str(path), "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "AI_ROUTER_TEST_CLOUD_KEY": "k", "PROMETHEUS_MULTIPROC_DIR": str(mdir)},
+        env={**os.environ, "AI_ROUTER_TEST_CLOUD_KEY": "k", "AI_ROUTER_METRICS_DIR": str(mdir)},
     )
     base = f"http://127.0.0.1:{port}"
     fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection each time: the kernel spreads them
@@ -57,9 +58,15 @@ def test_two_workers_one_view(live: Stack, tmp_path: Path) -> None:
             live.local.behavior = Behavior(fail_status=503, fail_times=2)  # two promotions
             for _ in range(2):
                 assert c.post(base + "/v1/chat/completions", json={"model": "auto", "messages": MSG}).status_code == 200
+            time.sleep(1.3)  # every worker publishes its snapshot once a second
             scrapes = [c.get(base + "/metrics").text for _ in range(8)]
-        pids = {m.group(1) for f in os.listdir(mdir) if (m := re.match(r"counter_(\d+)\.db$", f))}
-        assert len(pids) == 2, f"both workers should have served requests: {os.listdir(mdir)}"
+        pids = {m.group(1) for f in os.listdir(mdir) if (m := re.match(r"worker-(\d+)\.json$", f))}
+        assert len(pids) == 2, os.listdir(mdir)
+        for pid in pids:  # each worker served part of the traffic, and the scrapes still saw it all
+            fams = orjson.loads((mdir / f"worker-{pid}.json").read_bytes())
+            served = sum(v for name, _, _, samples in fams if name == "ai_router_requests"
+                         for sname, _, v in samples if sname == "ai_router_requests_total")
+            assert 0 < served < 26
         for text in scrapes:  # whichever worker answered, the same totals
             assert _total(text, "ai_router_requests_total", status="200") == 26
             assert _total(text, "ai_router_time_to_first_token_seconds_count") == 8

@@ -10,29 +10,25 @@ Label values are bounded: models, backends and tiers come from the catalog (the 
 the request), tenants from configured keys, tasks from the classifier, error codes from
 `router/errors.py`; request ids and anything a client typed never become labels.
 
-Under `--workers N` the supervisor calls `enable_multiprocess` before forking: every worker then writes
-its values to per-process mmap files (prometheus-client's multiprocess mode) and any worker's
-`/metrics` sums all of them, so a scrape sees the whole server whichever worker answers it.
+Under `--workers N` each worker keeps this in-process registry and publishes a snapshot of it once a
+second; any worker's `/metrics` merges all snapshots (router/observe/shared.py), so a scrape sees the
+whole server whichever worker answers it.
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
-from prometheus_client import multiprocess as mp
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from router import __version__
 from router.cost import Baseline, token_counts
+from router.observe.shared import merged, shared_dir, write_snapshot
 from router.tenants import DEFAULT_TENANT
 
 if TYPE_CHECKING:
@@ -46,39 +42,6 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 DIFFICULTY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 BREAKER_STATES = ("closed", "half_open", "open")
 REQUEST_LABELS = ("endpoint", "tenant", "task", "tier", "model", "backend", "location", "status")
-
-
-def enable_multiprocess(directory: str) -> None:
-    """Switch this process (and the workers it forks) to prometheus-client's multiprocess mode.
-
-    Must run before any metric is made: the value class is chosen when a metric child is created.
-    Stale files from an earlier run in `directory` are removed, or their counts would be summed in."""
-    os.makedirs(directory, exist_ok=True)
-    for f in glob.glob(os.path.join(directory, "*.db")):
-        os.remove(f)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    values.ValueClass = values.MultiProcessValue()
-
-
-def share_across_workers() -> Callable[[], None]:
-    """For the `--workers` supervisor, before it forks: multiprocess mode in `$PROMETHEUS_MULTIPROC_DIR`
-    (emptied first), else in a fresh temporary directory. Returns the clean-up to call at exit."""
-    given = multiprocess_dir()
-    directory = given or tempfile.mkdtemp(prefix="ai-router-metrics-")
-    enable_multiprocess(directory)
-    if given:
-        return lambda: None
-    return lambda: shutil.rmtree(directory, ignore_errors=True)
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-
-
-def mark_worker_dead(pid: int) -> None:
-    """A worker exited: drop its `live*` gauges (counters and histograms keep counting its past)."""
-    if multiprocess_dir():
-        mp.mark_process_dead(pid)
 
 
 class _Series:
@@ -104,13 +67,13 @@ class Metrics:
     """Every metric family of the router, in one registry; one instance per process (`process_metrics`)."""
 
     def __init__(self, registry: CollectorRegistry | None = None, decisions: int = 50) -> None:
-        self.multiprocess = bool(multiprocess_dir()) and values.ValueClass is not values.MutexValue
+        self.shared = shared_dir() if registry is None else None  # --workers: snapshots merged at scrape time
+        self.multiprocess = self.shared is not None
         self.registry = registry or CollectorRegistry(auto_describe=True)
-        if not self.multiprocess:
-            ProcessCollector(registry=self.registry, namespace="ai_router")
+        ProcessCollector(registry=self.registry, namespace="ai_router")
         r = self.registry
         self.info = Gauge(PREFIX + "build_info", "Always 1; the version is a label.", ["version"],
-                          registry=r, multiprocess_mode="max")
+                          registry=r)
         self.info.labels(__version__).set(1)
         self.requests = Counter(PREFIX + "requests", "Proxied requests answered, by where they went.",
                                 REQUEST_LABELS, registry=r)
@@ -130,10 +93,10 @@ class Metrics:
                                 "What the same answers would have cost on the highest priced tier, in USD "
                                 "(savings = this - ai_router_cost_usd_total).", ["tenant", "model"], registry=r)
         self.spend = Gauge(PREFIX + "tenant_spend_usd", "Spend in the current UTC day / month, from the state store.",
-                           ["tenant", "window"], registry=r, multiprocess_mode="livemostrecent")
+                           ["tenant", "window"], registry=r)
         self.budget_remaining = Gauge(PREFIX + "budget_remaining_usd",
                                       "What remains of the tenant's daily / monthly budget, from the state store.",
-                                      ["tenant", "window"], registry=r, multiprocess_mode="livemostrecent")
+                                      ["tenant", "window"], registry=r)
         self.difficulty = Histogram(PREFIX + "difficulty", "The classifier's difficulty score (0-1) per task.",
                                     ["task"], buckets=DIFFICULTY_BUCKETS, registry=r)
         self.errors = Counter(PREFIX + "errors", "Requests that ended in an error, by error code.",
@@ -145,11 +108,11 @@ class Metrics:
         self.promotions = Counter(PREFIX + "promotions", "Moves to the next candidate after a failed attempt.",
                                   ["from_tier", "to_tier", "reason"], registry=r)
         self.breaker = Gauge(PREFIX + "breaker_state", "1 for the backend's current breaker state (max over workers).",
-                             ["backend", "state"], registry=r, multiprocess_mode="livemax")
+                             ["backend", "state"], registry=r)
         self.in_flight = Gauge(PREFIX + "backend_in_flight", "Upstream calls in progress, per backend.",
-                               ["backend"], registry=r, multiprocess_mode="livesum")
+                               ["backend"], registry=r)
         self.queued = Gauge(PREFIX + "backend_queued", "Calls waiting for a free upstream connection, per backend.",
-                            ["backend"], registry=r, multiprocess_mode="livesum")
+                            ["backend"], registry=r)
         self._series: dict[tuple[str, ...], _Series] = {}
         self._errors: dict[tuple[str, str], Any] = {}
         self._upstream_errors: dict[tuple[str, str], Any] = {}
@@ -272,21 +235,33 @@ class Metrics:
 
     # ------------------------------------------------------------ reading
 
+    def publish(self) -> None:
+        """Under --workers: write this worker's snapshot for the others (once a second, and before a scrape)."""
+        if self.shared is not None:
+            write_snapshot(self.shared, self.registry.collect())
+
     def collect(self) -> list[Metric]:
-        """Every family with its samples: this process's, or all workers' in multiprocess mode."""
-        if self.multiprocess:
-            reg = CollectorRegistry()
-            mp.MultiProcessCollector(reg)
-            return list(reg.collect())
+        """Every family with its samples: this process's, or all workers' under --workers."""
+        if self.shared is not None:
+            self.publish()
+            return merged(self.shared)
         return list(self.registry.collect())
 
     def render(self) -> bytes:
         """The Prometheus text exposition of `collect()`."""
-        if self.multiprocess:
-            reg = CollectorRegistry()
-            mp.MultiProcessCollector(reg)
-            return generate_latest(reg)
+        if self.shared is not None:
+            return generate_latest(_Families(self.collect()))  # type: ignore[arg-type]
         return generate_latest(self.registry)
+
+
+class _Families:
+    """Already collected families, in the shape `generate_latest` reads (a registry's `collect`)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
 
 
 def breaker_state(backend: Any) -> str:

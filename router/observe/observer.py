@@ -76,6 +76,8 @@ class Observer:
             self._timer = None
         if self._spend_task is not None:
             self._spend_task.cancel()
+        if self.metrics is not None:
+            self.metrics.publish()  # a draining worker's last counts stay in the others' sums
         self.access.flush()
         if self.tracer is not None:
             self.tracer.shutdown()
@@ -97,6 +99,7 @@ class Observer:
         self.access.flush()
         if self.metrics is not None:
             self.metrics.sample(self.backends.values())
+            self.metrics.publish()
         for name, b in self.backends.items():
             state = breaker_state(b)
             if state != self._breakers.get(name):
