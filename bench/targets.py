@@ -200,10 +200,11 @@ def router_command() -> list[str]:
 
 def start_router(
     kind: str, port: int, upstream_port: int, cpu: str | None, workdir: Path, workers: int = 1,
-    state_url: str = "memory://",
+    state_url: str = "memory://", overrides: dict[str, Any] | None = None,
 ) -> Target:
-    cfg_path = workdir / f"router-{kind}.json"  # JSON is YAML
-    cfg_path.write_bytes(orjson.dumps(router_config(kind, upstream_port, state_url), option=orjson.OPT_INDENT_2))
+    cfg_path = workdir / f"router-{kind}-{port}.json"  # JSON is YAML
+    cfg = {**router_config(kind, upstream_port, state_url), **(overrides or {})}
+    cfg_path.write_bytes(orjson.dumps(cfg, option=orjson.OPT_INDENT_2))
     name = kind if workers == 1 else f"{kind} x{workers}"
     t = Target(name, port, log_path=workdir / f"router-{kind}-{workers}-{port}.log")
     if kind == "full":

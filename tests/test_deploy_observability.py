@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 METRIC = re.compile(r"\bai_router_[a-z0-9_]+")
 MSG = [{"role": "user", "content": "hello there"}]
+KEY = "deploy-test-client-key"
 
 
 def _grafana_exprs() -> list[str]:
@@ -43,21 +44,29 @@ def test_scrape_config() -> None:
 
 
 @pytest.fixture
-def live() -> Iterator[Stack]:
-    """A router whose tenants have a budget, so the budget gauges exist too."""
-    s = Stack(lambda lu, cu: make_config(lu, cu, tenants=[{"match": "*", "budget": {"daily_usd": 100}}])).start()
+def live(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """A router whose tenant has a budget and redaction, so those families exist too."""
+    monkeypatch.setenv("DEPLOY_TEST_KEY", KEY)
+    s = Stack(lambda lu, cu: make_config(
+        lu, cu, auth={"keys": [{"name": "app", "key_env": "DEPLOY_TEST_KEY", "tenant": "acme/app"}]},
+        metrics={"public": True},
+        tenants=[{"match": "acme/*", "budget": {"daily_usd": 100},
+                  "redact": {"policy": "redact", "apply_to": "cloud"}}])).start()
     yield s
     s.stop()
 
 
 def test_every_queried_metric_is_exported(live: Stack) -> None:
-    with httpx.Client(timeout=30) as c:
+    with httpx.Client(timeout=30, headers={"authorization": f"Bearer {KEY}"}) as c:
         assert c.post(live.url + "/v1/chat/completions", json={"model": "auto", "messages": MSG}).status_code == 200
         assert c.post(live.url + "/v1/chat/completions",
                       json={"model": "auto", "messages": MSG, "stream": True}).status_code == 200
         live.local.behavior = Behavior(fail_status=500, fail_times=1)
         assert c.post(live.url + "/v1/chat/completions", json={"model": "auto", "messages": MSG}).status_code == 200
         assert c.post(live.url + "/v1/chat/completions", content=b"{bad").status_code == 400
+        secret = [{"role": "user", "content": "mail me at jane.doe@example.com about it"}]
+        r = c.post(live.url + "/v1/chat/completions", json={"model": "gpt-5-mini", "messages": secret})
+        assert r.status_code == 200
         assert live.service is not None
         deadline = time.time() + 5
         while True:  # the ledger is written behind the answers; the tick reads it every 15 s

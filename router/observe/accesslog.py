@@ -12,6 +12,7 @@ attribute check.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -21,6 +22,29 @@ from router.exchange import Exchange
 from router.observe.logs import ACCESS_LOGGER, BufferedHandler, access_handler, make_formatter
 
 _INFO = logging.INFO
+
+
+class AccessRecord(logging.LogRecord):
+    """An access line's LogRecord, made cheaply: `LogRecord.__init__` looks up the caller's file, the thread
+    and process names on every call; an access line needs none of them (a third of its cost)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:  # no super().__init__: on purpose, see above
+        now = time.time()
+        self.name = ACCESS_LOGGER
+        self.msg = "request"
+        self.args = None
+        self.levelname = "INFO"
+        self.levelno = _INFO
+        self.pathname = self.filename = self.module = ""
+        self.lineno = 0
+        self.funcName = self.stack_info = self.exc_info = self.exc_text = None
+        self.created = now
+        self.msecs = (now - int(now)) * 1000
+        self.relativeCreated = (now - logging._startTime) * 1000
+        self.thread = self.threadName = self.taskName = None
+        self.process = os.getpid()  # after a fork, the worker's
+        self.processName = "MainProcess"
+        self.fields = fields
 
 
 class AccessLog:
@@ -56,9 +80,7 @@ class AccessLog:
     def write(self, ex: Exchange, error: str | None = None) -> None:
         if not self.enabled:
             return
-        record = self._logger.makeRecord(ACCESS_LOGGER, _INFO, "", 0, "request", None, None,
-                                         extra={"fields": fields(ex, error)})
-        self._sink(record)
+        self._sink(AccessRecord(fields(ex, error)))
 
 
 def fields(ex: Exchange, error: str | None = None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import orjson
 
 ACCESS_LOGGER = "ai_router.access"
 FLUSH_BYTES = 65536
-_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+_OPTS = orjson.OPT_APPEND_NEWLINE
 
 
 def event(logger: logging.Logger, name: str, message: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -223,7 +223,11 @@
       [new Date(x.ts * 1000).toLocaleTimeString(), x.tenant, x.endpoint + (x.stream ? " (stream)" : ""), x.task,
         x.complexity, x.tokens, x.tier, x.model, (x.attempts || []).join(" → "), x.status + (x.error ? " " + x.error : ""),
         fmt(x.latency_ms, 1), x.cost_usd === null ? "" : usd(x.cost_usd)].forEach(function (v) { tr.appendChild(td(v)); });
-      tr.appendChild(td((x.reasons || []).join("; "), "reasons"));
+      var why = (x.reasons || []).slice();
+      if (x.redacted) {
+        why.push("redacted " + Object.keys(x.redacted).map(function (k) { return k + " x" + x.redacted[k]; }).join(", "));
+      }
+      tr.appendChild(td(why.join("; "), "reasons"));
       body.appendChild(tr);
     });
 
