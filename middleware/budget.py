@@ -26,8 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from router.config import ModelSpec
-from router.cost import cost_usd, local_usage, priced, token_counts, worst_case_usd
+from router.cost import cost_usd, local_usage, priced, tier_prices, token_counts, worst_case_usd
 from router.errors import BudgetExceeded, UpstreamFailure
 from router.exchange import CallNext, Candidate, Exchange, Reply
 from router.pipeline import Stage
@@ -39,16 +38,6 @@ log = logging.getLogger("ai_router.budget")
 
 NO_GRANT = Grant(True, (), [], settled=True)
 Send = Callable[[Exchange, Candidate], Awaitable[Reply]]
-
-
-def tier_prices(models: list[ModelSpec], tiers: list[str]) -> dict[str, tuple[float, float]]:
-    """Per tier, the highest (input, output) price among its chat models: the tier's worst case."""
-    out: dict[str, tuple[float, float]] = {t: (0.0, 0.0) for t in tiers}
-    for m in models:
-        if m.tier in out and m.type == "chat":
-            pi, po = out[m.tier]
-            out[m.tier] = (max(pi, m.price.input), max(po, m.price.output))
-    return out
 
 
 def _reset_in(expires_at: float) -> str:

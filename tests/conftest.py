@@ -11,9 +11,11 @@ import asyncio
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from backends.simulated import Behavior, SimulatedUpstream
@@ -31,6 +33,19 @@ def unused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_healthy(base: str, within: float = 20) -> None:
+    """Poll `GET {base}/healthz` until it answers 200 (a router started as a subprocess)."""
+    deadline = time.time() + within
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.time() < deadline, "router did not start"
+        time.sleep(0.1)
 
 
 def make_config(local_url: str, cloud_url: str, **overrides: Any) -> dict[str, Any]:

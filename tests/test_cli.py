@@ -14,7 +14,7 @@ import httpx
 import orjson
 import yaml
 
-from tests.conftest import Stack, make_config, unused_port
+from tests.conftest import Stack, make_config, unused_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,15 +65,7 @@ def test_serve_two_workers_and_sigterm(live: Stack, tmp_path: Path) -> None:
                             env={**os.environ, "AI_ROUTER_TEST_CLOUD_KEY": "k"})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.time() < deadline, "router did not start"
-            time.sleep(0.1)
+        wait_healthy(base)
         assert len(_children(proc.pid)) == 2
         with httpx.Client(timeout=10) as c:
             for _ in range(20):

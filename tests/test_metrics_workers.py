@@ -16,7 +16,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from backends.simulated import Behavior
-from tests.conftest import Stack, make_config, unused_port
+from tests.conftest import Stack, make_config, unused_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 MSG = [{"role": "user", "content": "hi"}]
@@ -42,15 +42,7 @@ def test_two_workers_one_view(live: Stack, tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection each time: the kernel spreads them
     try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.time() < deadline, "router did not start"
-            time.sleep(0.1)
+        wait_healthy(base)
         with httpx.Client(timeout=10, limits=fresh) as c:
             for i in range(24):
                 body = {"model": "auto", "messages": MSG, "stream": i % 3 == 0}
