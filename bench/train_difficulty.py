@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             e1 = sum(with_layer[i] >= cut for i in easy) / len(easy)
             print(f"{path.stem + ' (' + lang + ')':28} {h0:11.1%} {e0:11.1%}   {h1:6.1%} {e1:6.1%}")
     if args.write:
-        kept = {w: round(v, 3) for w, v in sorted(weights.items())}
+        kept = {w: round(v, 2) for w, v in sorted(weights.items())}  # the router adds them up in steps of 0.01
         doc = {"version": 1, "trained_on": names, "label": "strong model better than the weak one",
                "C": args.C, "min_df": args.min_df, "centres": {t: round(v, 4) for t, v in sorted(centres.items())},
                "scale": args.scale,

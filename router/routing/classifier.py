@@ -44,7 +44,7 @@ from typing import Any
 
 from router.config import ConfigError
 from router.exchange import Features
-from router.routing.difficulty import DEFAULT_CUTS, Base, Difficulty
+from router.routing.difficulty import DEFAULT_CUTS, OFFSET, QUANTUM, Base, Difficulty
 from router.routing.signals import (
     ADVANCED_MATH,
     ALGORITHMIC,
@@ -78,10 +78,11 @@ WINDOWS, WINDOW_BACK, WINDOW_AHEAD = 4, 64, 240  # where a structural regex runs
 
 _TASK_KEYS = ("keywords", "weak_keywords", "patterns", "weight", "replace")
 _RX = re.IGNORECASE | re.MULTILINE
-_WORD = re.compile(r"[a-z0-9_]+")
 # everything but letters, digits and "_" becomes a space before splitting into words (ASCII punctuation only)
 _SEPARATORS = "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~\t\n\r"
-_SPLIT = str.maketrans({c: " " for c in _SEPARATORS})
+# and the non-ASCII punctuation that opens or closes words in the languages we read ("¿Cuánto?", «así»)
+_WIDE_SEPARATORS = "¿¡«»“”\u2018\u2019„—\u2013…·"
+_SPLIT = str.maketrans({c: " " for c in _SEPARATORS + _WIDE_SEPARATORS})
 
 _NUM = re.compile(r"[$:/.]?\d[\d.,:/]*%?")
 _DIGITS = re.compile(r"\d[\d.,:/]*%?")  # _NUM without its optional prefix, which `_numbers` adds back
@@ -205,9 +206,12 @@ _PUNCT = frozenset(b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 def _words(lowered: str) -> list[bytes]:
     """The words of a lower-cased text as UTF-8 bytes, repeats included: exactly `lowered.translate(_SPLIT)
-    .split()` (whitespace, ASCII punctuation but "_"), encoded."""
+    .split()` (whitespace, ASCII punctuation but "_", the punctuation of `_WIDE_SEPARATORS`), encoded."""
     if lowered.isascii():
         return lowered.encode().translate(_SPLIT_BYTES).split()
+    for c in _WIDE_SEPARATORS:
+        if c in lowered:
+            lowered = lowered.replace(c, " ")
     split = lowered.encode("utf-8", "surrogatepass").translate(_SPLIT_BYTES).decode("utf-8", "surrogatepass").split()
     return [w.encode("utf-8", "surrogatepass") for w in split]  # str.split: non-ASCII whitespace too
 
@@ -362,6 +366,9 @@ class _Task:
     pattern_key: str = ""
 
 
+_VIEW_CHARS = HEAD_CHARS + 1 + TAIL_CHARS  # the length of a cut view (`_view`)
+
+
 def _view(text: str) -> str:
     if len(text) <= HEAD_CHARS + TAIL_CHARS:
         return text
@@ -476,12 +483,17 @@ class Classifier:
         self._cx0 = len(categories)
         packed_words: dict[bytes, int] = {}
         packed_phrases: dict[str, int] = {}
-        for cat, keywords in enumerate([*categories, HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH, CONSTRAINTS,
-                                        EXPERT, ALGORITHMIC]):
+        vocabularies = [*categories, HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH, CONSTRAINTS, EXPERT, ALGORITHMIC]
+        learned = self.difficulty.learned
+        if learned is not None:  # two more: the learned layer's quantised weights, and how many of its words
+            n = len(vocabularies)
+            for w, q in learned.quantised().items():
+                packed_words[w] = packed_words.get(w, 0) + (q << (n * _BITS)) + (1 << ((n + 1) * _BITS))
+        for cat, keywords in enumerate(vocabularies):
             bit = 1 << (cat * _BITS)
             for k in keywords:
-                table: dict[Any, int] = packed_words if _WORD.fullmatch(k) else packed_phrases
-                key = k.encode() if table is packed_words else k
+                table: dict[Any, int] = packed_words if k.translate(_SPLIT).split() == [k] else packed_phrases
+                key = k.encode("utf-8", "surrogatepass") if table is packed_words else k
                 if not table.get(key, 0) >> (cat * _BITS) & 0xFFFF:  # each keyword counts once per category
                     table[key] = table.get(key, 0) + bit
         self._keywords = packed_words
@@ -495,12 +507,10 @@ class Classifier:
         self._phrase_keys = frozenset(self._phrases)
         self._task_bits = (1 << (self._cx0 * _BITS)) - 1
         self._kw_tasks = [(t.index, t.strong_weight, t.weak_weight, t.keywords_key) for t in self.tasks]
-        ncat = self._cx0 + 8
+        ncat = self._cx0 + 8 + (2 if learned is not None else 0)
         self._kw_bytes = ncat * _BITS // 8
         self._unpack = struct.Struct(f"<{ncat}H").unpack  # packed counts -> one count per category
-        vocab |= self._keyword_keys | self._phrase_keys
-        if self.difficulty.learned is not None:  # the learned layer's words: found by the same intersection
-            vocab |= self.difficulty.learned.keys
+        vocab |= self._keyword_keys | self._phrase_keys  # the learned layer's words are keywords too
         self._vocab = frozenset(vocab)
         # the context part (system prompt, earlier turns) repeats across a conversation's requests
         self._context_evidence = lru_cache(maxsize=CONTEXT_MEMO)(self._context)
@@ -661,6 +671,13 @@ class Classifier:
         self, view: str, hits: frozenset[bytes], marks: bytes, scores: list[float], fired: dict[str, float]
     ) -> None:
         """Quantities (not years) plus a question about them make a word problem; then the passage check."""
+        math = self._math
+        if math is None or not ("word_problem" in fired or b"$" in marks or b"%" in marks
+                                or view.rstrip().endswith("?")):
+            # no count of quantities can change the math score: the passage check counts them if it needs to
+            if self._docs is not None:
+                self._passage(view, -1 - len(_NUM_WORDS_B.intersection(hits)), scores, fired)
+            return
         nums: list[str] = []
         complete = True
         if len(marks.translate(None, _DIGIT_BYTES)) != len(marks) or (
@@ -674,8 +691,7 @@ class Classifier:
                 complete = len(nums) < 3
         words = len(_NUM_WORDS_B.intersection(hits))
         n = len(nums) + words
-        math = self._math
-        if math is not None and n:
+        if n:
             if n == 1:
                 if "word_problem" in fired:  # "how many liters are in 3.5 gallons?"
                     scores[math] += 1.5
@@ -693,6 +709,8 @@ class Classifier:
         """A short ask plus a pasted prose passage is docs work (answer, extract or rewrite from it)."""
         if "```" in view or "multiple_choice" in fired:
             return
+        if len(view) == _VIEW_CHARS and view.count("\n") == 1:
+            return  # one paragraph cut by `_view`: its only line break is the cut, not an ask above a text
         ask, sep, rest = view.strip().partition("\n")
         if not sep or len(ask) > 400:
             rest, sep, ask = view.rstrip().rpartition("\n")
@@ -724,7 +742,9 @@ class Classifier:
         fired: dict[str, float],
     ) -> Base:
         """The evidence `Difficulty.base` reads, gathered from this request (signals it adds are listed too)."""
-        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = counts[self._cx0 :]
+        cx0 = self._cx0
+        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = counts[cx0 : cx0 + 8]
+        learned = (counts[-2] - OFFSET * counts[-1]) * QUANTUM if self.difficulty.learned is not None else 0.0
         signals = f.signals
         task = f.task
         if "word" in lowered and WORD_COUNT.search(lowered):
@@ -754,7 +774,7 @@ class Classifier:
         else:
             shape = _PLAIN
         vocab = (hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic)
-        return self.difficulty.base(task, fired, vocab, numbers, view.count(" ") + 1, shape, hits)
+        return self.difficulty.base(task, fired, vocab, numbers, view.count(" ") + 1, shape, learned)
 
     @staticmethod
     def _shape(prompt: Prompt, signals: list[str]) -> tuple[int, int, int, bool, int | None]:

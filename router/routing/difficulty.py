@@ -46,6 +46,7 @@ Base = tuple[float, float, float]  # (size-free logit, weights of the size part)
 
 
 WEIGHTS = "difficulty_weights.json"  # package data in router/data, written by `python -m bench.train_difficulty`
+QUANTUM, OFFSET = 0.01, 128  # quantised weights: (q - OFFSET) * QUANTUM, q in 0..255 for |weights| < 1.28
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +61,20 @@ class LearnedLayer:
     scale: float
     clip: float
 
-    def logit(self, task: str, hits: Set[bytes]) -> float:
-        """The layer's contribution for a request of `task` whose vocabulary words are `hits`."""
-        found = self.keys.intersection(hits)
-        raw = sum(map(self.weights.__getitem__, found)) if found else 0.0
+    def raw(self, hits: Set[bytes]) -> float:
+        """The layer's uncentred logit for a text whose vocabulary words are `hits` (the classifier gets the same
+        sum from its packed keyword counts, see `quantised`)."""
+        return sum(map(self.weights.__getitem__, self.keys.intersection(hits)))
+
+    def logit(self, task: str, raw: float) -> float:
+        """The layer's contribution to the difficulty's logit for a request of `task`."""
         z = self.scale * (raw - self.centres.get(task, self.centres["*"]))
         return self.clip if z > self.clip else -self.clip if z < -self.clip else z
+
+    def quantised(self) -> dict[bytes, int]:
+        """Each word's weight as a small non-negative integer (`QUANTUM` steps above -`OFFSET`), so the
+        classifier adds the layer's words up in the same integer sum as its keyword counts."""
+        return {w: round(v / QUANTUM) + OFFSET for w, v in self.weights.items()}
 
 
 @lru_cache(maxsize=1)
@@ -105,14 +114,14 @@ class Difficulty:
         numbers: int,
         words: int,
         shape: tuple[int, int, int, bool, int | None],
-        hits: Set[bytes] = frozenset(),
+        learned: float = 0.0,
     ) -> Base:
         """The size-free part of a request's difficulty.
 
         `vocab`: distinct hits of (hard, moderate, simple, long_form, advanced_math, constraints, expert,
         algorithmic) phrases; `numbers`: quantities in the last message (capped); `words`: its length in words;
-        `shape`: (conversation turns, system prompt chars, tools, JSON mode, max_tokens); `hits`: the request's
-        words that are in the classifier's vocabulary (which holds the learned layer's words)."""
+        `shape`: (conversation turns, system prompt chars, tools, JSON mode, max_tokens); `learned`: the learned
+        layer's raw logit for the request's words (`LearnedLayer.raw`)."""
         hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = vocab
         z, size_w, long_w = PRIORS.get(task, _OTHER)
         transform = task == "docs" and fired and ("translate" in fired or "summarize" in fired or "rewrite" in fired)
@@ -172,7 +181,7 @@ class Difficulty:
         if max_output:
             z += 0.6 if max_output >= 4000 else 0.3 if max_output >= 1500 else -0.3 if max_output <= 200 else 0.0
         if self.learned is not None:
-            z += self.learned.logit(task, hits)
+            z += self.learned.logit(task, learned)
         return z, size_w, long_w
 
     @staticmethod

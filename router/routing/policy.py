@@ -127,6 +127,7 @@ class Policy:
         self._no_rule = f"no rule matched -> {self.tiers[0]}" if self.tiers else ""
         self._cx_matters: dict[str | None, bool] = {}  # task -> can complexity change its rule (memoised)
         self._by_task: dict[str, list[Rule]] = {}  # task -> the rules that may match it, in order (memoised)
+        self._conds_by_task: dict[str, list[Any]] = {}  # the same, as `_rule_conds` entries
         # the difficulties where a decision can flip: the complexity cuts and every rule's difficulty bounds
         self.difficulty_bounds = sorted(
             {*routing.complexity_cuts}
@@ -166,8 +167,11 @@ class Policy:
 
     def match_rule(self, f: Features, tenant: str | None) -> tuple[int | None, Rule | None]:
         task, cx, tokens = f.task, RANK.get(f.complexity, 0), f.tokens
-        for i, r, r_task, r_cx, r_max, simple in self._rule_conds:
-            if (r_task is not None and r_task != task) or (r_cx is not None and cx > r_cx):
+        conds = self._conds_by_task.get(task)
+        if conds is None:  # the rules a request of this task can match, in order (memoised per task)
+            conds = self._conds_by_task[task] = [c for c in self._rule_conds if c[2] is None or c[2] == task]
+        for i, r, _task, r_cx, r_max, simple in conds:
+            if r_cx is not None and cx > r_cx:
                 continue
             if r_max is not None and tokens > r_max:
                 continue
