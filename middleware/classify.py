@@ -12,7 +12,8 @@ counts, or tokenizer samples for long texts). The tokenizer runs only when the b
 decision: a rule's `max_prompt_tokens` or a context window (`Policy.thresholds`) inside it, or a difficulty
 cut point or rule bound (`Policy.difficulty_bounds`) between the difficulties at its ends (difficulty has a
 prompt-size part) when a rule the request could match reads complexity or difficulty
-(`Policy.complexity_matters`); otherwise the reported difficulty is the estimate's. `Features.tokens_exact`
+(`Policy.complexity_matters`) and the band moves the difficulty by more than its own error (`BAND_LOGIT`);
+otherwise the reported difficulty is the estimate's. `Features.tokens_exact`
 says which. A dry run (`POST /v1/route`, `ai-router route`) counts the same way, so the preview shows what
 the real call does.
 """
@@ -33,6 +34,8 @@ from router.routing.policy import Policy
 from router.routing.tokens import ENCODINGS, Prompt, TokenCount, count, count_exact, estimate, extract, get_encoding
 
 BOUND_MARGIN = 0.01  # logit margin around a band's ends: a difficulty rounded onto a bound still counts
+BAND_LOGIT = 0.75  # a token band moving the difficulty's logit less than this (±0.09 at most) is not recounted:
+# the score's own error is larger, so the estimate's difficulty stands (hard limits are always counted)
 
 
 class Analyzer:
@@ -69,9 +72,10 @@ class Analyzer:
         if is_auto(ex.client_model) and self.policy.complexity_matters(f.task):
             z = self.difficulty.logit
             lo, hi = z(base, tc.low) - BOUND_MARGIN, z(base, tc.high) + BOUND_MARGIN  # the logit grows with size
-            for b in self._bounds:
-                if lo <= b <= hi:
-                    return True
+            if hi - lo > BAND_LOGIT:  # a narrower band moves the difficulty less than its own error: no recount
+                for b in self._bounds:
+                    if lo <= b <= hi:
+                        return True
         low, high = tc.low, tc.high
         return any(low <= t < high for t in self.policy.thresholds(f, ex.tenant, ex.client_model))
 

@@ -1,9 +1,11 @@
-"""Classification: what a request is about (task), how hard it looks (complexity), and how sure we are.
-The built-in signal tables (triggers, keywords, complexity words) are data in `router/routing/signals.py`.
+"""Classification: what a request is about (task), how hard it is (difficulty, complexity), how sure we are.
+The built-in signal tables (triggers, keywords, difficulty vocabularies) are data in `router/routing/signals.py`.
 
 `classify` (the stage) hands a request's `Prompt` (router.routing.tokens) to `Classifier.classify`, which returns
 the `Features` that `route` matches rules against and that the preview and the `x-router-task` /
-`x-router-complexity` headers show. Pure CPU: word sets and regexes compiled once at construction, run over
+`x-router-complexity` / `x-router-difficulty` headers show. The built-in classes are `code`, `math`,
+`reasoning` (puzzles, logic, analysis, planning), `docs` and `chat`, with English, Portuguese and Spanish
+signals. Pure CPU: word sets and regexes compiled once at construction, run over
 a bounded view of the prompt (the head and tail of the last user message, the heads of the system prompt and
 of recent turns), so a 100k-token prompt costs about what a 2k-token one does.
 
@@ -27,9 +29,11 @@ The classes and their keywords are configurable under `routing.tasks` (`parse_ta
         math: {replace: true, keywords: [...]}   # drop the built-in signals of a class
         docs: false                 # disable a built-in class
 
-Complexity (`low|medium|high`) adds up: prompt size, "hard" asks (refactor, prove, architecture, …),
-moderate asks (review, debug, explain, …), simplicity markers (quick, one-liner, …, negative), several code
-blocks or files, conversation depth, a long system prompt, tools, JSON mode and a large `max_tokens`.
+Difficulty: the same scan counts the difficulty vocabularies (hard and moderate asks, simplicity markers,
+constraints, expert terms, algorithmic terms, long-form and advanced-math words) and the learned layer's words
+(its weights are packed into the keyword counts, so the layer costs one more unpack); `_difficulty_base`
+hands them with the task, the fired signals and the request's shape to `router.routing.difficulty`, which
+owns the weights. `complexity` is read off the difficulty through `routing.complexity_cuts`.
 """
 
 from __future__ import annotations

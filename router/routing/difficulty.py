@@ -41,7 +41,7 @@ PRIORS: dict[str, tuple[float, float, float]] = {
     "chat": (-1.7, 0.2, 0.45),
 }
 _OTHER = (-1.0, 0.3, 0.4)
-_SIZE_MIN, _SIZE_MAX = -1.5, 9.0  # log2(tokens / 64): 22 tokens .. 32k tokens
+_SIZE_MIN, _SIZE_MAX = -0.678, 9.0  # log2(tokens / 64): 40 tokens .. 32k tokens (shorter prompts: no size signal)
 Base = tuple[float, float, float]  # (size-free logit, weights of the size part)
 
 
