@@ -42,6 +42,7 @@ from router.errors import (
 )
 from router.exchange import Candidate, Exchange, Reply
 from router.formats.bridge import StreamTranslator, Translation
+from router.formats.errors import upstream_error_message
 from router.sse import EventTooLarge, UsageStripper, find_usage, open_event_bytes, truncated
 
 log = logging.getLogger("ai_router.backend")
@@ -449,16 +450,7 @@ def _describe(e: BaseException) -> str:
 
 
 def _error_message(body: bytes) -> str:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:200].decode("utf-8", "replace").strip()
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        return str(err.get("message") or "")[:500]
-    if isinstance(err, str):
-        return err[:500]
-    return ""
+    return upstream_error_message(body)[:500]
 
 
 def _wrap_error(status: int, message: str) -> bytes:
