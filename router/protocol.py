@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -29,6 +31,13 @@ from aiohttp.web_protocol import RequestHandler
 from router.errors import InternalError, InvalidRequest, ProxyError
 
 log = logging.getLogger("ai_router.http")
+REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")  # a client's x-request-id is kept only if it is this
+
+
+def client_request_id(headers: Any) -> str | None:
+    """The client's `x-request-id` if it is 1-128 visible ASCII characters, else None."""
+    rid = headers.get("x-request-id")
+    return rid if rid is not None and REQUEST_ID.fullmatch(rid) else None
 
 
 def _low_level_error(status: int) -> ProxyError:
@@ -128,7 +137,9 @@ class GuardedHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("response already started")
         e = _low_level_error(status)
-        resp = web.Response(status=status, body=e.body(), content_type="application/json")
+        rid = client_request_id(request.headers) or os.urandom(8).hex()
+        resp = web.Response(status=status, body=e.body(), content_type="application/json",
+                            headers={"x-request-id": rid})
         resp.force_close()
         return resp
 

@@ -13,7 +13,6 @@ import gc
 import itertools
 import logging
 import os
-import re
 import signal
 import socket
 import time
@@ -51,7 +50,7 @@ from router.keys import KeysAPI, KeyStore
 from router.observe.dashboard import add_routes as add_observe_routes
 from router.observe.observer import Observer
 from router.pipeline import Pipeline
-from router.protocol import GuardedRunner
+from router.protocol import GuardedRunner, client_request_id
 from router.routing.feedback import build_feedback
 from router.routing.preview import describe
 from router.spend import SpendAPI
@@ -69,7 +68,6 @@ ENDPOINTS = {
     "/v1/messages": "messages",
 }
 JSON = "application/json"
-REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")  # a client's x-request-id is kept only if it is this
 SERVICE_KEY = web.AppKey("service", object)
 
 
@@ -189,10 +187,7 @@ class Handlers:
 
     def request_id(self, request: web.Request) -> str:
         """The client's `x-request-id` if it is 1-128 visible ASCII characters, else a new one."""
-        rid = request.headers.get("x-request-id")
-        if rid is not None and REQUEST_ID.fullmatch(rid):
-            return rid
-        return self.new_id()
+        return client_request_id(request.headers) or self.new_id()
 
     @property
     def service(self) -> RouterService:

@@ -247,6 +247,7 @@ def test_aiohttp_low_level_errors_are_openai_shaped_and_never_log_header_values(
     status, err, head = _status_and_json(resp)
     assert status == 400
     assert b"application/json" in head.lower()
+    assert b"\r\nx-request-id: " in head.lower()
     assert set(err["error"]) == {"message", "type", "param", "code"}
     assert b"sk-hard-secret" not in resp
     assert "sk-hard-secret" not in caplog.text
