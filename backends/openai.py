@@ -366,7 +366,7 @@ class OpenAIStream:
             resp.close()
             error = self.backend.stream_error(e, self.ex)
             if open_n:  # the client holds half an event: end it, so the in-band error event stands alone
-                yield b"\n\n"
+                yield b"\n" if t1.endswith(b"\n") else b"\n\n"
             raise error from None
         if stripper is not None:
             rest = stripper.flush()

@@ -26,6 +26,7 @@ KEY = "sk-hostile-secret-key-0123456789"
 os.environ["AI_ROUTER_HOSTILE_KEY"] = KEY
 MSG = [{"role": "user", "content": "hello there"}]
 BODY_MB = 4
+TOTAL_S = 3  # the hostile backend's total timeout: a limit must end each case before it
 
 
 class LoopThread:
@@ -63,7 +64,7 @@ def hostile() -> Iterator[tuple[Stack, HostileUpstream]]:
     def config(local: str, cloud: str) -> dict[str, Any]:
         cfg = make_config(local, cloud)
         cfg["server"] = {"max_body_mb": 1, "max_upstream_body_mb": BODY_MB}
-        hostile = backend_config(url, total_s=1.5)
+        hostile = backend_config(url, total_s=TOTAL_S)
         for m in hostile["models"]:
             if m["id"] == "ok":
                 m["params"] = {"top_p": 0.5}
@@ -103,7 +104,8 @@ def assert_upstream_error(r: httpx.Response) -> str:
 
 def in_band_error(r: httpx.Response) -> dict[str, Any]:
     assert r.status_code == 200
-    events = [e for e in r.content.split(b"\n\n") if e.startswith(b"data: {\"error\"")]
+    events = [e.lstrip(b"\r\n") for e in r.content.split(b"\n\n")]
+    events = [e for e in events if e.startswith(b"data: {\"error\"")]
     assert len(events) == 1, r.content[-500:]
     return orjson.loads(events[0][6:])["error"]  # type: ignore[no-any-return]
 
@@ -151,9 +153,7 @@ def _healthz_ms(st: Stack) -> float:
 @pytest.mark.parametrize("case", ["huge-json", "endless-json", "endless-header", "many-headers"])
 def test_oversized_upstream_answer_is_a_quick_502(hostile: tuple[Stack, HostileUpstream], case: str) -> None:
     st, _ = hostile
-    t0 = time.monotonic()
-    msg = assert_upstream_error(call(st, case))
-    assert time.monotonic() - t0 < 1.4  # not the 1.5 s total timeout: the limit ended it
+    msg = assert_upstream_error(call(st, case))  # a 502 naming the limit: not the total timeout's 504
     assert msg == "upstream 'hostile' sent a response over the router's limits"
 
 
@@ -163,10 +163,8 @@ def test_endless_sse_event_ends_in_band_quickly(
     hostile: tuple[Stack, HostileUpstream], case: str, include_usage: bool
 ) -> None:
     st, _ = hostile
-    t0 = time.monotonic()
     extra = {"stream_options": {"include_usage": True}} if include_usage else {}
-    err = in_band_error(call(st, case, stream=True, **extra))
-    assert time.monotonic() - t0 < 1.4
+    err = in_band_error(call(st, case, stream=True, **extra))  # the event bound ended it, not total_s
     assert err["code"] == "upstream_error"
     assert "SSE event over" in err["message"]
 
@@ -223,7 +221,7 @@ def test_total_timeout_is_reported_as_such(hostile: tuple[Stack, HostileUpstream
     st, _ = hostile
     err = in_band_error(call(st, "slow-stream", stream=True))
     assert err["code"] == "upstream_timeout"
-    assert err["message"] == "upstream 'hostile' did not finish within 1.5s"
+    assert err["message"] == f"upstream 'hostile' did not finish within {TOTAL_S}s"
 
 
 @pytest.mark.parametrize("raw", [
