@@ -171,7 +171,7 @@ def test_non_utf8_request_id_is_replaced_and_logged(hlive: Stack) -> None:
 ])
 def test_request_id_kept_only_when_1_to_128_visible_ascii(hlive: Stack, sent: str, kept: bool) -> None:
     r = post(hlive, {"model": "qwen3:8b", "messages": MSG}, headers={"x-request-id": sent.encode()})
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
     assert (r.headers["x-request-id"] == sent) is kept
     assert 1 <= len(r.headers["x-request-id"]) <= 128
     assert (hlive.local.requests[-1]["headers"]["x-request-id"] == sent) is kept
