@@ -10,9 +10,12 @@ The last step of the request's journey before the network. It
   transport/provider failure into router.errors, so `retry` can promote; what the client is told names
   the backend, never its address or TLS details, and upstream error text reaches it only with the
   backend's key (and anything shaped like a key) masked; operators get the detail in the log;
-- hands back JSON bodies whole, and streams as raw chunks with the first one already read (the point
-  where promotion is still possible), dropping the injected usage-only chunk when the client did not
-  ask for it.
+- hands back JSON bodies whole (a truncated one is a failure), and streams as raw chunks held back
+  until the first content token or tool-call delta has arrived (role-only and empty chunks do not
+  count; a byte search on the first chunks only), so a failure before it can still be promoted
+  invisibly; it drops the injected usage-only chunk when the client did not ask for it;
+- marks a model unavailable when the upstream answers 404 for it (`ModelUnavailable`), and feeds
+  every outcome to the backend's circuit breaker.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from backends.base import Backend
 from backends.encoding import IDENTITY, EncodingError, StreamDecoder, decode_body
 from router import __version__
 from router.config import BackendSpec, ConfigError, ModelSpec
-from router.cost import cost_usd
+from router.cost import cost_usd, local_usage
 from router.errors import (
     InvalidRequest,
+    ModelUnavailable,
     UpstreamError,
     UpstreamFailure,
     UpstreamOverloaded,
@@ -43,7 +47,17 @@ from router.errors import (
 from router.exchange import Candidate, Exchange, Reply
 from router.formats.bridge import StreamTranslator, Translation
 from router.formats.errors import upstream_error_message
-from router.sse import EventTooLarge, UsageStripper, find_usage, open_event_bytes, truncated
+from router.sse import (
+    HOLD_MAX_BYTES,
+    EventTooLarge,
+    UsageStripper,
+    error_event,
+    find_usage,
+    has_content,
+    is_sse,
+    open_event_bytes,
+    truncated,
+)
 
 log = logging.getLogger("ai_router.backend")
 
@@ -80,8 +94,9 @@ class OpenAIBackend(Backend):
         spec = self.spec
         if spec.api_key_env:
             self.api_key = os.environ.get(spec.api_key_env) or None
+            self.key_missing = not self.api_key
             if not self.api_key:
-                log.warning("backend %s: $%s is not set; its calls will fail", spec.name, spec.api_key_env)
+                log.warning("backend %s: $%s is not set; it is not ready", spec.name, spec.api_key_env)
         # Encoded once into every request's head; only Content-Length and X-Request-Id vary per request.
         self.headers = {
             "Content-Type": "application/json",
@@ -103,6 +118,9 @@ class OpenAIBackend(Backend):
                                    ca_file=spec.ca_file)
         if proxy is not None:
             log.info("backend %s: through the proxy %s", spec.name, proxy.where)
+
+    def probe_headers(self) -> dict[str, str]:
+        return self.auth_headers()
 
     async def aclose(self) -> None:
         if self.client is not None:
@@ -177,15 +195,14 @@ class OpenAIBackend(Backend):
             resp = await client.post(head, data, http1.encode_header_value(ex.request_id), limit, ex.stream,
                                      ex.upstream_headers)
             if resp.status >= 400:
-                reply = await self._error_reply(resp, ex, t0)
+                reply = await self._error_reply(resp, ex, target, t0)
                 if tr is not None and reply.body is not None:
                     reply.body = tr.answer(reply.status, reply.body)
                 return reply
             if ex.stream and resp.is_event_stream:
-                first = await resp.chunk()
-                if not first:
-                    raise UpstreamError(f"upstream {self.name!r} closed the stream before any event")
-                resp.read_gap(self.spec.timeouts.idle_s)
+                first, done = await self._hold_back(resp)
+                if not done:
+                    resp.read_gap(self.spec.timeouts.idle_s)
                 elapsed = time.perf_counter() - t0
                 ex.upstream_s += elapsed
                 if tr is not None:  # translated before returning: an error event in it can still be promoted
@@ -195,26 +212,35 @@ class OpenAIBackend(Backend):
                     stream.first = stream.translator.feed(first)
                 else:
                     stream = self.native_stream(resp, first, strip, ex)
+                stream.done = done
                 self.record_success(elapsed * 1000)
                 return Reply(200, SSE_HEADERS, stream=stream)
             body = decode_body(await resp.read(), resp.content_encoding, self.max_body_bytes)
         except TimeoutError as e:
             self._abort(resp)
-            self.record_failure()
-            raise self._timeout_error(e, ex, limit, first_byte_s is not None) from None
+            err = self._timeout_error(e, ex, limit, first_byte_s is not None)
+            self.record_failure(err.reason)
+            raise err from None
         except http1.HTTPClientError as e:
             self._abort(resp)
-            self.record_failure()
+            self.record_failure("error")
             raise self.transport_error(e, ex) from None
         except EncodingError as e:
             self._abort(resp)
-            self.record_failure()
+            self.record_failure("error")
             raise self.bad_body(e, ex) from None
+        except BadStream as e:
+            self._abort(resp)
+            self.record_failure("error")
+            raise UpstreamError(e.message) from None
         except BaseException:
             self._abort(resp)
             raise
         elapsed = time.perf_counter() - t0
         ex.upstream_s += elapsed
+        if resp.status == 200 and not _whole_json(body):
+            self.record_failure("error")
+            raise UpstreamError(f"upstream {self.name!r} sent an incomplete JSON body ({len(body)} bytes)")
         self.record_success(elapsed * 1000)
         if tr is not None:
             body = tr.answer(resp.status, body)
@@ -281,7 +307,42 @@ class OpenAIBackend(Backend):
         if resp is not None:
             resp.close()
 
-    async def _error_reply(self, resp: http1.Response, ex: Exchange, t0: float) -> Reply:
+    async def _hold_back(self, resp: http1.Response) -> tuple[bytes, bool]:
+        """Read until the first content token or tool-call delta (or the end): (held bytes, stream done).
+
+        Until then nothing reaches the client, so a failure (reset, stall, error event, junk) is still
+        promotable. The read gap stays the first-byte limit until content arrives. A compressed stream
+        (never asked for) is not inspected: its first chunk is enough."""
+        first = await resp.chunk()
+        if not first:
+            raise BadStream(f"upstream {self.name!r} closed the stream before any event")
+        if resp.content_encoding not in IDENTITY:
+            return first, False
+        if not is_sse(first):
+            raise BadStream(f"upstream {self.name!r} sent a malformed event stream")
+        if error_event(first):
+            raise BadStream(f"upstream {self.name!r} sent an error event before any content: "
+                            f"{self.mask(_event_error_message(first))}")
+        if has_content(first):
+            return first, False
+        held = [first]
+        size = len(first)
+        tail = first[-96:]
+        while size < HOLD_MAX_BYTES:
+            chunk = await resp.chunk()
+            if not chunk:
+                return b"".join(held), True
+            if b'{"error"' in chunk or b"event: error" in chunk:
+                raise BadStream(f"upstream {self.name!r} sent an error event before any content: "
+                                f"{self.mask(_event_error_message(chunk))}")
+            held.append(chunk)
+            size += len(chunk)
+            if has_content(tail + chunk):
+                break
+            tail = chunk[-96:]
+        return b"".join(held), False
+
+    async def _error_reply(self, resp: http1.Response, ex: Exchange, target: Candidate, t0: float) -> Reply:
         """Map an upstream error status: overload/5xx/credential problems raise; client errors pass through."""
         body = await resp.read(MAX_ERROR_BODY)
         if resp.content_encoding not in IDENTITY:
@@ -296,15 +357,21 @@ class OpenAIBackend(Backend):
             log.info("request %s: backend %s answered %d: %s", ex.request_id, self.name, status, detail)
         if status in (429, 503, 529):
             if status != 429:  # a 429 is about our rate, not the server's health
-                self.record_failure()
+                self.record_failure("overload")
             retry_after = resp.retry_after
             raise UpstreamOverloaded(
                 f"upstream {self.name!r} is overloaded ({status}){': ' + detail if detail else ''}",
                 headers={"Retry-After": retry_after.decode("latin-1")} if retry_after else None,
             )
-        if status >= 500 or status in (401, 403, 404, 405):
+        if status == 404:
+            self.mark_missing(target.model.id, f"upstream 404: {detail or 'not found'}")
+            raise ModelUnavailable(
+                f"The model '{target.model.id}' is not available on backend '{self.name}' "
+                f"(upstream 404{': ' + detail if detail else ''}).", param="model",
+            )
+        if status >= 500 or status in (401, 403, 405):
             if status >= 500:
-                self.record_failure()
+                self.record_failure("error")
             what = "rejected the router's credentials" if status in (401, 403) else "failed"
             raise UpstreamError(f"upstream {self.name!r} {what} ({status}){': ' + detail if detail else ''}")
         if not body.startswith(b"{"):
@@ -314,13 +381,19 @@ class OpenAIBackend(Backend):
         return Reply(status, JSON_HEADERS, body=body if masked == text else masked.encode())
 
 
+class BadStream(UpstreamError):
+    """The stream went wrong before its first content (closed, junk, an error event): promotable."""
+
+
 class OpenAIStream:
     """The upstream's SSE body, relayed chunk by chunk; `usage` is set once it has ended.
 
     `seen` keeps references to the relayed chunks (no copy) until the end: if the upstream sent no usage,
-    the budget stage counts the completion from them (router/cost.py `local_usage`); otherwise it is dropped."""
+    the budget stage counts the completion from them (router/cost.py `local_usage`); otherwise it is dropped.
+    A stream cut short (upstream failure mid-stream, client gone) is counted the same way at once, so the
+    partial usage and cost are settled even without the budget stage."""
 
-    __slots__ = ("backend", "decoder", "ex", "first", "resp", "seen", "strip", "usage")
+    __slots__ = ("backend", "decoder", "done", "ended", "ex", "first", "resp", "seen", "strip", "usage")
 
     def __init__(self, backend: OpenAIBackend, resp: http1.Response, first: bytes, strip: bool,
                  ex: Exchange) -> None:
@@ -333,6 +406,8 @@ class OpenAIStream:
         self.strip = strip
         self.usage: dict[str, Any] | None = None
         self.seen: list[bytes] | None = []
+        self.done = False  # `first` is the whole stream (set by the backend after the hold-back)
+        self.ended = False
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._relay()
@@ -340,6 +415,7 @@ class OpenAIStream:
     async def _relay(self) -> AsyncIterator[bytes]:
         resp = self.resp
         raw = self.first
+        done = self.done
         stripper = UsageStripper() if self.strip else None
         decoder = self.decoder
         t1 = t2 = b""
@@ -359,15 +435,19 @@ class OpenAIStream:
                     t2, t1 = t1, chunk
                 if chunk:
                     yield chunk
+                if done:
+                    break
                 raw = await resp.chunk()
             if decoder is not None:
                 decoder.finish()
         except (TimeoutError, http1.HTTPClientError, EventTooLarge, EncodingError) as e:
             resp.close()
+            self.count_partial()
             error = self.backend.stream_error(e, self.ex)
             if open_n:  # the client holds half an event: end it, so the in-band error event stands alone
                 yield b"\n" if t1.endswith(b"\n") else b"\n\n"
             raise error from None
+        self.ended = True
         if stripper is not None:
             rest = stripper.flush()
             if rest:
@@ -380,9 +460,16 @@ class OpenAIStream:
         if self.usage is not None:
             self.seen = None
 
+    def count_partial(self) -> None:
+        """The usage of a stream cut short: the prompt and what was relayed, counted by the router."""
+        if self.usage is None and self.ex.target is not None:
+            self.usage = local_usage(self.ex, None, self.seen)
+
     async def aclose(self) -> None:
         """Stop early (client gone, error): close the connection, never reuse it, so the upstream sees the
         cancellation. After a complete stream the connection is already back in the pool and this is a no-op."""
+        if not self.ended:
+            self.count_partial()
         self.resp.close()
 
 
@@ -392,7 +479,7 @@ class TranslatedStream:
     `first` is the translation of the upstream's first chunk (done before the reply is returned, so an
     error event in it is still promotable); `usage` is the upstream's own usage object."""
 
-    __slots__ = ("backend", "ex", "first", "resp", "translator")
+    __slots__ = ("backend", "done", "ex", "first", "resp", "translator")
 
     def __init__(self, backend: OpenAIBackend, resp: http1.Response, first: bytes, translator: StreamTranslator,
                  ex: Exchange) -> None:
@@ -401,6 +488,7 @@ class TranslatedStream:
         self.resp = resp
         self.first = b""
         self.translator = translator
+        self.done = False  # the hold-back read the whole upstream stream
 
     @property
     def usage(self) -> dict[str, Any] | None:
@@ -415,7 +503,7 @@ class TranslatedStream:
         if self.first:
             yield self.first
         try:
-            while chunk := await resp.chunk():
+            while not self.done and (chunk := await resp.chunk()):
                 if tr.done:
                     continue  # after the last event: read to the end, so the connection can be reused
                 out = tr.feed(chunk)
@@ -449,6 +537,18 @@ def _describe(e: BaseException) -> str:
     return type(e).__name__ + (f": {e}" if str(e) else "")
 
 
+def _whole_json(body: bytes) -> bool:
+    """A complete JSON object or array, by its ends (a byte check: no parse on the hot path)."""
+    b = body.strip()
+    return len(b) >= 2 and (b[0], b[-1]) in ((0x7B, 0x7D), (0x5B, 0x5D))
+
+
+def _event_error_message(buf: bytes) -> str:
+    i = buf.find(b"{")
+    j = buf.find(b"\n", i)
+    return _error_message(buf[i : j if j > 0 else len(buf)]) if i >= 0 else ""
+
+
 def _error_message(body: bytes) -> str:
     return upstream_error_message(body)[:500]
 
@@ -474,6 +574,12 @@ class AzureBackend(OpenAIBackend):
 
     def auth_headers(self) -> dict[str, str]:
         return {"api-key": self.api_key} if self.api_key else {}
+
+    def probe_path(self) -> str:
+        return f"/models?{urlencode({'api-version': self.api_version})}"
+
+    def probe_models(self, body: Any) -> set[str] | None:
+        return None  # Azure lists base models, not the deployment names configured here
 
     def target_for(self, endpoint: str, model: ModelSpec) -> str:
         path = super().target_for(endpoint, model)

@@ -54,16 +54,22 @@ class Behavior:
     stream_error_after: int | None = None  # Messages streams: an `error` event after this many tokens
     cache_read_tokens: int = 0  # Messages usage: input tokens read from the prompt cache …
     cache_write_tokens: int = 0  # … and written to it
+    missing_models: set[str] = field(default_factory=set)  # 404 for these, as an Ollama without the model
 
 
 class SimulatedUpstream:
     """One simulated OpenAI-compatible server."""
 
-    def __init__(self, name: str, models: list[str], behavior: Behavior | None = None, dims: int = 64) -> None:
+    def __init__(self, name: str, models: list[str], behavior: Behavior | None = None, dims: int = 64,
+                 ollama: bool = False) -> None:
         self.name = name
         self.models = models
         self.behavior = behavior or Behavior()
         self.dims = dims
+        self.ollama = ollama  # also answer Ollama's `GET /` and `GET /api/tags`
+        self.probes = 0  # health-check requests seen
+        self.in_flight = 0  # generation requests being answered now …
+        self.max_in_flight = 0  # … and the most at once
         self.requests: list[dict[str, Any]] = []
         self.disconnects = 0
         self.completed_streams = 0
@@ -76,6 +82,9 @@ class SimulatedUpstream:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/v1/models", self._models)
+        if self.ollama:
+            app.router.add_get("/", self._ollama_root)
+            app.router.add_get("/api/tags", self._ollama_tags)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
@@ -100,14 +109,31 @@ class SimulatedUpstream:
     # ------------------------------------------------------------ endpoints
 
     async def _models(self, request: web.Request) -> web.Response:
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": self.name} for m in self.models]
+        self.probes += 1
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": self.name} for m in self._listed()]
         return web.json_response({"object": "list", "data": data}, dumps=lambda o: orjson.dumps(o).decode())
+
+    def _listed(self) -> list[str]:
+        return [m for m in self.models if m not in self.behavior.missing_models]
+
+    async def _ollama_root(self, request: web.Request) -> web.Response:
+        return web.Response(text="Ollama is running")
+
+    async def _ollama_tags(self, request: web.Request) -> web.Response:
+        self.probes += 1
+        data = [{"name": m if ":" in m else m + ":latest", "model": m if ":" in m else m + ":latest"}
+                for m in self._listed()]
+        return web.Response(body=orjson.dumps({"models": data}), content_type="application/json")
 
     async def _admit(self, request: web.Request, anthropic: bool = False) -> tuple[dict[str, Any], web.Response | None]:
         body = orjson.loads(await request.read())
         self.requests.append({"body": body, "headers": {k.lower(): v for k, v in request.headers.items()},
                               "path": request.path, "query": request.query_string})
         b = self.behavior
+        if body.get("model") in b.missing_models:
+            err = {"error": {"message": f"model \"{body.get('model')}\" not found, try pulling it first",
+                             "type": "api_error", "param": None, "code": None}}
+            return body, web.Response(status=404, body=orjson.dumps(err), content_type="application/json")
         if b.hang:
             await asyncio.sleep(3600)
         if b.fail_status is not None and b.fail_times != 0:
@@ -144,6 +170,14 @@ class SimulatedUpstream:
         return await self._generate(request, chat=False)
 
     async def _generate(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._generate_one(request, chat)
+        finally:
+            self.in_flight -= 1
+
+    async def _generate_one(self, request: web.Request, chat: bool) -> web.StreamResponse:
         body, failure = await self._admit(request)
         if failure is not None:
             return failure

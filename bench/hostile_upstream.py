@@ -190,6 +190,8 @@ def backend_config(url: str, **timeouts: float) -> dict[str, Any]:
     return {
         "name": "hostile", "kind": "openai", "base_url": url, "api_key_env": "AI_ROUTER_HOSTILE_KEY",
         "timeouts": {"connect_s": 1, "first_byte_s": 5, "idle_s": 5, "total_s": 30, **timeouts},
+        # every case is judged on its own call: no health checks, and a breaker that never opens
+        "health": {"probe": "off"}, "breaker": {"failures": 1_000_000, "min_requests": 1_000_000},
         "models": [{"id": case, "tier": "hostile", "context": 100000, "price": {"input": 1, "output": 1}}
                    for case in CASES],
     }

@@ -20,7 +20,9 @@ import yaml
 
 DEFAULT_PIPELINE = ["auth", "ratelimit", "redact", "classify", "cache", "budget", "route", "retry"]
 COMPLEXITIES = ("low", "medium", "high")
-PROMOTION_TRIGGERS = ("error", "timeout", "overload", "slow_first_token")
+PROMOTION_TRIGGERS = ("error", "timeout", "overload", "slow_first_token", "missing_model")
+DEFAULT_PROMOTION = ("error", "timeout", "overload", "slow_first_token")  # missing_model only when listed
+HEALTH_PROBES = ("auto", "openai", "ollama", "off")
 CAPABILITIES = ("tools", "vision", "json", "responses")  # responses: the upstream serves /responses itself
 BACKEND_KINDS = ("openai", "anthropic", "azure")
 
@@ -63,6 +65,29 @@ class Timeouts:
     total_s: float = 600.0
 
 
+@dataclass(frozen=True, slots=True)
+class BreakerSpec:
+    """When a backend's circuit opens: `failures` in a row, or an `error_rate` over `window_s` once at
+    least `min_requests` were seen; it stays open `cooldown_s`, then lets one probe request through."""
+
+    failures: int = 3
+    error_rate: float = 0.5
+    window_s: float = 30.0
+    min_requests: int = 10
+    cooldown_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSpec:
+    """Background health checks: `probe` auto | openai (GET /models) | ollama (GET /api/tags) | off;
+    `check_models` None: only on `location: local` backends (where a model may never have been pulled)."""
+
+    probe: str = "auto"
+    interval_s: float = 15.0
+    timeout_s: float = 5.0
+    check_models: bool | None = None
+
+
 @dataclass(slots=True)
 class BackendSpec:
     name: str
@@ -77,6 +102,9 @@ class BackendSpec:
     api_version: str | None = None
     proxy: str | None = None  # egress proxy URL, "direct", or None: the environment decides (backends/egress.py)
     ca_file: str | None = None  # extra CA bundle for TLS to this upstream (a private CA)
+    queue_ms: float = 50.0
+    breaker: BreakerSpec = field(default_factory=BreakerSpec)
+    health: HealthSpec = field(default_factory=HealthSpec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +122,7 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Promotion:
-    on: frozenset[str] = frozenset(PROMOTION_TRIGGERS)
+    on: frozenset[str] = frozenset(DEFAULT_PROMOTION)
     first_token_ms: float = 2500.0
     max_steps: int = 2
 
@@ -128,6 +156,7 @@ class Routing:
     complexity_cuts: tuple[float, float] = (0.35, 0.65)
     adaptive: Adaptive = field(default_factory=Adaptive)
     learned_difficulty: bool = True  # add the shipped learned layer to the hand-tuned difficulty
+    spill: bool = True  # a saturated backend's request goes to the next candidate instead of queueing
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +400,7 @@ def _model(n: _Node, backend: str, location: str) -> ModelSpec:
 
 def _backend(n: _Node) -> BackendSpec:
     n.no_unknown(("name", "kind", "location", "base_url", "api_key_env", "max_concurrency", "timeouts",
-                  "models", "headers", "api_version", "proxy", "ca_file"))
+                  "models", "headers", "api_version", "proxy", "ca_file", "queue_ms", "breaker", "health"))
     name = n.str("name", required=True)
     location = n.choice("location", ("local", "cloud"), "cloud")
     base_url = n.str("base_url", required=True).rstrip("/")
@@ -410,6 +439,35 @@ def _backend(n: _Node) -> BackendSpec:
         headers=headers,
         api_version=n.str("api_version"),
         **_egress(n),
+        queue_ms=n.num("queue_ms", 50.0, minimum=0),
+        breaker=_breaker(n.child("breaker")),
+        health=_health(n.child("health")),
+    )
+
+
+def _breaker(n: _Node) -> BreakerSpec:
+    n.no_unknown(("failures", "error_rate", "window_s", "min_requests", "cooldown_s"))
+    d = BreakerSpec()
+    rate = n.num("error_rate", d.error_rate, minimum=0)
+    if rate > 1:
+        raise ConfigError(f"{n.path}.error_rate: must be between 0 and 1")
+    return BreakerSpec(
+        failures=n.int("failures", d.failures, minimum=1),
+        error_rate=rate,
+        window_s=n.num("window_s", d.window_s, minimum=1),
+        min_requests=n.int("min_requests", d.min_requests, minimum=1),
+        cooldown_s=n.num("cooldown_s", d.cooldown_s, minimum=0.01),
+    )
+
+
+def _health(n: _Node) -> HealthSpec:
+    n.no_unknown(("probe", "interval_s", "timeout_s", "check_models"))
+    d = HealthSpec()
+    return HealthSpec(
+        probe=n.choice("probe", HEALTH_PROBES, d.probe),
+        interval_s=n.num("interval_s", d.interval_s, minimum=0.05),
+        timeout_s=n.num("timeout_s", d.timeout_s, minimum=0.01),
+        check_models=n.bool("check_models", d.check_models),
     )
 
 
@@ -483,7 +541,7 @@ def _cuts(n: _Node) -> tuple[float, float]:
 def _routing(n: _Node, models: list[ModelSpec]) -> Routing:
     n.no_unknown(("tiers", "rules", "min_confidence", "promotion", "tasks", "encoding", "complexity_cuts",
                   "adaptive",
-                  "learned_difficulty"))
+                  "learned_difficulty", "spill"))
     tiers = n.str_list("tiers")
     if not tiers:
         seen: list[str] = []
@@ -499,7 +557,7 @@ def _routing(n: _Node, models: list[ModelSpec]) -> Routing:
         rules = [Rule(tier=tiers[0])]
     p = n.child("promotion")
     p.no_unknown(("on", "first_token_ms", "max_steps"))
-    on = p.str_list("on") if p.has("on") else list(PROMOTION_TRIGGERS)
+    on = p.str_list("on") if p.has("on") else list(DEFAULT_PROMOTION)
     for i, o in enumerate(on):
         if o not in PROMOTION_TRIGGERS:
             raise ConfigError(f"routing.promotion.on[{i}]: expected one of {', '.join(PROMOTION_TRIGGERS)}")
@@ -523,6 +581,7 @@ def _routing(n: _Node, models: list[ModelSpec]) -> Routing:
         complexity_cuts=_cuts(n),
         learned_difficulty=n.bool("learned_difficulty", True),
         adaptive=_adaptive(n.child("adaptive")),
+        spill=n.bool("spill", True),
     )
 
 

@@ -13,11 +13,14 @@ it into `{"error": {"message", "type", "param", "code"}}` with the right status.
     ├── RequestTooLarge             413 request_too_large
     ├── RateLimited                 429 rate_limit_exceeded   (retry-after)
     ├── BudgetExceeded              429 budget_exceeded       (retry-after)
-    ├── NoBackendAvailable          503 no_backend_available
+    ├── NoBackendAvailable          503 no_backend_available  (retry-after)
+    │   ├── Saturated               every slot busy for the allowed wait (spill-over)
+    │   └── CircuitOpen             the backend's breaker is open
     └── UpstreamFailure             an upstream call failed; `reason` tells retry/promotion why
         ├── UpstreamError           502 upstream_error        (connection refused/reset, 5xx, bad reply)
         ├── UpstreamOverloaded      503 upstream_overloaded   (429 / 503 from the upstream)
-        └── UpstreamTimeout         504 upstream_timeout      (connect, first byte, idle, total, slow first token)
+        ├── UpstreamTimeout         504 upstream_timeout      (connect, first byte, idle, total, slow first token)
+        └── ModelUnavailable        404 model_not_found       (the upstream does not have the model)
 
 What a client may see is bounded and clean: `echo()` truncates a client value quoted back (a model id),
 every message is capped at `MAX_MESSAGE` characters and made valid UTF-8, and `mask_secrets()` removes
@@ -187,3 +190,24 @@ class UpstreamTimeout(UpstreamFailure):
     def __init__(self, message: str, *, reason: str = "timeout", **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.reason = reason
+
+
+class Saturated(NoBackendAvailable):
+    """Every slot of the backend (`max_concurrency`) stayed busy for the wait allowed; `retry` spills."""
+
+    reason = "saturated"
+
+
+class CircuitOpen(NoBackendAvailable):
+    """The backend's circuit breaker is open (or a half-open probe is already in flight); `retry` spills."""
+
+    reason = "open"
+
+
+class ModelUnavailable(UpstreamFailure):
+    """The upstream answered 404 for the model (never pulled, not deployed): a 404 to a client that named it."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+    reason = "missing_model"

@@ -74,7 +74,7 @@ class Attempt:
     model: str
     backend: str
     tier: str | None
-    outcome: str  # ok | error | timeout | overload | slow_first_token
+    outcome: str  # ok | error | timeout | overload | slow_first_token | missing_model | saturated | open
     ms: float
 
 
@@ -102,8 +102,11 @@ class Exchange:
         "max_tier",
         "overhead_s",
         "prefer",
+        "queue_s",
         "raw",
         "request_id",
+        "slot_wait_s",
+        "spilled",
         "started",
         "status",
         "stream",
@@ -162,6 +165,10 @@ class Exchange:
         self.finish_hooks: list[Callable[[Exchange], None]] = []
         # a per-attempt hook around the upstream call, set by a stage (budget): gate(ex, target, send)
         self.gate: Callable[[Exchange, Candidate, Callable[..., Awaitable[Reply]]], Awaitable[Reply]] | None = None
+        self.local_only = False  # the data must stay on `location: local` backends (redaction policy)
+        self.slot_wait_s: float | None = None  # how long to wait for a backend slot (retry sets it; None: long)
+        self.queue_s = 0.0  # time spent waiting for backend slots
+        self.spilled: str | None = None  # the tier a saturated/open backend's request spilled to
 
 
 class Reply:

@@ -9,6 +9,7 @@ SIGTERM/SIGINT. Streams are pumped here, once, chunk by chunk: no stage re-encod
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import itertools
 import logging
@@ -25,6 +26,7 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 
 from backends import make_backend
 from backends.base import Backend
+from backends.health import HealthChecker
 from router import messages_api
 from router.admin import AdminGate
 from router.auth import KeyRing
@@ -51,6 +53,7 @@ from router.observe.dashboard import add_routes as add_observe_routes
 from router.observe.observer import Observer
 from router.pipeline import Pipeline
 from router.protocol import GuardedRunner, client_request_id
+from router.readiness import readiness
 from router.routing.feedback import build_feedback
 from router.routing.preview import describe
 from router.spend import SpendAPI
@@ -94,6 +97,7 @@ class RouterService:
         self.tenants = Tenants(config)  # validates tenants/cache/budget/limits even when their stage is off
         self.draining = False
         self.models_body = orjson.dumps({"object": "list", "data": self.catalog.models_json()})
+        self.health = HealthChecker(self.backends.values())
 
     async def start(self) -> None:
         await self.ctx.store.start()
@@ -101,8 +105,10 @@ class RouterService:
         for b in self.backends.values():
             await b.start()
         self.observer.start(self.ctx.store, self.tenants)
+        await self.health.start()
 
     async def aclose(self) -> None:
+        await self.health.aclose()
         for b in self.backends.values():
             await b.aclose()
         await self.feedback.aclose()
@@ -129,7 +135,7 @@ class RouterService:
             return _ready(Reply(200, {"Content-Type": JSON}, body=orjson.dumps(describe(ex))))
         if ex.trace is not None:
             return self.observer.tracer.attempt(ex, target)
-        return target.backend.send(ex, target, ex.first_byte_s)
+        return target.backend.call(ex, target, ex.first_byte_s)
 
 
 async def _ready(reply: Reply) -> Reply:
@@ -155,6 +161,10 @@ def _decision_headers(ex: Exchange, overhead_ms: float) -> dict[str, str]:
         h["x-router-complexity"] = f.complexity
         h["x-router-difficulty"] = "%.3f" % f.difficulty  # noqa: UP031 (faster than f"")
     h["x-router-attempts"] = str(len(ex.attempts) or 1)
+    if ex.spilled is not None:
+        h["x-router-spilled"] = ex.spilled
+    if ex.queue_s:
+        h["x-router-queue-ms"] = f"{ex.queue_s * 1000:.1f}"
     return h
 
 
@@ -198,14 +208,7 @@ class Handlers:
 
     async def readyz(self, request: web.Request) -> web.Response:
         svc = self.service
-        if svc.draining:
-            return web.Response(status=503, body=b'{"status":"draining"}', content_type=JSON)
-        healthy = [b.name for b in svc.backends.values() if b.healthy]
-        if not healthy:
-            return web.Response(status=503, body=b'{"status":"no healthy backend"}', content_type=JSON)
-        if not svc.admin.is_admin(request.headers):  # backend names are for the operator only
-            return web.Response(body=b'{"status":"ready"}', content_type=JSON)
-        return web.Response(body=orjson.dumps({"status": "ready", "backends": healthy}), content_type=JSON)
+        return readiness(svc, detail=svc.admin.is_admin(request.headers))  # names are for the operator only
 
     async def models(self, request: web.Request) -> web.Response:
         try:
@@ -444,7 +447,15 @@ def bind_socket(host: str, port: int, reuse_port: bool, listen: bool = True) -> 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise OSError(e.errno, f"cannot listen on {where}: Address already in use "
+                                   "(another process holds the port)") from None
+        raise
     if listen:
         sock.listen(2048)
         sock.setblocking(False)

@@ -166,3 +166,40 @@ class UsageStripper:
 def _find_empty_choices(buf: bytes, start: int) -> int:
     hits = [i for m in _EMPTY_CHOICES if (i := buf.find(m, start)) >= 0]
     return min(hits) if hits else -1
+
+
+# ---------------------------------------------------------------- hold-back: the first content token
+
+# A string value that starts a completion's visible output, whatever the wire format: chat `content`,
+# completions `text`, Responses/Anthropic `delta`/`text`, tool-call `arguments`, reasoning text.
+_CONTENT_KEYS = (b'"content":"', b'"text":"', b'"delta":"', b'"arguments":"', b'"reasoning_content":"',
+                 b'"reasoning":"', b'"refusal":"', b'"partial_json":"', b'"thinking":"')
+_TOOL_KEYS = (b'"tool_calls":[{', b'"function_call":{', b'"type":"tool_use"')
+_SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
+HOLD_MAX_BYTES = 65536  # past this much without content, stop holding back
+
+
+def has_content(buf: bytes) -> bool:
+    """Does this piece of an SSE stream carry the first content token or tool-call delta? Role-only and
+    empty chunks (`"content":""`, `"content":null`) do not count. A byte search, for the first chunks only."""
+    if b'": "' in buf or b'":\t' in buf:
+        buf = buf.replace(b'": "', b'":"')
+    for key in _CONTENT_KEYS:
+        i = buf.find(key)
+        while i >= 0:
+            j = i + len(key)
+            if j < len(buf) and buf[j] != 0x22:  # a non-empty string
+                return True
+            i = buf.find(key, j)
+    return any(key in buf for key in _TOOL_KEYS)
+
+
+def is_sse(buf: bytes) -> bool:
+    """Does this look like the start of an event stream (not an HTML page or a bare JSON body)?"""
+    return buf.lstrip(b"\r\n\t ").startswith(_SSE_STARTS)
+
+
+def error_event(buf: bytes) -> bool:
+    """An upstream that answered 200 and then an error event before any content (vLLM, proxies)."""
+    s = buf.lstrip(b"\r\n\t ")
+    return s.startswith((b'data: {"error"', b'data:{"error"', b"event: error", b"event:error"))

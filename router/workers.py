@@ -1,16 +1,23 @@
 """`--workers N`: N server processes on one port (SO_REUSEPORT), supervised by the parent.
 
-The parent resolves the port (binding without listening, so port 0 works too), forks the workers,
-restarts one that dies unexpectedly (with a short back-off), and on SIGTERM/SIGINT passes SIGTERM to
-every worker and waits for them to drain. Each worker is a full, independent event loop on uvloop.
+The parent first makes sure it is the port's only owner: SO_REUSEPORT would let a second instance bind
+the same port and silently take part of the traffic with another config, so the parent refuses to start
+("cannot listen on HOST:PORT: Address already in use") when another process listens there, or when
+another ai-router supervisor holds it (an abstract Unix socket `ai-router:HOST:PORT` is the lock, held
+for the supervisor's life). Then it resolves the port (binding without listening, so port 0 works
+too), forks the workers, restarts one that dies unexpectedly (with a short back-off), and on
+SIGTERM/SIGINT passes SIGTERM to every worker and waits for them to drain. Each worker is a full,
+independent event loop on uvloop.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing
 import os
 import signal
+import socket
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -28,9 +35,33 @@ def _child(config: Config, host: str, port: int) -> None:
     run_worker(config, host, port, reuse_port=True)
 
 
+def claim_port(host: str, port: int) -> socket.socket | None:
+    """Refuse a port another process holds; returns the lock to keep open while serving (None: port 0)."""
+    if port == 0:
+        return None
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lock: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        lock.bind(f"\0ai-router:{where}")  # type: ignore[union-attr]  # abstract namespace: gone with the process
+    except OSError as e:
+        lock.close()  # type: ignore[union-attr]
+        if e.errno == errno.EADDRINUSE:
+            raise OSError(e.errno, f"cannot listen on {where}: Address already in use "
+                                   "(another ai-router serves it)") from None
+        lock = None  # no abstract sockets here (not Linux): the probe below still guards
+    try:
+        bind_socket(host, port, reuse_port=False, listen=False).close()  # fails if anyone listens there
+    except OSError:
+        if lock is not None:
+            lock.close()
+        raise
+    return lock
+
+
 def run_workers(config: Config, host: str, port: int, workers: int) -> int:
     """Run and supervise `workers` processes; returns the exit code for the CLI."""
     ctx = multiprocessing.get_context("fork")
+    lock = claim_port(host, port)
     holder = bind_socket(host, port, reuse_port=True, listen=False)  # resolves port 0; never accepts
     port = holder.getsockname()[1]
     stopping = False
@@ -71,5 +102,7 @@ def run_workers(config: Config, host: str, port: int, workers: int) -> int:
                 p.join()
         holder.close()
         cleanup_metrics()
+        if lock is not None:
+            lock.close()
     log.info("supervisor: all workers stopped")
     return 0

@@ -103,6 +103,13 @@ def make_config(local_url: str, cloud_url: str, **overrides: Any) -> dict[str, A
     return cfg
 
 
+def without_health_checks(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config with `health.probe: off` on every backend (a test of what happens on the call itself)."""
+    for b in cfg["backends"]:
+        b["health"] = {"probe": "off"}
+    return cfg
+
+
 class Stack:
     """Upstreams + router on a private loop in a thread; `url` is the router's base URL."""
 
@@ -149,9 +156,10 @@ class Stack:
             up.disconnects = 0
             up.completed_streams = 0
         assert self.service is not None
-        for b in self.service.backends.values():  # forget passive health marks left by failure tests
-            b.failures = 0
-            b.down_until = 0.0
+        for b in self.service.backends.values():  # forget health marks left by failure tests
+            b.breaker.reset()
+            b.missing.clear()
+            b.probe_error = None
 
     def stop(self) -> None:
         if self._stop is not None:

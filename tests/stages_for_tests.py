@@ -53,3 +53,37 @@ class Boom:
         if ex.body.get("boom") is True:
             raise RuntimeError("a bug in a stage")
         return await call_next(ex)
+
+
+class LocalOnly:
+    """Marks requests carrying `x-test-local-only` as local_only (as the redaction policy `local_only` does)."""
+
+    name = "localonly"
+
+    def __init__(self, ctx: Any) -> None:
+        pass
+
+    async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
+        if ex.headers.get("x-test-local-only"):
+            ex.local_only = True
+        return await call_next(ex)
+
+
+SETTLED: list[tuple[str, Any, Any]] = []
+
+
+class SpendRecorder:
+    """Records each request's settled usage and cost once it is finished (as a spend ledger would)."""
+
+    name = "spendrecorder"
+
+    def __init__(self, ctx: Any) -> None:
+        pass
+
+    def handle(self, ex: Exchange, call_next: CallNext) -> Any:
+        ex.finish_hooks.append(_settle)
+        return call_next(ex)
+
+
+def _settle(ex: Exchange) -> None:
+    SETTLED.append((ex.request_id, ex.usage, ex.cost_usd))

@@ -70,6 +70,7 @@ def hostile() -> Iterator[tuple[Stack, HostileUpstream]]:
                 m["params"] = {"top_p": 0.5}
                 m["force_params"] = {"temperature": 0, "reasoning_effort": "high"}
         tls = {"name": "tls", "kind": "openai", "base_url": tls_url, "timeouts": {"connect_s": 2},
+               "health": {"probe": "off"}, "breaker": {"failures": 1_000_000},
                "models": [{"id": "tls-model", "tier": "hostile"}]}
         cfg["backends"] += [hostile, tls]
         cfg["routing"]["tiers"].append("hostile")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -162,7 +161,7 @@ def test_cheapest_then_lowest_latency_then_healthy(ctx: Context, policy: Policy)
     ctx.backends["a"].latency_ms = 300.0
     ctx.backends["b"].latency_ms = 80.0
     assert ids(policy.decide(feats(tokens=5000)))[:2] == ["mini-b", "mini"]  # same price: faster first
-    ctx.backends["b"].down_until = time.monotonic() + 60
+    ctx.backends["b"].breaker.trip("test")
     d = policy.decide(feats(tokens=5000))
     assert ids(d) == ["mini", "high", "mini-b", "high-b"]  # unhealthy ones last
     assert any("unhealthy" in r for r in d.reasons)

@@ -8,7 +8,7 @@ import time
 import httpx
 import orjson
 
-from tests.conftest import Stack, make_config, unused_port
+from tests.conftest import Stack, make_config, unused_port, without_health_checks
 
 MSG = [{"role": "user", "content": "hello there"}]
 
@@ -215,7 +215,8 @@ def test_client_disconnect_cancels_upstream(live: Stack) -> None:
 
 def test_unreachable_upstream_is_502() -> None:
     dead = f"http://127.0.0.1:{unused_port()}/v1"
-    stack = Stack(lambda local, cloud: make_config(dead, dead)).start()
+    # not known down before the call (with health checks it is: tests/test_resilience.py)
+    stack = Stack(lambda local, cloud: without_health_checks(make_config(dead, dead))).start()
     try:
         r = post(stack, {"model": "qwen3:8b", "messages": MSG})
         err = assert_openai_error(r, 502, "upstream_error")

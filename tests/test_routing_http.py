@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import Stack, make_config, unused_port
+from tests.conftest import Stack, make_config, unused_port, without_health_checks
 
 CASES = {
     "chat": "hey, how's it going?",
@@ -76,7 +76,7 @@ def test_promotion_on_timeout(live: Stack) -> None:
 
 def test_promotion_on_connection_error() -> None:
     dead = f"http://127.0.0.1:{unused_port()}/v1"
-    stack = Stack(lambda local, cloud: make_config(dead, cloud)).start()
+    stack = Stack(lambda local, cloud: without_health_checks(make_config(dead, cloud))).start()
     try:
         with httpx.Client(timeout=30) as c:
             r = c.post(stack.url + "/v1/chat/completions",

@@ -273,7 +273,10 @@ def breaker_state(backend: Any) -> str:
 
 
 def load_of(backend: Any) -> tuple[int, int]:
-    """(in-flight, queued) upstream calls of a backend, read from its connection pool."""
+    """(in-flight, queued) upstream calls of a backend: its capacity slots (backends/capacity.py), else its pool."""
+    cap = getattr(backend, "capacity", None)
+    if cap is not None:
+        return cap.in_flight, cap.queued
     pool = getattr(getattr(backend, "client", None), "pool", None)
     if pool is None:
         return 0, 0

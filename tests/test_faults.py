@@ -1,0 +1,320 @@
+"""Fault injection (tests/faults.py): every way an upstream breaks, what the client sees, and what is left.
+
+Each case names the fault, whether the request streams, and what the client must see: promoted
+invisibly to the cloud fallback (a failure before the first content token), an error status for a
+model asked for directly, or (after content was sent) the partial stream ending with an OpenAI-style
+error event. After each: the backend's slot is free, the router holds no connection to the faulty
+upstream beyond idle keep-alive ones, no task is left behind, and the usage was settled (once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from tests import stages_for_tests
+from tests.conftest import Stack, make_config
+from tests.faults import FaultUpstream
+
+MSG = [{"role": "user", "content": "hello there"}]
+FAULT_TIMEOUTS = {"connect_s": 0.5, "first_byte_s": 0.6, "idle_s": 0.4, "total_s": 10}
+
+
+def fault_config(local: str, cloud: str, blackhole: str) -> dict[str, Any]:
+    cfg = make_config(local, cloud)
+    no_breaker = {"failures": 1000, "min_requests": 1000}
+    cfg["backends"][0] = {
+        "name": "faulty", "location": "local", "base_url": local, "timeouts": FAULT_TIMEOUTS,
+        "health": {"probe": "off"}, "breaker": no_breaker,
+        "models": [{"id": "faulty-model", "tier": "local-small", "price": {"input": 1.0, "output": 2.0}}],
+    }
+    cfg["backends"] += [
+        {"name": "faulty-total", "location": "local", "base_url": local, "health": {"probe": "off"},
+         "timeouts": {**FAULT_TIMEOUTS, "total_s": 0.5}, "breaker": no_breaker, "models": [{"id": "drip-model"}]},
+        {"name": "blackhole", "base_url": blackhole, "health": {"probe": "off"}, "breaker": no_breaker,
+         "timeouts": {**FAULT_TIMEOUTS, "connect_s": 0.3}, "models": [{"id": "blackhole-model"}]},
+    ]
+    cfg["backends"][1]["health"] = {"probe": "off"}
+    cfg["routing"]["tiers"] = ["local-small", "cloud-mini"]
+    cfg["routing"]["rules"] = [{"tier": "local-small"}]
+    cfg["routing"]["promotion"]["first_token_ms"] = 400
+    cfg["pipeline"] = ["tests.stages_for_tests:SpendRecorder", "classify", "route", "retry"]
+    for m in list(cfg["backends"][1]["models"]):
+        if m.get("tier") not in (None, "cloud-mini"):
+            m.pop("tier")
+    return cfg
+
+
+class Blackhole:
+    """A listening socket whose accept queue is full: further connects hang (SYNs are dropped)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.filler = socket.create_connection(("127.0.0.1", self.port))
+
+    def close(self) -> None:
+        self.filler.close()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def fstack() -> Iterator[Stack]:
+    hole = Blackhole()
+    s = Stack(lambda local, cloud: fault_config(local, cloud, f"http://127.0.0.1:{hole.port}/v1"))
+    s.local = FaultUpstream()  # type: ignore[assignment]
+    s.start()
+    yield s
+    s.stop()
+    hole.close()
+
+
+@pytest.fixture
+def fs(fstack: Stack) -> Iterator[Stack]:
+    fstack.reset()
+    fault(fstack).fault = "ok"
+    stages_for_tests.SETTLED.clear()
+    yield fstack
+    fault(fstack).fault = "ok"
+
+
+def fault(s: Stack) -> FaultUpstream:
+    return s.local  # type: ignore[return-value]
+
+
+def call(s: Stack, model: str, stream: bool, **kw: Any) -> httpx.Response:
+    with httpx.Client(timeout=30) as c:
+        return c.post(s.url + "/v1/chat/completions", json={"model": model, "messages": MSG, "stream": stream, **kw})
+
+
+def events(r: httpx.Response) -> list[bytes]:
+    return [e for e in r.content.split(b"\n\n") if e.strip()]
+
+
+def router_tasks(s: Stack) -> int:
+    """Tasks on the router's loop, less the upstreams' per-connection ones (they live on the same loop)."""
+    mine = fault(s)._tasks
+
+    async def count() -> int:
+        return sum(1 for t in asyncio.all_tasks() if t not in mine
+                   and not t.get_coro().__qualname__.startswith("RequestHandler."))  # type: ignore[union-attr]
+
+    return int(s.run(count()))
+
+
+def settle_and_check(s: Stack, tasks_before: int) -> None:
+    """No slot held, no connection to the faulty upstream beyond idle pooled ones, no stray task."""
+    assert s.service is not None
+    deadline = time.monotonic() + 5
+    while True:
+        busy = [b.name for b in s.service.backends.values() if b.capacity.in_flight or b.capacity.queued]
+        pooled = sum(len(s.service.backends[n].client.pool.idle)  # type: ignore[attr-defined]
+                     for n in ("faulty", "faulty-total"))
+        ok = not busy and fault(s).open <= pooled and router_tasks(s) <= tasks_before
+        if ok or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert not busy, f"slots still held on {busy}"
+    assert fault(s).open <= pooled, f"{fault(s).open} upstream connections open, {pooled} pooled"
+    assert router_tasks(s) <= tasks_before
+
+
+# (fault, stream) -> promoted to the cloud fallback, invisibly: nothing of the faulty upstream reaches the client
+BEFORE_CONTENT = [
+    ("reset_before", False), ("reset_before", True), ("stall_before", False), ("stall_before", True),
+    ("role_then_stall", True), ("status_500", False), ("status_502", True), ("status_503", False),
+    ("status_429", True), ("malformed_sse", True), ("error_event", True), ("truncated_json", False),
+    ("cut_json", False),
+]
+
+
+@pytest.mark.parametrize(("mode", "stream"), BEFORE_CONTENT)
+def test_failure_before_content_is_promoted_invisibly(fs: Stack, mode: str, stream: bool) -> None:
+    tasks = router_tasks(fs)
+    fault(fs).fault = mode
+    r = call(fs, "auto", stream)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-router-backend"] == "cloud"
+    assert r.headers["x-router-attempts"] == "2"
+    assert b" tok0" not in r.content  # not a byte of the faulty stream
+    assert b"gpt-5-mini on cloud" in r.content
+    if stream:
+        assert events(r)[-1] == b"data: [DONE]"
+    assert len(stages_for_tests.SETTLED) == 1
+    assert stages_for_tests.SETTLED[0][1]["completion_tokens"] > 0
+    settle_and_check(fs, tasks)
+
+
+# (fault, stream) -> the client's status and error code when the faulty model is asked for by name (no fallback)
+DIRECT = [
+    ("reset_before", False, 502, "upstream_error"), ("stall_before", False, 504, "upstream_timeout"),
+    ("stall_before", True, 504, "upstream_timeout"), ("status_500", False, 502, "upstream_error"),
+    ("status_502", True, 502, "upstream_error"), ("status_503", False, 503, "upstream_overloaded"),
+    ("status_429", False, 503, "upstream_overloaded"), ("malformed_sse", True, 502, "upstream_error"),
+    ("truncated_json", False, 502, "upstream_error"), ("cut_json", False, 502, "upstream_error"),
+    ("missing_model", False, 404, "model_not_found"), ("missing_model", True, 404, "model_not_found"),
+]
+
+
+@pytest.mark.parametrize(("mode", "stream", "status", "code"), DIRECT)
+def test_failure_of_a_model_asked_for_directly(fs: Stack, mode: str, stream: bool, status: int, code: str) -> None:
+    tasks = router_tasks(fs)
+    fault(fs).fault = mode
+    r = call(fs, "faulty-model", stream)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["error"]["code"] == code
+    if mode == "status_429":
+        assert r.headers["retry-after"] == "7"
+    if mode == "missing_model":
+        assert "faulty-model" in r.json()["error"]["message"]
+    settle_and_check(fs, tasks)
+
+
+@pytest.mark.parametrize(("mode", "code", "message"), [
+    ("reset_mid", "upstream_error", "broke the stream"), ("stall_mid", "upstream_timeout", "stalled mid-stream"),
+])
+def test_failure_after_content_ends_the_stream_in_band(fs: Stack, mode: str, code: str, message: str) -> None:
+    tasks = router_tasks(fs)
+    fault(fs).fault = mode
+    r = call(fs, "auto", True)
+    assert r.status_code == 200
+    assert r.headers["x-router-backend"] == "faulty"
+    ev = events(r)
+    assert b"tok0" in r.content
+    assert b"tok2" in r.content
+    assert b"tok3" not in r.content
+    err = orjson.loads(ev[-1].removeprefix(b"data: "))["error"]
+    assert err["code"] == code
+    assert message in err["message"]
+    assert b"[DONE]" not in r.content
+    (_, usage, cost), = stages_for_tests.SETTLED
+    assert usage["x_router_counted"] is True
+    assert 2 <= usage["completion_tokens"] <= 6
+    assert cost > 0  # partial spend is recorded
+    settle_and_check(fs, tasks)
+
+
+def test_sdk_sees_an_api_error_mid_stream(fs: Stack) -> None:
+    fault(fs).fault = "reset_mid"
+    client = openai.OpenAI(base_url=fs.url + "/v1", api_key="x", max_retries=0)
+    got: list[str] = []
+
+    def consume() -> None:
+        for chunk in client.chat.completions.create(model="auto", messages=MSG, stream=True):  # type: ignore[arg-type]
+            if chunk.choices and chunk.choices[0].delta.content:
+                got.append(chunk.choices[0].delta.content)
+
+    with pytest.raises(openai.APIError, match="broke the stream"):
+        consume()
+    assert "".join(got) == " tok0 tok1 tok2"
+
+
+def test_slow_drip_is_relayed_whole(fs: Stack) -> None:
+    fault(fs).fault = "slow_drip"  # 0.15 s between chunks: under idle_s (0.4)
+    r = call(fs, "auto", True)
+    assert r.status_code == 200
+    assert r.headers["x-router-backend"] == "faulty"
+    assert b"tok5" in r.content
+    assert events(r)[-1] == b"data: [DONE]"
+    (_, usage, cost), = stages_for_tests.SETTLED
+    assert usage == {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16}
+    assert cost == pytest.approx((10 * 1.0 + 6 * 2.0) / 1e6)
+
+
+# ---------------------------------------------------------------- the four timeouts, one test each
+
+
+def test_connect_timeout(fs: Stack) -> None:
+    t0 = time.monotonic()
+    r = call(fs, "blackhole-model", False)
+    assert r.status_code == 504
+    assert r.json()["error"]["code"] == "upstream_timeout"
+    assert "no connection within 0.3s" in r.json()["error"]["message"]
+    assert time.monotonic() - t0 < 3
+
+
+def test_first_byte_timeout(fs: Stack) -> None:
+    fault(fs).fault = "stall_before"
+    t0 = time.monotonic()
+    r = call(fs, "faulty-model", False)
+    assert r.status_code == 504
+    assert "sent no answer within 0.6s" in r.json()["error"]["message"]
+    assert 0.5 < time.monotonic() - t0 < 3
+
+
+def test_idle_timeout_between_chunks(fs: Stack) -> None:
+    fault(fs).fault = "stall_mid"
+    t0 = time.monotonic()
+    r = call(fs, "faulty-model", True)
+    assert r.status_code == 200
+    assert orjson.loads(events(r)[-1].removeprefix(b"data: "))["error"]["code"] == "upstream_timeout"
+    assert 0.3 < time.monotonic() - t0 < 3
+
+
+def test_total_timeout(fs: Stack) -> None:
+    fault(fs).fault = "slow_drip"  # 6 chunks 0.15 s apart: each gap is fine, the whole (0.75 s) is over total_s 0.5
+    r = call(fs, "drip-model", True)
+    assert r.status_code == 200
+    err = orjson.loads(events(r)[-1].removeprefix(b"data: "))["error"]
+    assert err["code"] == "upstream_timeout"
+    assert b"tok5" not in r.content
+
+
+# ---------------------------------------------------------------- client disconnect
+
+
+def test_client_disconnect_cancels_frees_and_settles(fs: Stack) -> None:
+    tasks = router_tasks(fs)
+    f = fault(fs)
+    f.fault = "slow_drip"
+    f.drip_s = 0.3
+    try:
+        disconnects = f.disconnects
+        host, port = fs.url.removeprefix("http://").split(":")
+        body = orjson.dumps({"model": "auto", "messages": MSG, "stream": True})
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            got = b""
+            while got.count(b" tok") < 2:
+                got += sock.recv(65536)
+        deadline = time.monotonic() + 5
+        while f.disconnects == disconnects and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert f.disconnects == disconnects + 1  # the upstream saw us leave
+        settle_and_check(fs, tasks)
+        (_, usage, cost), = stages_for_tests.SETTLED
+        assert usage["x_router_counted"] is True
+        assert usage["completion_tokens"] >= 1
+        assert cost > 0
+    finally:
+        f.drip_s = 0.15
+
+
+def test_no_fd_growth_over_repeated_faults(fs: Stack) -> None:
+    def one_round() -> None:
+        for mode, stream in BEFORE_CONTENT[:8]:
+            fault(fs).fault = mode
+            call(fs, "auto", stream)
+        fault(fs).fault = "reset_mid"
+        call(fs, "auto", True)
+
+    one_round()
+    settle_and_check(fs, router_tasks(fs))
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(2):
+        one_round()
+    settle_and_check(fs, router_tasks(fs))
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
