@@ -113,9 +113,12 @@ class Backend:
         b = self.breaker
         return b.state == CLOSED or b.available
 
-    def usable(self, model_id: str) -> bool:
-        """Healthy, and the model is not known to be missing upstream."""
-        if not self.healthy:
+    def usable(self, model_id: str, last_resort: bool = False) -> bool:
+        """Healthy, and the model is not known to be missing upstream. As a `last_resort`, a backend whose
+        health check failed counts too (it may have come up since): only a missing key or an open circuit
+        rule it out."""
+        if not self.healthy and not (last_resort and self.probe_error is not None and not self.key_missing
+                                     and self.breaker.available):
             return False
         return not self.missing or self.model_available(model_id)
 

@@ -3,7 +3,8 @@ take the request or fails before anything reached the client.
 
 It wraps the call to the backend. The chain (the policy orders it: same tier on another backend first,
 then the next tiers up to the caps of tenant, client and budget) is first cut to what can serve:
-- backends that are not ready (circuit open, key unset, failing health check) are skipped;
+- backends that are not ready (circuit open, key unset) are skipped; one whose last health check
+  failed goes after all the others (it may have come up since the check);
 - `Exchange.local_only` (the tenant's redaction policy) keeps only `location: local` backends;
 - a model known to be missing upstream is skipped for another candidate of the same tier; moving up a
   tier because of it happens only when `routing.promotion.on` lists `missing_model`, else the client
@@ -106,6 +107,7 @@ class RetryStage(Stage):
         ok = [c for c in candidates if c.backend.usable(c.model.id)]
         if len(ok) == len(candidates):
             return ok
+        ok += [c for c in candidates if c not in ok and c.backend.usable(c.model.id, last_resort=True)]
         primary = candidates[0]
         b = primary.backend
         missing = b.healthy and not b.model_available(primary.model.id)

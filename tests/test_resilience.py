@@ -240,10 +240,9 @@ def test_unreachable_backend_is_not_ready_and_skipped() -> None:
         r = post(s, {"model": "tier:local-small", "messages": MSG})
         assert r.status_code == 200
         assert r.headers["x-router-attempts"] == "1"  # straight to cloud
-        r = post(s, {"model": "qwen3:8b", "messages": MSG})
-        assert r.status_code == 503
-        assert r.json()["error"]["code"] == "no_backend_available"
-        assert r.headers["retry-after"]
+        r = post(s, {"model": "qwen3:8b", "messages": MSG})  # nowhere else to go: tried as a last resort
+        assert r.status_code == 502
+        assert "unreachable" in r.json()["error"]["message"]
     finally:
         s.stop()
 
