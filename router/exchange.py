@@ -165,7 +165,6 @@ class Exchange:
         self.finish_hooks: list[Callable[[Exchange], None]] = []
         # a per-attempt hook around the upstream call, set by a stage (budget): gate(ex, target, send)
         self.gate: Callable[[Exchange, Candidate, Callable[..., Awaitable[Reply]]], Awaitable[Reply]] | None = None
-        self.local_only = False  # the data must stay on `location: local` backends (redaction policy)
         self.slot_wait_s: float | None = None  # how long to wait for a backend slot (retry sets it; None: long)
         self.queue_s = 0.0  # time spent waiting for backend slots
         self.spilled: str | None = None  # the tier a saturated/open backend's request spilled to
