@@ -9,6 +9,7 @@ SIGTERM/SIGINT. Streams are pumped here, once, chunk by chunk: no stage re-encod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import itertools
@@ -54,6 +55,7 @@ from router.observe.observer import Observer
 from router.pipeline import Pipeline
 from router.protocol import GuardedRunner, client_request_id
 from router.readiness import readiness
+from router.reload import Reloader
 from router.routing.feedback import build_feedback
 from router.routing.preview import describe
 from router.spend import SpendAPI
@@ -72,21 +74,30 @@ ENDPOINTS = {
 }
 JSON = "application/json"
 SERVICE_KEY = web.AppKey("service", object)
+RELOADER_KEY = web.AppKey("reloader", Reloader)
 
 
 class RouterService:
     """A config made live: backends, catalog, pipeline and the terminal step."""
 
-    def __init__(self, config: Config, metrics: Any = None) -> None:
+    def __init__(self, config: Config, metrics: Any = None, previous: RouterService | None = None) -> None:
         self.config = config
-        self.backends: dict[str, Backend] = {b.name: make_backend(b) for b in config.backends}
+        # a reload (router/reload.py) keeps the backends whose config did not change: pools, slots, breakers
+        kept = previous.backends if previous is not None else {}
+        self.backends: dict[str, Backend] = {
+            b.name: kept[b.name] if b.name in kept and kept[b.name].spec == b else make_backend(b)
+            for b in config.backends}
+        self.kept = {n for n, b in self.backends.items() if kept.get(n) is b}
+        store = previous.ctx.store if previous is not None and previous.config.state_url == config.state_url else None
+        self.store_kept = store is not None
+        self.successor: RouterService | None = None  # the service a reload replaced this one with
         for backend in self.backends.values():
             backend.max_body_bytes = int(config.server.max_upstream_body_mb * 1024 * 1024)
         self.catalog = Catalog(config, self.backends)
         self.keys = KeyRing(config.auth, config.pipeline, config.routing.tiers)
         self.feedback = build_feedback(config, self.catalog)  # /v1/feedback and the adaptive policy
         self.ctx = Context(config=config, backends=self.backends, catalog=self.catalog, keys=self.keys,
-                           store=open_store(config.state_url), feedback=self.feedback)
+                           store=store or open_store(config.state_url), feedback=self.feedback)
         self.key_store = KeyStore(self.ctx.store, self.keys, config.routing.tiers)  # /admin/keys
         if self.keys.keyed:
             self.keys.attach(self.key_store.lookup)
@@ -100,10 +111,12 @@ class RouterService:
         self.health = HealthChecker(self.backends.values())
 
     async def start(self) -> None:
-        await self.ctx.store.start()
+        if not self.store_kept:
+            await self.ctx.store.start()
         await self.feedback.start(self.ctx.store)  # the adaptive counters, read before the first request
-        for b in self.backends.values():
-            await b.start()
+        for name, b in self.backends.items():
+            if name not in self.kept:
+                await b.start()
         self.observer.start(self.ctx.store, self.tenants)
         await self.health.start()
 
@@ -113,6 +126,17 @@ class RouterService:
             await b.aclose()
         await self.feedback.aclose()
         await self.ctx.store.aclose()
+        self.observer.close()
+
+    async def retire(self, successor: RouterService) -> None:
+        """After a reload: close what `successor` did not keep (its requests are done, or the grace is over)."""
+        await self.health.aclose()
+        for name, b in self.backends.items():
+            if successor.backends.get(name) is not b:
+                await b.aclose()
+        await self.feedback.aclose()
+        if successor.ctx.store is not self.ctx.store:
+            await self.ctx.store.aclose()
         self.observer.close()
 
     def dispatch(self, ex: Exchange) -> Awaitable[Reply]:
@@ -409,6 +433,8 @@ def create_app(service: RouterService) -> web.Application:
     app = web.Application(client_max_size=service.max_body + 1, handler_args={
         "max_field_size": 65536, "keepalive_timeout": service.config.server.keepalive_s})
     app[SERVICE_KEY] = service
+    reloader = Reloader(app, SERVICE_KEY, service.config.server.shutdown_grace_s)
+    app[RELOADER_KEY] = reloader
     h = Handlers(app)
     r = app.router
     r.add_get("/healthz", h.healthz)
@@ -421,6 +447,7 @@ def create_app(service: RouterService) -> web.Application:
     r.add_post("/v1/messages/count_tokens", h.count_tokens)
     r.add_get("/admin/spend", SpendAPI(lambda req: req.app[SERVICE_KEY]).get)
     KeysAPI(lambda req: req.app[SERVICE_KEY]).add_routes(r)
+    r.add_post("/admin/reload", reloader.handle)
     r.add_post("/v1/feedback", FeedbackEndpoint(lambda: app[SERVICE_KEY]).handle)  # type: ignore[arg-type]
     add_observe_routes(app, lambda: app[SERVICE_KEY])  # /metrics, /dashboard, /dashboard/stats
     r.add_route("*", r"/{tail:[\s\S]*}", h.not_found)  # any path (newlines too) gets the JSON 404
@@ -429,6 +456,7 @@ def create_app(service: RouterService) -> web.Application:
         await app[SERVICE_KEY].start()  # type: ignore[attr-defined]
 
     async def _stop(app: web.Application) -> None:
+        await app[RELOADER_KEY].aclose()
         await app[SERVICE_KEY].aclose()  # type: ignore[attr-defined]
 
     app.on_startup.append(_start)
@@ -496,6 +524,8 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
             pass
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, app[RELOADER_KEY].on_sighup)  # hot reload (router/reload.py)
     log.info("ai-router listening on http://%s:%d (%d backends, pipeline: %s)",
              host, sock.getsockname()[1], len(service.backends),
              ", ".join(s.name for s in service.pipeline.active) or "-")
@@ -504,7 +534,7 @@ async def serve(
     if ready is not None:
         ready(sock.getsockname()[1])
     await stop.wait()
-    service.draining = True
+    app[SERVICE_KEY].draining = True  # type: ignore[attr-defined]  # /readyz 503 (the live service, after reloads)
     log.info("draining: no new connections, waiting up to %gs for in-flight requests",
              config.server.shutdown_grace_s)
     await runner.cleanup()

@@ -5,9 +5,10 @@ the same port and silently take part of the traffic with another config, so the 
 ("cannot listen on HOST:PORT: Address already in use") when another process listens there, or when
 another ai-router supervisor holds it (an abstract Unix socket `ai-router:HOST:PORT` is the lock, held
 for the supervisor's life). Then it resolves the port (binding without listening, so port 0 works
-too), forks the workers, restarts one that dies unexpectedly (with a short back-off), and on
-SIGTERM/SIGINT passes SIGTERM to every worker and waits for them to drain. Each worker is a full,
-independent event loop on uvloop.
+too), forks the workers, restarts one that dies unexpectedly (with a short back-off), on SIGHUP
+passes SIGHUP to every worker (each reloads its config: router/reload.py; the supervisor keeps the new
+config for workers it restarts), and on SIGTERM/SIGINT passes SIGTERM to every worker and waits for
+them to drain (exit 0). Each worker is a full, independent event loop on uvloop.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 
-from router.config import Config
+from router.config import Config, ConfigError, load
 from router.observe.shared import mark_worker_dead, share_across_workers
+from router.reload import SUPERVISOR_ENV
 from router.server import bind_socket, run_worker
 
 log = logging.getLogger("ai_router")
@@ -32,7 +34,19 @@ log = logging.getLogger("ai_router")
 def _child(config: Config, host: str, port: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop takes it (a reload)
     run_worker(config, host, port, reuse_port=True)
+
+
+def _reloaded(config: Config) -> Config:
+    """The config workers restarted from now on: the file's, if it is valid (else the running one)."""
+    try:
+        new = load(config.source)
+    except ConfigError as e:
+        log.error("supervisor: reload refused, workers keep the running config: %s", e)
+        return config
+    log.info("supervisor: reloading %s in every worker", config.source)
+    return new
 
 
 def claim_port(host: str, port: int) -> socket.socket | None:
@@ -65,13 +79,20 @@ def run_workers(config: Config, host: str, port: int, workers: int) -> int:
     holder = bind_socket(host, port, reuse_port=True, listen=False)  # resolves port 0; never accepts
     port = holder.getsockname()[1]
     stopping = False
+    reloading = False
 
     def _stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
 
+    def _reload(signum: int, frame: object) -> None:
+        nonlocal reloading
+        reloading = True
+
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGHUP, _reload)
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())  # a worker asked to reload (POST /admin/reload) tells us
 
     def spawn() -> BaseProcess:
         p = ctx.Process(target=_child, args=(config, host, port), name="ai-router-worker")
@@ -84,6 +105,12 @@ def run_workers(config: Config, host: str, port: int, workers: int) -> int:
     try:
         while not stopping:
             wait([p.sentinel for p in procs], timeout=0.5)
+            if reloading:
+                reloading = False
+                config = _reloaded(config)
+                for p in procs:
+                    if p.is_alive() and p.pid is not None:
+                        os.kill(p.pid, signal.SIGHUP)  # each worker validates and swaps on its own
             for i, p in enumerate(procs):
                 if not p.is_alive() and not stopping:
                     log.warning("worker %d exited with %s; restarting", p.pid, p.exitcode)

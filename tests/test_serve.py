@@ -2,40 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from backends.simulated import SimulatedUpstream
 from tests.conftest import unused_port
 
 CONFIG = """
 server: {{host: 127.0.0.1, shutdown_grace_s: {grace}}}
 state: {{url: "memory://"}}
 logging: {{access_log: false}}
+auth: {{admin_key_env: AI_ROUTER_TEST_SERVE_ADMIN, open: true}}
 backends:
   - name: up
     base_url: {upstream}
     health: {{probe: off}}
-    models: [{{id: m1, tier: t1}}]
+    models: [{models}]
 """
+ADMIN_KEY = "serve-admin-key"
 
 
-def write_config(path: Path, upstream: str = "http://127.0.0.1:9/v1", grace: float = 5) -> Path:
-    path.write_text(CONFIG.format(upstream=upstream, grace=grace))
+def write_config(path: Path, upstream: str = "http://127.0.0.1:9/v1", grace: float = 5,
+                 models: tuple[str, ...] = ("m1",)) -> Path:
+    listed = ", ".join(f"{{id: {m}, tier: t1}}" for m in models)
+    path.write_text(CONFIG.format(upstream=upstream, grace=grace, models=listed))
     return path
 
 
 def spawn(config: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "router", "serve", "--config", str(config), "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+    env = {**os.environ, "AI_ROUTER_TEST_SERVE_ADMIN": ADMIN_KEY}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent,
+                            env=env)
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -91,3 +102,93 @@ def test_second_instance_with_workers_is_refused(tmp_path: Path, procs: list) ->
     assert f"127.0.0.1:{port}: Address already in use" in err.decode()
     first.send_signal(signal.SIGTERM)
     assert first.wait(20) == 0
+
+
+# ---------------------------------------------------------------- drain and reload
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[tuple[SimulatedUpstream, str]]:
+    up = SimulatedUpstream("up", ["m1", "m2"])
+    loop = asyncio.new_event_loop()
+    t = threading.Thread(target=loop.run_forever, daemon=True)
+    t.start()
+    url = asyncio.run_coroutine_threadsafe(up.start(), loop).result(10)
+    yield up, url
+    asyncio.run_coroutine_threadsafe(up.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    t.join(5)
+
+
+def models_seen(port: int) -> set[str]:
+    with httpx.Client(timeout=5) as c:  # a fresh connection each time: under --workers any worker may answer
+        return {m["id"] for m in c.get(f"http://127.0.0.1:{port}/v1/models").json()["data"]}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_drains_in_flight_streams_then_exits_0(tmp_path: Path, procs: list, upstream: Any,
+                                                        workers: int) -> None:
+    up, url = upstream
+    up.behavior.token_delay_s = 0.1
+    up.behavior.reply_tokens = 15  # a 1.5 s stream
+    try:
+        port = unused_port()
+        p = spawn(write_config(tmp_path / "c.yaml", url), port, workers)
+        procs.append(p)
+        wait_ready(port, p)
+        out: dict[str, bytes] = {}
+
+        def stream() -> None:
+            with httpx.Client(timeout=30) as c, c.stream(
+                    "POST", f"http://127.0.0.1:{port}/v1/chat/completions",
+                    json={"model": "m1", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as r:
+                out["body"] = r.read()
+
+        n = len(up.requests)
+        t = threading.Thread(target=stream)
+        t.start()
+        deadline = time.monotonic() + 10
+        while len(up.requests) == n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the stream is flowing
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.4)
+        with pytest.raises(httpx.ConnectError):  # new connections are refused while it drains
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        t.join(15)
+        assert out["body"].rstrip().endswith(b"data: [DONE]")  # the in-flight stream finished
+        assert p.wait(20) == 0
+    finally:
+        up.behavior.token_delay_s = 0
+        up.behavior.reply_tokens = 24
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sighup_reloads_every_worker(tmp_path: Path, procs: list, upstream: Any, workers: int) -> None:
+    _, url = upstream
+    cfg = write_config(tmp_path / "c.yaml", url)
+    port = unused_port()
+    p = spawn(cfg, port, workers)
+    procs.append(p)
+    wait_ready(port, p)
+    assert "m2" not in models_seen(port)
+    write_config(cfg, url, models=("m1", "m2"))
+    p.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while not all("m2" in models_seen(port) for _ in range(6)):
+        assert time.monotonic() < deadline, "not every worker reloaded"
+        time.sleep(0.1)
+    write_config(cfg, url, models=("m1",))
+    r = httpx.post(f"http://127.0.0.1:{port}/admin/reload", headers={"authorization": f"Bearer {ADMIN_KEY}"})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 10
+    while any("m2" in models_seen(port) for _ in range(6)):
+        assert time.monotonic() < deadline, "the reload did not reach every worker"
+        time.sleep(0.1)
+    cfg.write_text("backends: [")
+    p.send_signal(signal.SIGHUP)  # a bad config: refused, logged, the old one keeps serving
+    time.sleep(0.5)
+    assert models_seen(port) == {"auto", "tier:t1", "m1"}
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(20) == 0
+    assert b"reload refused" in p.stderr.read()  # type: ignore[union-attr]
