@@ -80,10 +80,14 @@ def run_workers(config: Config, host: str, port: int, workers: int) -> int:
     port = holder.getsockname()[1]
     stopping = False
     reloading = False
+    procs: list[BaseProcess] = []
 
     def _stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
+        for p in procs:  # at once: every worker stops accepting now, not at the next poll
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGTERM)
 
     def _reload(signum: int, frame: object) -> None:
         nonlocal reloading
@@ -100,7 +104,7 @@ def run_workers(config: Config, host: str, port: int, workers: int) -> int:
         return p
 
     cleanup_metrics = share_across_workers()  # any worker's /metrics sums all workers' values
-    procs = [spawn() for _ in range(workers)]
+    procs += [spawn() for _ in range(workers)]
     log.info("supervisor %d: %d workers on %s:%d", os.getpid(), workers, host, port)
     try:
         while not stopping:
