@@ -267,9 +267,10 @@ def test_missing_model_under_auto_is_not_promoted_by_default(live: Stack) -> Non
     assert r.status_code == 404, r.text  # promotion.on lacks missing_model: no silent move to paid cloud
     assert r.json()["error"]["code"] == "model_not_found"
     assert not live.cloud.requests
+    n = len(live.local.requests)  # 1, or 0 when a health check saw it missing first
     r = post(live, {"model": "tier:local-small", "messages": MSG})  # known missing now: not even sent
     assert r.status_code == 404
-    assert len(live.local.requests) == 1
+    assert len(live.local.requests) == n <= 1
 
 
 def test_missing_model_promotes_when_listed(res: Stack) -> None:
