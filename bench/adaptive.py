@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import math
-import os
 import random
 import statistics
 import sys
@@ -42,6 +40,7 @@ from typing import Any
 import orjson
 
 from backends.base import Backend
+from bench.outcomes import OUTCOMES, ROOT, scorer
 from middleware.classify import ClassifyStage
 from middleware.route import RouteStage
 from router.catalog import Catalog
@@ -50,26 +49,10 @@ from router.context import Context
 from router.exchange import Attempt, Exchange, Features
 from router.routing.feedback import build_feedback
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("AI_ROUTER_SHARED", ROOT.parent / "shared"))
-if not (SHARED / "datasets").is_dir():  # a git worktree one level deeper
-    SHARED = Path("/work/shared")
-OUTCOMES = SHARED / "datasets" / "outcomes"
 TABLES = ("gsm8k", "mmlu", "alpacaeval")
 DEFAULT_WEAK = "OpenHermes-2.5-Mistral-7B"  # the alpacaeval local-class model (7B)
 STEP_S = 0.25  # virtual seconds between requests (so a tenant's plan is recomputed every few outcomes)
 SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
-
-
-def scorer() -> ModuleType:
-    path = OUTCOMES / "score_outcomes.py"
-    spec = importlib.util.spec_from_file_location("score_outcomes", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot import {path}")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("score_outcomes", mod)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @dataclasses.dataclass
