@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +46,19 @@ def wait_healthy(base: str, within: float = 20) -> None:
         except httpx.HTTPError:
             pass
         assert time.time() < deadline, "router did not start"
+        time.sleep(0.1)
+
+
+def wait_listening(proc: subprocess.Popen[str], port: int, within: float = 20) -> None:
+    """Wait until a router started as `proc` accepts connections on `port`; fail with its stderr if it
+    exits or does not listen in time."""
+    deadline = time.monotonic() + within
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the router did not start: {proc.communicate()[1][-2000:]}")
         time.sleep(0.1)
 
 

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import anthropic
 import pytest
 
 from router.demo import try_lines
-from tests.conftest import unused_port
+from tests.conftest import unused_port, wait_listening
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +23,7 @@ def demo() -> Iterator[int]:
     proc = subprocess.Popen([sys.executable, "-m", "router", "demo", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the demo did not start: {proc.communicate()[1][-2000:]}")
-            time.sleep(0.1)
+        wait_listening(proc, port)
         yield port
     finally:
         proc.send_signal(signal.SIGINT)

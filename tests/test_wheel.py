@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 import zipfile
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import httpx
 import pytest
 
 from router import __version__
-from tests.conftest import unused_port
+from tests.conftest import unused_port, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,14 +74,7 @@ def test_demo_runs_from_tmp(installed: tuple[Path, Path], tmp_path: Path) -> Non
     proc = subprocess.Popen([installed[1] / "ai-router", "demo", "--port", str(port)], cwd=tmp_path, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the demo did not start: {proc.communicate()[1][-2000:]}")
-            time.sleep(0.1)
+        wait_listening(proc, port)
         r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
                        json={"model": "auto", "messages": [{"role": "user", "content": "hi there!"}]})
         assert r.status_code == 200, r.text
