@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,18 @@ def _total(text: str, sample: str, **labels: str) -> float:
                if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
+def _worker_pids(mdir: Path) -> set[str]:
+    names = os.listdir(mdir) if mdir.is_dir() else []
+    return {m.group(1) for f in names if (m := re.match(r"worker-(\d+)\.json$", f))}
+
+
+def _wait_for(ok: Callable[[], bool], what: str, within: float = 20) -> None:
+    deadline = time.monotonic() + within
+    while not ok():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def test_two_workers_one_view(live: Stack, tmp_path: Path) -> None:
     cfg = make_config(live.local_url, live.cloud_url)
     cfg["server"] = {"workers": 2, "shutdown_grace_s": 5}
@@ -43,6 +56,7 @@ def test_two_workers_one_view(live: Stack, tmp_path: Path) -> None:
     fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection each time: the kernel spreads them
     try:
         wait_healthy(base)
+        _wait_for(lambda: len(_worker_pids(mdir)) == 2, "both workers up and publishing")
         with httpx.Client(timeout=10, limits=fresh) as c:
             for i in range(24):
                 body = {"model": "auto", "messages": MSG, "stream": i % 3 == 0}
@@ -50,9 +64,12 @@ def test_two_workers_one_view(live: Stack, tmp_path: Path) -> None:
             live.local.behavior = Behavior(fail_status=503, fail_times=2)  # two promotions
             for _ in range(2):
                 assert c.post(base + "/v1/chat/completions", json={"model": "auto", "messages": MSG}).status_code == 200
-            time.sleep(1.3)  # every worker publishes its snapshot once a second
+            # every worker publishes its snapshot once a second: wait (bounded) until a scrape sees all of it
+            _wait_for(lambda: _total(c.get(base + "/metrics").text, "ai_router_requests_total") == 26,
+                      "a scrape that counts all 26 requests")
+            time.sleep(1.1)  # one more publish period, so both workers' snapshots are past the last request
             scrapes = [c.get(base + "/metrics").text for _ in range(8)]
-        pids = {m.group(1) for f in os.listdir(mdir) if (m := re.match(r"worker-(\d+)\.json$", f))}
+        pids = _worker_pids(mdir)
         assert len(pids) == 2, os.listdir(mdir)
         for pid in pids:  # each worker served part of the traffic, and the scrapes still saw it all
             fams = orjson.loads((mdir / f"worker-{pid}.json").read_bytes())
