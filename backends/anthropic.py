@@ -18,6 +18,7 @@ from typing import Any
 from backends import http1
 from backends.openai import OpenAIBackend, OpenAIStream
 from router.config import ModelSpec
+from router.cost import local_usage, with_counted_output
 from router.errors import InvalidRequest
 from router.exchange import Exchange
 from router.formats.bridge import Translation
@@ -73,6 +74,11 @@ class MessagesStream(OpenAIStream):
             yield chunk
         tail = self.usage or {}
         self.usage = {**self.start_usage, **{k: v for k, v in tail.items() if v is not None}} or None
+
+    def count_partial(self) -> None:
+        """Cut short: message_start's input and cache counts, the output relayed so far counted locally."""
+        if self.usage is None and self.ex.target is not None:
+            self.usage = with_counted_output(self.start_usage, local_usage(self.ex, None, self.seen))
 
 
 def _usage_at(first: bytes) -> dict[str, Any]:

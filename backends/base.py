@@ -64,12 +64,12 @@ class Backend:
     async def aclose(self) -> None:
         """Close connection pools."""
 
-    async def send(self, ex: Exchange, target: Candidate, first_byte_s: float | None = None) -> Reply:
+    async def send(self, ex: Exchange, target: Candidate, first_token_s: float | None = None) -> Reply:
         raise NotImplementedError
 
     # ------------------------------------------------------------ the guarded call
 
-    async def call(self, ex: Exchange, target: Candidate, first_byte_s: float | None = None) -> Reply:
+    async def call(self, ex: Exchange, target: Candidate, first_token_s: float | None = None) -> Reply:
         """`send`, inside the breaker and holding a capacity slot until the answer or stream is done."""
         breaker = self.breaker
         if breaker.state != CLOSED and not breaker.allow():
@@ -93,7 +93,7 @@ class Backend:
             ex.queue_s += waited
             ex.upstream_s += waited
         try:
-            reply = await self.send(ex, target, first_byte_s)
+            reply = await self.send(ex, target, first_token_s)
         except BaseException:
             cap.release()
             raise

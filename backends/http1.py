@@ -24,7 +24,8 @@ Errors, translated into router.errors by the adapter (as httpx maps httpcore's):
     │   └── ResponseTooLarge    … or is over a `Limits` bound
     └── ClientTimeout           (also a TimeoutError)
         ├── ConnectTimeout      no connection (pool wait + connect + TLS) within connect_s
-        ├── ReadTimeout         no data for the read gap (first byte limit, then idle_s once streaming)
+        ├── ReadTimeout         no data for the read gap (first_byte_s until the head, then idle_s)
+        ├── ContentTimeout      the caller's content deadline passed (`Response.content_within`)
         └── TotalTimeout        the whole call exceeded total_s
 
 A request that fails on a reused keep-alive connection before any response byte (the server closed it
@@ -50,6 +51,7 @@ KEEPALIVE_S = 60.0
 DNS_TTL_S = 300.0
 HIGH_WATER = 1 << 20  # pause reading a stream whose consumer is this far behind …
 LOW_WATER = 1 << 18  # … and resume once it has drained below this
+_NEVER = float("inf")
 GATHER_AT = 1 << 20  # a body read whole grows in one bytearray past this size (no join copy at the end)
 
 
@@ -96,6 +98,11 @@ class ConnectTimeout(ClientTimeout):
 
 class ReadTimeout(ClientTimeout):
     pass
+
+
+class ContentTimeout(ClientTimeout):
+    """The caller's deadline for the first content (`Response.content_within`) passed: data may have
+    arrived (a role-only chunk), but not what the caller waits for."""
 
 
 class TotalTimeout(ClientTimeout):
@@ -407,10 +414,12 @@ class Connection(asyncio.Protocol):
     """One upstream connection; the state of the request in flight lives here and is reset per request."""
 
     __slots__ = (
+        "begun",
         "body",
         "buffered",
         "chunks",
         "closed",
+        "content_by",
         "content_encoding",
         "content_length",
         "content_type",
@@ -455,6 +464,8 @@ class Connection(asyncio.Protocol):
         self.pooled = False
         self.requests = 0
         self.idle_since = 0.0
+        self.begun = 0.0
+        self.content_by = _NEVER
         self.timer: asyncio.TimerHandle | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.chunks: list[bytes] = []
@@ -494,7 +505,8 @@ class Connection(asyncio.Protocol):
         self.streaming = stream
         self.deadline = deadline
         self.gap = gap
-        self.last_data = now = self.loop.time()
+        self.content_by = _NEVER
+        self.begun = self.last_data = now = self.loop.time()
         self.timer = self.loop.call_at(min(now + gap, deadline), self._on_timer)
         if self.closed:  # lost between being handed out and now
             self.exc = ServerDisconnected("server disconnected")
@@ -520,7 +532,15 @@ class Connection(asyncio.Protocol):
         self.gap = gap
         if shorter and self.timer is not None:  # a longer gap needs nothing: the timer re-arms lazily
             self.timer.cancel()
-            self.timer = self.loop.call_at(min(self.last_data + gap, self.deadline), self._on_timer)
+            self.timer = self.loop.call_at(min(self.last_data + gap, self.deadline, self.content_by),
+                                           self._on_timer)
+
+    def set_content_by(self, when: float) -> None:
+        earlier = when < self.content_by
+        self.content_by = when
+        if earlier and self.timer is not None:
+            self.timer.cancel()
+            self.timer = self.loop.call_at(min(self.last_data + self.gap, self.deadline, when), self._on_timer)
 
     async def wait_headers(self) -> None:
         while not self.headers_done:
@@ -601,13 +621,16 @@ class Connection(asyncio.Protocol):
         if now + 0.001 >= deadline:
             self._fail(TotalTimeout("the response did not finish in time"))
             return
+        if now + 0.001 >= self.content_by:
+            self._fail(ContentTimeout("no content by the caller's deadline"))
+            return
         due = self.last_data + self.gap
         if self.paused or (self.chunks and self.waiter is None and self.headers_done):
             due = now + self.gap  # the consumer is behind, not the upstream
         elif now + 0.001 >= due:
             self._fail(ReadTimeout(f"no data for {self.gap:g}s"))
             return
-        self.timer = self.loop.call_at(min(due, deadline), self._on_timer)
+        self.timer = self.loop.call_at(min(due, deadline, self.content_by), self._on_timer)
 
     def abort(self) -> None:
         self.closed = True
@@ -786,9 +809,17 @@ class Response:
         return self.content_type[:17].lower() == b"text/event-stream"
 
     def read_gap(self, seconds: float) -> None:
-        """Change the longest gap without data (idle_s once a stream has started)."""
+        """Change the longest gap without data (idle_s once the head has arrived)."""
         if self.conn is not None:
             self.conn.set_gap(seconds)
+
+    def content_within(self, seconds: float | None) -> None:
+        """Fail reads with ContentTimeout unless the caller calls this again with None within `seconds` of
+        the request being sent (the first content token's deadline: data that is not content, such as a
+        role-only chunk, does not move it)."""
+        conn = self.conn
+        if conn is not None:
+            conn.set_content_by(_NEVER if seconds is None else conn.begun + seconds)
 
     async def read(self, limit: int = 0) -> bytes:
         """The whole body, then the connection goes back to the pool."""

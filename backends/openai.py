@@ -34,7 +34,7 @@ from backends.base import Backend
 from backends.encoding import IDENTITY, EncodingError, StreamDecoder, decode_body
 from router import __version__
 from router.config import BackendSpec, ConfigError, ModelSpec
-from router.cost import cost_usd, local_usage
+from router.cost import cost_usd, local_usage, with_counted_output
 from router.errors import (
     InvalidRequest,
     ModelUnavailable,
@@ -179,7 +179,13 @@ class OpenAIBackend(Backend):
             return ex.raw, strip
         return orjson.dumps({**body, **changes} if changes else body), strip
 
-    async def send(self, ex: Exchange, target: Candidate, first_byte_s: float | None = None) -> Reply:
+    async def send(self, ex: Exchange, target: Candidate, first_token_s: float | None = None) -> Reply:
+        """One upstream call. The timeouts (backends/http1.py enforces them, one timer per request):
+        `first_byte_s` bounds the wait for the response's first byte (its head); from then on `idle_s`
+        bounds every gap between data, the hold-back's wait for the first content token included, and
+        `total_s` the whole call. `first_token_s` (set by `retry` from `promotion.first_token_ms` when a
+        stream could still be promoted) is a deadline for the first content token counted from the request:
+        data that is not content (a role-only or empty chunk) does not move it."""
         client = self.client
         if client is None:
             raise UpstreamError(f"backend {self.name!r} is not started")
@@ -188,21 +194,25 @@ class OpenAIBackend(Backend):
         path, tr = self.plan(ex, target.model)
         head = self.request_head(client, path, ex)
         data, strip = self.payload(ex, target.model, tr)
-        limit = first_byte_s if first_byte_s is not None else self.spec.timeouts.first_byte_s
+        timeouts = self.spec.timeouts
+        limit = timeouts.first_byte_s if first_token_s is None else min(timeouts.first_byte_s, first_token_s)
         t0 = time.perf_counter()
         resp: http1.Response | None = None
         try:
             resp = await client.post(head, data, http1.encode_header_value(ex.request_id), limit, ex.stream,
                                      ex.upstream_headers)
+            resp.read_gap(timeouts.idle_s)  # the first byte is in: from now on, gaps between data
             if resp.status >= 400:
                 reply = await self._error_reply(resp, ex, target, t0)
                 if tr is not None and reply.body is not None:
                     reply.body = tr.answer(reply.status, reply.body)
                 return reply
             if ex.stream and resp.is_event_stream:
+                if first_token_s is not None:
+                    resp.content_within(first_token_s)
                 first, done = await self._hold_back(resp)
-                if not done:
-                    resp.read_gap(self.spec.timeouts.idle_s)
+                if first_token_s is not None:
+                    resp.content_within(None)
                 elapsed = time.perf_counter() - t0
                 ex.upstream_s += elapsed
                 if tr is not None:  # translated before returning: an error event in it can still be promoted
@@ -218,7 +228,7 @@ class OpenAIBackend(Backend):
             body = decode_body(await resp.read(), resp.content_encoding, self.max_body_bytes)
         except TimeoutError as e:
             self._abort(resp)
-            err = self._timeout_error(e, ex, limit, first_byte_s is not None)
+            err = self._timeout_error(e, ex, limit, first_token_s, resp is not None)
             self.record_failure(err.reason)
             raise err from None
         except http1.HTTPClientError as e:
@@ -256,14 +266,24 @@ class OpenAIBackend(Backend):
         """The relay of a stream in the client's own format."""
         return OpenAIStream(self, resp, first, strip, ex)
 
-    def _timeout_error(self, e: TimeoutError, ex: Exchange, limit: float, promoting: bool) -> UpstreamTimeout:
+    def _timeout_error(self, e: TimeoutError, ex: Exchange, limit: float, first_token_s: float | None,
+                       started: bool) -> UpstreamTimeout:
+        """Which limit ran out, in the client's words; `slow_first_token` (promotable) when it was the
+        first-token deadline of a stream that could still be promoted."""
         t = self.spec.timeouts
         if isinstance(e, http1.ConnectTimeout):
             return UpstreamTimeout(f"upstream {self.name!r}: no connection within {t.connect_s:g}s")
-        if isinstance(e, http1.ReadTimeout):  # the first-byte limit (the read gap until the first chunk)
-            what = "first token" if ex.stream else "answer"
-            return UpstreamTimeout(f"upstream {self.name!r} sent no {what} within {limit:g}s",
-                                   reason="slow_first_token" if promoting else "timeout")
+        if isinstance(e, http1.ContentTimeout) or (
+                isinstance(e, http1.ReadTimeout) and not started and first_token_s is not None
+                and first_token_s <= t.first_byte_s):
+            return UpstreamTimeout(f"upstream {self.name!r} sent no first token within {first_token_s:g}s",
+                                   reason="slow_first_token")
+        if isinstance(e, http1.ReadTimeout):
+            if not started:
+                what = "first byte" if ex.stream else "answer"
+                return UpstreamTimeout(f"upstream {self.name!r} sent no {what} within {limit:g}s")
+            what = "before its first token" if ex.stream else "mid-answer"
+            return UpstreamTimeout(f"upstream {self.name!r} stalled {what} (no data for {t.idle_s:g}s)")
         return UpstreamTimeout(f"upstream {self.name!r} did not finish within {t.total_s:g}s")
 
     def transport_error(self, e: http1.HTTPClientError, ex: Exchange, mid_stream: bool = False) -> UpstreamError:
@@ -311,7 +331,8 @@ class OpenAIBackend(Backend):
         """Read until the first content token or tool-call delta (or the end): (held bytes, stream done).
 
         Until then nothing reaches the client, so a failure (reset, stall, error event, junk) is still
-        promotable. The read gap stays the first-byte limit until content arrives. A compressed stream
+        promotable. Gaps are bounded by `idle_s`, the whole wait by the first-token deadline when the
+        caller set one (`Response.content_within`) and by `total_s`. A compressed stream
         (never asked for) is not inspected: its first chunk is enough."""
         first = await resp.chunk()
         if not first:
@@ -477,9 +498,13 @@ class TranslatedStream:
     """An upstream stream in another wire format, translated event by event (router/formats/bridge.py).
 
     `first` is the translation of the upstream's first chunk (done before the reply is returned, so an
-    error event in it is still promotable); `usage` is the upstream's own usage object."""
+    error event in it is still promotable); `usage` is the upstream's own usage object. Like `OpenAIStream`
+    it keeps references to the upstream's chunks (`seen`) until usage is known, so a stream cut short
+    (upstream failure mid-stream, client gone) or one whose upstream reports no usage is still counted:
+    the upstream's counts where it sent them (Anthropic's input and cache counts come first), the
+    completion relayed so far counted by the router."""
 
-    __slots__ = ("backend", "done", "ex", "first", "resp", "translator")
+    __slots__ = ("backend", "done", "ended", "ex", "first", "partial", "resp", "seen", "translator")
 
     def __init__(self, backend: OpenAIBackend, resp: http1.Response, first: bytes, translator: StreamTranslator,
                  ex: Exchange) -> None:
@@ -489,10 +514,13 @@ class TranslatedStream:
         self.first = b""
         self.translator = translator
         self.done = False  # the hold-back read the whole upstream stream
+        self.ended = False
+        self.partial: dict[str, Any] | None = None  # the usage of a stream cut short
+        self.seen: list[bytes] | None = [first]
 
     @property
     def usage(self) -> dict[str, Any] | None:
-        return self.translator.usage
+        return self.partial or self.translator.usage
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._relay()
@@ -500,26 +528,43 @@ class TranslatedStream:
     async def _relay(self) -> AsyncIterator[bytes]:
         resp = self.resp
         tr = self.translator
+        seen = self.seen.append  # type: ignore[union-attr]
+        kept = len(self.seen[0])  # type: ignore[index]
         if self.first:
             yield self.first
         try:
             while not self.done and (chunk := await resp.chunk()):
                 if tr.done:
                     continue  # after the last event: read to the end, so the connection can be reused
+                if kept < SEEN_MAX_BYTES:
+                    kept += len(chunk)
+                    seen(chunk)
                 out = tr.feed(chunk)
                 if out:
                     yield out
+            rest = tr.close()
         except (TimeoutError, http1.HTTPClientError) as e:
             resp.close()
+            self.count_partial()
             raise self.backend.stream_error(e, self.ex) from None
         except UpstreamFailure:
             resp.close()
+            self.count_partial()
             raise
-        rest = tr.close()
+        self.ended = True
+        if tr.usage is not None:
+            self.seen = None
         if rest:
             yield rest
 
+    def count_partial(self) -> None:
+        """The usage of a stream cut short: what the upstream reported so far, its completion counted."""
+        if self.partial is None and self.ex.target is not None:
+            self.partial = with_counted_output(self.translator.usage, local_usage(self.ex, None, self.seen))
+
     async def aclose(self) -> None:
+        if not self.ended:
+            self.count_partial()
         self.resp.close()
 
 

@@ -59,7 +59,7 @@ class FakeBackend(Backend):
     kind = "fake"
     body = json_body(50)
 
-    async def send(self, ex: Exchange, target: Candidate, first_byte_s: float | None = None) -> Reply:
+    async def send(self, ex: Exchange, target: Candidate, first_token_s: float | None = None) -> Reply:
         ex.usage = dict(USAGE)
         return Reply(200, dict(REPLY_HEADERS), body=self.body)
 

@@ -66,7 +66,7 @@ class RetryStage(Stage):
             promotable = more and steps < self.max_steps
             ex.target = cand
             ex.slot_wait_s = cand.backend.spec.queue_ms / 1000 if elsewhere is not None and elsewhere[i] else None
-            ex.first_byte_s = self.first_token_s if (ex.stream and promotable) else None
+            ex.first_token_s = self.first_token_s if (ex.stream and promotable) else None
             t0 = time.perf_counter()
             try:
                 reply = await call_next(ex)

@@ -170,3 +170,18 @@ def local_usage(ex: Any, body: bytes | None = None, chunks: list[bytes] | None =
     completion = 0 if ex.endpoint == "embeddings" else count_text(completion_text(ex.endpoint, body, chunks),
                                                                    encoding)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "x_router_counted": True}
+
+
+def with_counted_output(reported: dict[str, Any] | None, counted: dict[str, Any]) -> dict[str, Any]:
+    """The usage of a stream cut short: the upstream's own counts where it sent them (an Anthropic
+    stream's input and cache counts arrive first), the completion relayed so far as the router counted
+    it when that is more than the upstream reported. `counted` comes from `local_usage`."""
+    if not reported:
+        return counted
+    usage = dict(reported)
+    key = "completion_tokens" if "prompt_tokens" in usage or "completion_tokens" in usage else "output_tokens"
+    usage[key] = max(int(usage.get(key) or 0), counted["completion_tokens"])
+    if "total_tokens" in usage and "prompt_tokens" in usage:
+        usage["total_tokens"] = int(usage["prompt_tokens"] or 0) + usage[key]
+    usage["x_router_counted"] = True
+    return usage

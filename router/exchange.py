@@ -93,7 +93,7 @@ class Exchange:
         "features",
         "findings",
         "finish_hooks",
-        "first_byte_s",
+        "first_token_s",
         "gate",
         "headers",
         "key",
@@ -152,7 +152,7 @@ class Exchange:
         self.prefer: str | None = None
         self.max_tier: str | None = None
         self.dry_run = False
-        self.first_byte_s: float | None = None  # a tighter first-byte limit set by retry (first_token_ms)
+        self.first_token_s: float | None = None  # the first content token's deadline, set by retry (first_token_ms)
         self.status = 0
         self.upstream_s = 0.0  # time spent waiting on upstreams, so overhead = elapsed - upstream_s
         self.overhead_s = 0.0  # the router's own time until the answer's head (set by the server)

@@ -159,7 +159,7 @@ class RouterService:
             return _ready(Reply(200, {"Content-Type": JSON}, body=orjson.dumps(describe(ex))))
         if ex.trace is not None:
             return self.observer.tracer.attempt(ex, target)
-        return target.backend.call(ex, target, ex.first_byte_s)
+        return target.backend.call(ex, target, ex.first_token_s)
 
 
 async def _ready(reply: Reply) -> Reply:

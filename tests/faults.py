@@ -4,9 +4,11 @@ Raw sockets (not aiohttp) so each fault is exactly what a broken server does on 
 (RST, SO_LINGER 0) before the response or mid-stream, a stall before the first byte or between chunks,
 an error status (500/502/503, 429 with Retry-After), a malformed event stream, a JSON body cut short
 (the connection closes early, or the framing is complete but the JSON is not), a slow drip, a 404 for a
-missing model, an error event before any content, a role-only chunk and then silence. `fault` is the
-mode for the next requests; `GET /v1/models` always answers. It counts the connections it has open, so
-tests can check the router leaks none.
+missing model, an error event before any content, a role-only chunk and then silence, a slow start (a
+role-only chunk after `role_s`, the first content `content_s` later). `fault` is the mode for the next
+requests; `GET /v1/models` always answers. `POST …/messages` answers in Anthropic's Messages format
+(streams with the same mid-stream faults), so translated and passed-through Messages streams can be
+broken too. It counts the connections it has open, so tests can check the router leaks none.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import orjson
 
 FAULTS = ("ok", "reset_before", "reset_mid", "stall_before", "stall_mid", "status_500", "status_502",
           "status_503", "status_429", "malformed_sse", "truncated_json", "cut_json", "slow_drip", "missing_model",
-          "error_event", "role_then_stall")
+          "error_event", "role_then_stall", "slow_start")
 
 
 class FaultUpstream:
@@ -31,6 +33,8 @@ class FaultUpstream:
         self.fault = "ok"
         self.tokens = tokens
         self.drip_s = 0.15
+        self.role_s = 0.0  # slow_start: the role-only chunk after this long …
+        self.content_s = 0.0  # … and the first content this long after it
         self.requests: list[dict[str, Any]] = []
         self.open = 0  # connections open now
         self.disconnects = 0
@@ -75,7 +79,7 @@ class FaultUpstream:
                     continue
                 req = orjson.loads(body) if body else {}
                 self.requests.append({"path": path, "body": req, "headers": headers})
-                if not await self._answer(req, reader, writer):
+                if not await self._answer(req, path, reader, writer):
                     return
         except (ConnectionError, asyncio.CancelledError):
             self.disconnects += 1
@@ -95,7 +99,8 @@ class FaultUpstream:
         writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
                      f"{extra}\r\n".encode() + data)
 
-    async def _answer(self, req: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _answer(self, req: dict[str, Any], path: str, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection is done for."""
         f = self.fault
         if f == "reset_before":
@@ -135,7 +140,19 @@ class FaultUpstream:
                                                   "finish_reason": "stop"}], "usage": usage})
             await writer.drain()
             return True
+        messages = path.endswith("/messages")
+        if messages and not req.get("stream"):
+            self._json(writer, 200, {"id": "msg_f", "type": "message", "role": "assistant", "model": req.get("model"),
+                                     "content": [{"type": "text", "text": "fault-free answer"}],
+                                     "stop_reason": "end_turn",
+                                     "usage": {"input_tokens": 10, "output_tokens": self.tokens}})
+            await writer.drain()
+            return True
+        if f == "slow_start":
+            await asyncio.sleep(self.role_s)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        if messages:
+            return await self._messages_stream(req, reader, writer)
         if f == "malformed_sse":
             self._chunk(writer, b"<html><body>502 Bad Gateway</body></html>")
             self._chunk(writer, b"")
@@ -152,6 +169,8 @@ class FaultUpstream:
             await reader.read()
             self.disconnects += 1
             return False
+        if f == "slow_start":
+            await asyncio.sleep(self.content_s)
         for i in range(self.tokens):
             if f in ("reset_mid", "stall_mid") and i == 3:
                 if f == "reset_mid":
@@ -175,6 +194,36 @@ class FaultUpstream:
         self.completed_streams += 1
         return True
 
+    async def _messages_stream(self, req: dict[str, Any], reader: asyncio.StreamReader,
+                               writer: asyncio.StreamWriter) -> bool:
+        """An Anthropic Messages stream: input counts in message_start, the output count in message_delta."""
+        f = self.fault
+        start = {"type": "message_start", "message": {
+            "id": "msg_f", "type": "message", "role": "assistant", "model": req.get("model"), "content": [],
+            "stop_reason": None, "usage": {"input_tokens": 10, "output_tokens": 1}}}
+        self._chunk(writer, _ant("message_start", start) + _ant("content_block_start", {
+            "type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))
+        await writer.drain()
+        for i in range(self.tokens):
+            if f in ("reset_mid", "stall_mid") and i == 3:
+                if f == "reset_mid":
+                    self._reset(writer)
+                else:
+                    await reader.read()
+                    self.disconnects += 1
+                return False
+            self._chunk(writer, _ant("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                             "delta": {"type": "text_delta", "text": f" tok{i}"}}))
+            await writer.drain()
+        self._chunk(writer, _ant("content_block_stop", {"type": "content_block_stop", "index": 0})
+                    + _ant("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                             "usage": {"output_tokens": self.tokens}})
+                    + _ant("message_stop", {"type": "message_stop"}))
+        self._chunk(writer, b"")
+        await writer.drain()
+        self.completed_streams += 1
+        return True
+
     @staticmethod
     def _event(delta: dict[str, Any], finish: str | None = None) -> bytes:
         return b"data: " + orjson.dumps({"id": "chatcmpl-f", "object": "chat.completion.chunk", "model": "faulty-model",
@@ -183,3 +232,7 @@ class FaultUpstream:
     @staticmethod
     def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+
+def _ant(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: %s\ndata: %s\n\n" % (name.encode(), orjson.dumps(data))

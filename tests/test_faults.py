@@ -21,6 +21,7 @@ import openai
 import orjson
 import pytest
 
+from router.cost import token_counts
 from tests import stages_for_tests
 from tests.conftest import Stack, make_config
 from tests.faults import FaultUpstream
@@ -40,6 +41,9 @@ def fault_config(local: str, cloud: str, blackhole: str) -> dict[str, Any]:
     cfg["backends"] += [
         {"name": "faulty-total", "location": "local", "base_url": local, "health": {"probe": "off"},
          "timeouts": {**FAULT_TIMEOUTS, "total_s": 0.5}, "breaker": no_breaker, "models": [{"id": "drip-model"}]},
+        {"name": "faulty-claude", "kind": "anthropic", "location": "local", "base_url": local,
+         "health": {"probe": "off"}, "timeouts": FAULT_TIMEOUTS, "breaker": no_breaker,
+         "models": [{"id": "claude-faulty", "price": {"input": 1.0, "output": 2.0}}]},
         {"name": "blackhole", "base_url": blackhole, "health": {"probe": "off"}, "breaker": no_breaker,
          "timeouts": {**FAULT_TIMEOUTS, "connect_s": 0.3}, "models": [{"id": "blackhole-model"}]},
     ]
@@ -92,7 +96,9 @@ def fs(fstack: Stack) -> Iterator[Stack]:
     fault(fstack).fault = "ok"
     stages_for_tests.SETTLED.clear()
     yield fstack
-    fault(fstack).fault = "ok"
+    f = fault(fstack)
+    f.fault = "ok"
+    f.role_s = f.content_s = 0.0
 
 
 def fault(s: Stack) -> FaultUpstream:
@@ -126,7 +132,7 @@ def settle_and_check(s: Stack, tasks_before: int) -> None:
     while True:
         busy = [b.name for b in s.service.backends.values() if b.capacity.in_flight or b.capacity.queued]
         pooled = sum(len(s.service.backends[n].client.pool.idle)  # type: ignore[attr-defined]
-                     for n in ("faulty", "faulty-total"))
+                     for n in ("faulty", "faulty-total", "faulty-claude"))
         ok = not busy and fault(s).open <= pooled and router_tasks(s) <= tasks_before
         if ok or time.monotonic() > deadline:
             break
@@ -212,6 +218,34 @@ def test_failure_after_content_ends_the_stream_in_band(fs: Stack, mode: str, cod
     settle_and_check(fs, tasks)
 
 
+@pytest.mark.parametrize(("path", "model"), [
+    ("/v1/chat/completions", "claude-faulty"),  # chat client, Anthropic upstream: translated
+    ("/v1/messages", "faulty-model"),  # Messages client, OpenAI-format upstream: translated
+    ("/v1/messages", "claude-faulty"),  # Messages client, Anthropic upstream: passed through
+])
+def test_translated_and_messages_streams_settle_partial_usage(fs: Stack, path: str, model: str) -> None:
+    tasks = router_tasks(fs)
+    fault(fs).fault = "reset_mid"
+    with httpx.Client(timeout=30) as c:
+        r = c.post(fs.url + path, json={"model": model, "messages": MSG, "stream": True, "max_tokens": 64})
+    assert r.status_code == 200
+    assert b"tok2" in r.content
+    assert b"tok3" not in r.content
+    last = events(r)[-1]
+    if path == "/v1/messages":
+        assert last.startswith(b"event: error\n")
+    assert b"broke the stream" in last
+    (_, usage, cost), = settled(r)
+    tokens_in, tokens_out, _ = token_counts(usage)
+    assert usage["x_router_counted"] is True
+    assert tokens_in > 0
+    if model == "claude-faulty":
+        assert tokens_in == 10  # the upstream's own input count (message_start), not a local estimate
+    assert 3 <= tokens_out <= 9  # " tok0 tok1 tok2", counted by the router
+    assert cost == pytest.approx((tokens_in * 1.0 + tokens_out * 2.0) / 1e6)
+    settle_and_check(fs, tasks)
+
+
 def test_sdk_sees_an_api_error_mid_stream(fs: Stack) -> None:
     fault(fs).fault = "reset_mid"
     client = openai.OpenAI(base_url=fs.url + "/v1", api_key="x", max_retries=0)
@@ -258,6 +292,38 @@ def test_first_byte_timeout(fs: Stack) -> None:
     assert r.status_code == 504
     assert "sent no answer within 0.6s" in r.json()["error"]["message"]
     assert 0.5 < time.monotonic() - t0 < 3
+
+
+def test_role_only_chunk_does_not_restart_the_first_token_deadline(fs: Stack) -> None:
+    f = fault(fs)
+    f.fault = "slow_start"  # the role-only chunk at 0.25 s, the first content at 0.55 s: no gap over idle_s
+    f.role_s, f.content_s = 0.25, 0.3  # (0.4), but the first token is past first_token_ms (0.4)
+    r = call(fs, "auto", True)
+    assert r.status_code == 200
+    assert r.headers["x-router-backend"] == "cloud"  # promoted: slow_first_token
+    assert r.headers["x-router-attempts"] == "2"
+    assert b"tok0" not in r.content
+
+
+def test_first_byte_limit_is_met_by_the_first_byte(fs: Stack) -> None:
+    f = fault(fs)
+    f.fault = "slow_start"  # the head and a role-only chunk at 0.45 s (under first_byte_s 0.6), content 0.3 s
+    f.role_s, f.content_s = 0.45, 0.3  # later (under idle_s 0.4): 0.75 s to the first token is fine
+    r = call(fs, "faulty-model", True)  # asked for by name: no promotion, no first-token deadline
+    assert r.status_code == 200
+    assert r.headers["x-router-backend"] == "faulty"
+    assert b"tok5" in r.content
+    assert events(r)[-1] == b"data: [DONE]"
+
+
+def test_hold_back_wait_is_bounded_by_idle_s(fs: Stack) -> None:
+    f = fault(fs)
+    f.fault = "slow_start"  # the role-only chunk at once, then nothing for 0.5 s: over idle_s (0.4)
+    f.role_s, f.content_s = 0.0, 0.5
+    r = call(fs, "faulty-model", True)
+    assert r.status_code == 504  # nothing was sent yet: a clean error status, not an in-band event
+    assert r.json()["error"]["code"] == "upstream_timeout"
+    assert "stalled before its first token (no data for 0.4s)" in r.json()["error"]["message"]
 
 
 def test_idle_timeout_between_chunks(fs: Stack) -> None:

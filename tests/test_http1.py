@@ -661,7 +661,7 @@ def test_adapter_slow_first_token_when_promoting(run: Any) -> None:
             await b.start()
             cand = Candidate(b.spec.models[0], b, None)
             with pytest.raises(UpstreamTimeout) as e:
-                await b.send(_exchange(stream=True), cand, first_byte_s=0.2)
+                await b.send(_exchange(stream=True), cand, first_token_s=0.2)
             assert e.value.reason == "slow_first_token"
             assert "first token within 0.2s" in e.value.message
             await b.aclose()

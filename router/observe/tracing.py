@@ -148,7 +148,7 @@ class Tracer:
         self.propagator.inject(carrier, context=trace.set_span_in_context(span))
         ex.upstream_headers = "".join(f"{k}: {v}\r\n" for k, v in carrier.items()).encode("latin-1")
         try:
-            reply = await b.call(ex, target, ex.first_byte_s)  # capacity and breaker (backends/base.py)
+            reply = await b.call(ex, target, ex.first_token_s)  # capacity and breaker (backends/base.py)
         except UpstreamFailure as e:
             span.set_attribute("error.type", e.reason)
             span.set_status(Status(StatusCode.ERROR, e.code))
