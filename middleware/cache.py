@@ -114,6 +114,7 @@ class CacheStage(Stage):
             reply = await call_next(ex)
             if not ex.dry_run:
                 reply.headers = {**reply.headers, HEADER: "bypass"}
+                ex.cache = "bypass"  # for the metrics and the access log
             return reply
         try:
             hit = await self.cache.get(key)
@@ -123,9 +124,11 @@ class CacheStage(Stage):
         if hit is not None:
             reply = self._replay(ex, hit)
             if reply is not None:
+                ex.cache = "hit"
                 return reply
         reply = await call_next(ex)
         reply.headers = {**reply.headers, HEADER: "miss"}
+        ex.cache = "miss"
         if reply.status != 200 or ex.target is None:
             return reply
         if reply.stream is None:

@@ -84,6 +84,7 @@ class Exchange:
     __slots__ = (
         "attempts",
         "body",
+        "cache",
         "client_model",
         "cost_usd",
         "decision",
@@ -168,6 +169,7 @@ class Exchange:
         self.slot_wait_s: float | None = None  # how long to wait for a backend slot (retry sets it; None: long)
         self.queue_s = 0.0  # time spent waiting for backend slots
         self.spilled: str | None = None  # the tier a saturated/open backend's request spilled to
+        self.cache: str | None = None  # hit | miss | bypass: what the `cache` stage did (None: it did not run)
 
 
 class Reply:

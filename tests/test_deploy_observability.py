@@ -49,7 +49,7 @@ def live(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("DEPLOY_TEST_KEY", KEY)
     s = Stack(lambda lu, cu: make_config(
         lu, cu, auth={"keys": [{"name": "app", "key_env": "DEPLOY_TEST_KEY", "tenant": "acme/app"}]},
-        metrics={"public": True},
+        metrics={"public": True}, cache={"ttl_s": 60},
         tenants=[{"match": "acme/*", "budget": {"daily_usd": 100},
                   "redact": {"policy": "redact", "apply_to": "cloud"}}])).start()
     yield s

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from backends.simulated import Behavior
 from router.config import parse
 from router.exchange import Candidate, Exchange
-from router.observe.metrics import REQUEST_LABELS, Metrics
+from router.observe.metrics import OVERHEAD_BUCKETS, REQUEST_LABELS, Metrics
 from router.server import RouterService
 from tests.conftest import CLOUD_MODELS, LOCAL_MODELS, Stack
 
@@ -151,7 +154,86 @@ def test_label_children_are_cached() -> None:
                              "backend": "b", "location": "cloud", "status": "200"}
 
 
+def test_gathered_numbers_match_prometheus_client_own_updates() -> None:
+    """The request path adds to plain numbers, flushed before each read: the exposition is exactly what
+    prometheus-client's own `observe`/`inc` would give (bucket edges included), at every read."""
+    from prometheus_client import Histogram
+
+    cfg = parse({"backends": [{"name": "b", "base_url": "http://127.0.0.1:9/v1",
+                               "models": [{"id": "m", "tier": "t", "price": {"input": 1, "output": 2}}]}]})
+    svc = RouterService(cfg, metrics=Metrics(CollectorRegistry()))
+    m = svc.observer.metrics
+    assert m is not None
+    ref = Histogram("ref", "reference", buckets=OVERHEAD_BUCKETS, registry=CollectorRegistry())
+    overheads = [0.0, 0.0001, 0.00011, 0.0005, 0.003, 0.1, 0.5, 7.0]  # on bounds, between, past the last
+    for read in (False, True):  # a read between two batches: nothing counted twice
+        for i, o in enumerate(overheads):
+            ex = Exchange("r", "chat", {"model": "m", "messages": []}, None, {})
+            ex.target = Candidate(cfg.backends[0].models[0], svc.backends["b"], "t")
+            ex.status = 200
+            ex.overhead_s = o
+            ex.usage = {"prompt_tokens": 10 + i, "completion_tokens": i}
+            ex.cost_usd = 0.001
+            svc.observer.finish(ex)
+            ref.observe(o)
+        if read:
+            continue
+        first = {f.name: f for f in text_string_to_metric_families(m.render().decode())}
+        assert value(first, "ai_router_overhead_seconds_count") == len(overheads)
+    fams = {f.name: f for f in text_string_to_metric_families(m.render().decode())}
+    want = {s.labels["le"]: s.value for s in next(iter(ref.collect())).samples if s.name == "ref_bucket"}
+    got = {s.labels["le"]: s.value for s in fams["ai_router_overhead_seconds"].samples
+           if s.name == "ai_router_overhead_seconds_bucket"}
+    assert got == want
+    assert value(fams, "ai_router_overhead_seconds_sum") == pytest.approx(2 * sum(overheads))
+    assert value(fams, "ai_router_requests_total") == 2 * len(overheads)
+    assert value(fams, "ai_router_tokens_total", type="input") == 2 * sum(10 + i for i in range(len(overheads)))
+    assert value(fams, "ai_router_tokens_total", type="output") == 2 * sum(range(len(overheads)))
+    assert value(fams, "ai_router_cost_usd_total") == pytest.approx(2 * len(overheads) * 0.001)
+    assert value(fams, "ai_router_duration_seconds_count") == 0  # (no such family: a typo would pass silently)
+    assert value(fams, "ai_router_request_duration_seconds_count") == 2 * len(overheads)
+
+
 def test_metrics_off() -> None:
     cfg = parse({"metrics": {"enabled": False},
                  "backends": [{"name": "b", "base_url": "http://127.0.0.1:9/v1", "models": [{"id": "m"}]}]})
     assert RouterService(cfg).observer.metrics is None
+
+
+def test_spill_overs_and_cache_results_after_real_traffic() -> None:
+    """A saturated backend's spill-over is counted by reason (not as a promotion), and every cache result."""
+    from tests.test_resilience import ADMIN_ENV, Holder, resilient_config
+
+    def cfg(local: str, cloud: str) -> dict[str, Any]:
+        c = resilient_config(local, cloud)
+        c["cache"] = {"ttl_s": 60}
+        return c
+
+    s = Stack(cfg).start()
+    admin = {"authorization": f"Bearer {os.environ[ADMIN_ENV]}"}
+    try:
+        before = scrape(s.url, admin)
+        with Holder(s):  # its own stream is a cache bypass too
+            spilled = post(s.url, {"model": "tier:local-small", "messages": MSG})
+            assert spilled.headers["x-router-spilled"] == "cloud-mini"
+        det = {"model": "gpt-5-mini", "messages": MSG, "temperature": 0}
+        assert post(s.url, det).headers["x-router-cache"] == "miss"
+        deadline = time.monotonic() + 10
+        while (hit := post(s.url, det)).headers["x-router-cache"] != "hit":  # the store is written behind
+            assert time.monotonic() < deadline, "the answer was never cached"
+            time.sleep(0.05)
+        assert hit.status_code == 200
+        after = scrape(s.url, admin)
+    finally:
+        s.stop()
+
+    def delta(sample: str, **labels: str) -> float:
+        return value(after, sample, **labels) - value(before, sample, **labels)
+
+    assert after["ai_router_spills"].type == "counter"
+    assert delta("ai_router_spills_total", backend="local", reason="saturated") == 1
+    assert delta("ai_router_promotions_total", reason="saturated") == 0  # a spill is not a promotion
+    assert after["ai_router_cache_requests"].type == "counter"
+    assert delta("ai_router_cache_requests_total", result="bypass", tenant="default") == 2
+    assert delta("ai_router_cache_requests_total", result="hit") == 1
+    assert delta("ai_router_cache_requests_total", result="miss") >= 1

@@ -1,7 +1,7 @@
 """The access log: one line per proxied request, written after the answer (or stream) ends.
 
 It records where the request went and why (tenant, task, complexity, tokens, tier, model, backend,
-every attempt with its outcome), what it cost and how long it took (latency, time to first token,
+every attempt with its outcome, what the cache did), what it cost and how long it took (latency, time to first token,
 the router's own overhead, upstream time), and never the prompt, the completion, keys or headers.
 The line is a stdlib `logging` record on the `ai_router.access` logger, rendered by
 router/observe/logs.py as JSON (orjson) or text and written in batches, so a request pays for one
@@ -16,12 +16,15 @@ import os
 import time
 from typing import Any
 
+import orjson
+
 from router.cost import token_counts
 from router.errors import echo
 from router.exchange import Exchange
-from router.observe.logs import ACCESS_LOGGER, BufferedHandler, access_handler, make_formatter
+from router.observe.logs import ACCESS_LOGGER, BufferedHandler, JsonFormatter, access_handler, make_formatter
 
 _INFO = logging.INFO
+_OPTS = orjson.OPT_APPEND_NEWLINE
 
 
 class AccessRecord(logging.LogRecord):
@@ -80,7 +83,31 @@ class AccessLog:
     def write(self, ex: Exchange, error: str | None = None) -> None:
         if not self.enabled:
             return
-        self._sink(AccessRecord(fields(ex, error)))
+        h = self._direct()
+        if h is None:
+            self._sink(AccessRecord(fields(ex, error)))
+            return
+        # the line JsonFormatter renders for this record, without making the record
+        rec: dict[str, Any] = {"ts": round(time.time(), 3), "level": "info", "logger": ACCESS_LOGGER, "msg": "request"}
+        rec.update(fields(ex, error))
+        line = orjson.dumps(rec, option=_OPTS, default=str)
+        with h.lock:  # type: ignore[union-attr]
+            h.add(line)
+
+    def _direct(self) -> BufferedHandler | None:
+        """The handler to append the JSON line to straight away, when it is the only one, in JSON, with no
+        filters (how `ai-router serve` sets it up); else None: the line goes through `logging` as a record,
+        so any other handler or filter an embedding application added sees it."""
+        h = self._handler
+        if h is None:
+            lg = self._logger
+            hs = lg.handlers
+            if len(hs) != 1 or lg.filters or lg.disabled:
+                return None
+            h = hs[0]  # type: ignore[assignment]
+        if type(h) is not BufferedHandler or h.filters or type(h.formatter) is not JsonFormatter:
+            return None
+        return h
 
 
 def fields(ex: Exchange, error: str | None = None) -> dict[str, Any]:
@@ -110,6 +137,7 @@ def fields(ex: Exchange, error: str | None = None) -> dict[str, Any]:
         "completion_tokens": tokens_out,
         "cached_tokens": cached,
         "usage_from": ("router" if ex.usage.get("x_router_counted") else "upstream") if ex.usage else None,
+        "cache": ex.cache,
         "cost_usd": ex.cost_usd,
         "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
         "ttft_ms": round(ex.ttft_s * 1000, 3) if ex.ttft_s is not None else None,

@@ -97,9 +97,15 @@ class BufferedHandler(logging.Handler):
             line = f.render(record)
         else:
             line = (self.format(record) + "\n").encode()
+        self.add(line)
+        if record.levelno >= logging.WARNING:
+            self.flush()
+
+    def add(self, line: bytes) -> None:
+        """Gather one rendered line (the access log's own path, router/observe/accesslog.py, calls this)."""
         self._buf.append(line)
         self._size += len(line)
-        if self._size >= FLUSH_BYTES or record.levelno >= logging.WARNING:
+        if self._size >= FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:

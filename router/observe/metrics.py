@@ -2,9 +2,11 @@
 
 The request's journey ends in one call, `Metrics.observe(ex, error)` (the server's finish hook, where
 the access log is written): it looks up one cached bundle of label children for the request's
-(endpoint, tenant, task, tier, model, backend, status) and updates a handful of them. Nothing runs per
-stream chunk. Gauges that describe backends (breaker state, in-flight and queued calls) are sampled
-once a second and at scrape time, not updated per request.
+(endpoint, tenant, task, tier, model, backend, status) and adds to plain numbers held next to them
+(histograms: one C `bisect` for the bucket); those reach the children, and so the registry, in `flush()`,
+which runs before every read (scrape, dashboard, the workers' snapshot). Nothing runs per stream chunk.
+Gauges that describe backends (breaker state, in-flight and queued calls) are sampled once a second and
+at scrape time, not updated per request.
 
 Label values are bounded: models, backends and tiers come from the catalog (the candidate that served
 the request), tenants from configured keys, tasks from the classifier, error codes from
@@ -18,6 +20,8 @@ whole server whichever worker answers it.
 from __future__ import annotations
 
 import time
+import weakref
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -41,26 +45,84 @@ TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 DIFFICULTY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 BREAKER_STATES = ("closed", "half_open", "open")
+SPILL_REASONS = ("saturated", "open", "missing_model")
+_STATUS = {n: str(n) for n in range(100, 600)}  # status label strings, made once
 REQUEST_LABELS = ("endpoint", "tenant", "task", "tier", "model", "backend", "location", "status")
 
 
-class _Series:
-    """The label children one kind of request updates, made once per label combination."""
+class _Hist:
+    """A histogram child's observations since the last flush: bucket counts (prometheus' `le` rule: the first
+    bound >= the value, found by one C `bisect`) and their sum."""
 
-    __slots__ = ("baseline", "cost", "difficulty", "duration", "overhead", "requests", "tokens_in", "tokens_out",
-                 "ttft")
+    __slots__ = ("bounds", "child", "counts", "sum")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.bounds = child._upper_bounds  # ends with +Inf
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
+
+    def observe(self, v: float) -> None:
+        self.counts[bisect_left(self.bounds, v)] += 1
+        self.sum += v
+
+    def flush(self) -> None:
+        counts = self.counts
+        buckets = self.child._buckets
+        for i, n in enumerate(counts):
+            if n:
+                buckets[i].inc(n)
+                counts[i] = 0
+        self.child._sum.inc(self.sum)
+        self.sum = 0.0
+
+
+class _Series:
+    """The label children one kind of request updates, made once per label combination.
+
+    A request adds to plain numbers here (no lock, no call into prometheus-client per value); `flush`
+    moves them into the children before anything reads the registry (a scrape, the dashboard, the
+    once-a-second snapshot), so what `/metrics` shows is exact at every read."""
+
+    __slots__ = ("baseline", "baseline_n", "cost", "cost_n", "difficulty", "dirty", "duration", "overhead",
+                 "requests", "requests_n", "tokens_in", "tokens_in_n", "tokens_out", "tokens_out_n", "ttft")
 
     def __init__(self, m: Metrics, key: tuple[str, ...]) -> None:
         endpoint, tenant, task, tier, model, _backend, _location, _status = key
         self.requests = m.requests.labels(*key)
-        self.duration = m.duration.labels(endpoint, tier)
-        self.ttft = m.ttft.labels(endpoint, tier)
-        self.overhead = m.overhead.labels(endpoint)
+        self.duration = _Hist(m.duration.labels(endpoint, tier))
+        self.ttft = _Hist(m.ttft.labels(endpoint, tier))
+        self.overhead = _Hist(m.overhead.labels(endpoint))
         self.tokens_in = m.tokens.labels(tenant, model, "input")
         self.tokens_out = m.tokens.labels(tenant, model, "output")
         self.cost = m.cost.labels(tenant, model)
         self.baseline = m.baseline.labels(tenant, model)
-        self.difficulty = m.difficulty.labels(task)
+        self.difficulty = _Hist(m.difficulty.labels(task))
+        self.requests_n = 0
+        self.tokens_in_n = self.tokens_out_n = 0
+        self.cost_n = self.baseline_n = 0.0
+        self.dirty = False
+
+    def flush(self) -> None:
+        self.dirty = False
+        if self.requests_n:
+            self.requests.inc(self.requests_n)
+            self.requests_n = 0
+        for h in (self.duration, self.ttft, self.overhead, self.difficulty):
+            if h.sum or any(h.counts):
+                h.flush()
+        if self.tokens_in_n:
+            self.tokens_in.inc(self.tokens_in_n)
+            self.tokens_in_n = 0
+        if self.tokens_out_n:
+            self.tokens_out.inc(self.tokens_out_n)
+            self.tokens_out_n = 0
+        if self.cost_n:
+            self.cost.inc(self.cost_n)
+            self.cost_n = 0.0
+        if self.baseline_n:
+            self.baseline.inc(self.baseline_n)
+            self.baseline_n = 0.0
 
 
 class Metrics:
@@ -105,8 +167,14 @@ class Metrics:
                                        ["backend", "kind"], registry=r)
         self.redactions = Counter(PREFIX + "redactions", "Secrets and PII found in prompts (kinds, never values).",
                                   ["tenant", "kind"], registry=r)
-        self.promotions = Counter(PREFIX + "promotions", "Moves to the next candidate after a failed attempt.",
-                                  ["from_tier", "to_tier", "reason"], registry=r)
+        self.promotions = Counter(PREFIX + "promotions", "Moves to the next candidate after a failed attempt "
+                                  "(spill-overs are ai_router_spills_total).", ["from_tier", "to_tier", "reason"],
+                                  registry=r)
+        self.spills = Counter(PREFIX + "spills", "Requests that left a backend for another candidate without a "
+                              "promotion step, by reason (saturated | open | missing_model).", ["backend", "reason"],
+                              registry=r)
+        self.cache = Counter(PREFIX + "cache_requests", "Requests the response cache saw, by result "
+                             "(hit | miss | bypass).", ["tenant", "result"], registry=r)
         self.breaker = Gauge(PREFIX + "breaker_state", "1 for the backend's current breaker state (max over workers).",
                              ["backend", "state"], registry=r)
         self.in_flight = Gauge(PREFIX + "backend_in_flight", "Upstream calls in progress, per backend.",
@@ -114,10 +182,14 @@ class Metrics:
         self.queued = Gauge(PREFIX + "backend_queued", "Calls waiting for a free upstream connection, per backend.",
                             ["backend"], registry=r)
         self._series: dict[tuple[str, ...], _Series] = {}
+        self._dirty: list[_Series] = []  # series with numbers not yet in their children (`flush`)
         self._errors: dict[tuple[str, str], Any] = {}
         self._upstream_errors: dict[tuple[str, str], Any] = {}
         self._promotions: dict[tuple[str, str, str], Any] = {}
         self._redactions: dict[tuple[str, str], Any] = {}
+        self._cache_n: dict[tuple[str, str], int] = {}  # (tenant, result) -> requests not yet flushed
+        self._cache_children: dict[tuple[str, str], Any] = {}
+        self._spills_seen: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
         self.decisions: deque[tuple[Any, ...]] = deque(maxlen=decisions)
         self.history: deque[dict[str, Any]] = deque(maxlen=900)  # the dashboard's points (router/observe/stats.py)
         self.started = time.time()
@@ -135,12 +207,15 @@ class Metrics:
             model, backend, location, tier = m.id, m.backend, m.location, t.tier or ""
         else:
             model = backend = location = tier = ""
-        task = f.task if f is not None else ""
-        key = (ex.endpoint, tenant, task, tier, model, backend, location, str(ex.status))
+        key = (ex.endpoint, tenant, f.task if f is not None else "", tier, model, backend, location,
+               _STATUS.get(ex.status) or str(ex.status))
         s = self._series.get(key)
         if s is None:
             s = self._series[key] = _Series(self, key)
-        s.requests.inc()
+        if not s.dirty:
+            s.dirty = True
+            self._dirty.append(s)
+        s.requests_n += 1
         if f is not None:
             s.difficulty.observe(f.difficulty)
         elapsed = time.perf_counter() - ex.started
@@ -151,16 +226,15 @@ class Metrics:
         usage = ex.usage
         if usage:
             tin, tout, _ = token_counts(usage)
-            if tin:
-                s.tokens_in.inc(tin)
-            if tout:
-                s.tokens_out.inc(tout)
+            s.tokens_in_n += tin
+            s.tokens_out_n += tout
             if baseline is not None:
-                b = baseline.tokens(ex.endpoint, tin, tout)
-                if b:
-                    s.baseline.inc(b)
+                s.baseline_n += baseline.tokens(ex.endpoint, tin, tout)
         if ex.cost_usd:
-            s.cost.inc(ex.cost_usd)
+            s.cost_n += ex.cost_usd
+        if ex.cache is not None:
+            k = (tenant, ex.cache)
+            self._cache_n[k] = self._cache_n.get(k, 0) + 1
         if error is not None:
             self.error(ex.endpoint, error)
         if ex.findings:
@@ -192,7 +266,7 @@ class Metrics:
         s = self._series.get(key)
         if s is None:
             s = self._series[key] = _Series(self, key)
-        s.requests.inc()
+        s.requests.inc()  # rare: straight into the child
         self.error(endpoint, code)
 
     def _attempts(self, attempts: list[Any]) -> None:
@@ -204,7 +278,7 @@ class Metrics:
             if c is None:
                 c = self._upstream_errors[k] = self.upstream_errors.labels(*k)
             c.inc()
-            if i + 1 < len(attempts):
+            if i + 1 < len(attempts) and not _spill(a, attempts[i + 1]):
                 p = (a.tier or "", attempts[i + 1].tier or "", a.outcome)
                 c = self._promotions.get(p)
                 if c is None:
@@ -222,6 +296,17 @@ class Metrics:
             busy, waiting = load_of(b)
             self.in_flight.labels(b.name).set(busy)
             self.queued.labels(b.name).set(waiting)
+            spills = getattr(b, "spills", None)  # counted by `retry` on the backend (backends/base.py)
+            if spills is not None:
+                seen = self._spills_seen.get(b)
+                if seen is None:
+                    seen = self._spills_seen[b] = {}
+                    for reason in SPILL_REASONS:  # every series exists from the start, at 0
+                        self.spills.labels(b.name, reason)
+                for reason, n in list(spills.items()):
+                    if n > seen.get(reason, 0):
+                        self.spills.labels(b.name, reason).inc(n - seen.get(reason, 0))
+                        seen[reason] = n
 
     def sample_spend(self, tenants: list[dict[str, Any]]) -> None:
         """Set the spend and budget gauges from a spend report (router/spend.py `report`)."""
@@ -235,13 +320,30 @@ class Metrics:
 
     # ------------------------------------------------------------ reading
 
+    def flush(self) -> None:
+        """Move the requests' numbers gathered since the last flush into the registry's children."""
+        dirty = self._dirty
+        if dirty:
+            self._dirty = []
+            for s in dirty:
+                s.flush()
+        if self._cache_n:
+            for k, n in self._cache_n.items():
+                c = self._cache_children.get(k)
+                if c is None:
+                    c = self._cache_children[k] = self.cache.labels(*k)
+                c.inc(n)
+            self._cache_n.clear()
+
     def publish(self) -> None:
         """Under --workers: write this worker's snapshot for the others (once a second, and before a scrape)."""
         if self.shared is not None:
+            self.flush()
             write_snapshot(self.shared, self.registry.collect())
 
     def collect(self) -> list[Metric]:
         """Every family with its samples: this process's, or all workers' under --workers."""
+        self.flush()
         if self.shared is not None:
             self.publish()
             return merged(self.shared)
@@ -249,6 +351,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition of `collect()`."""
+        self.flush()
         if self.shared is not None:
             return generate_latest(_Families(self.collect()))  # type: ignore[arg-type]
         return generate_latest(self.registry)
@@ -262,6 +365,12 @@ class _Families:
 
     def collect(self) -> list[Metric]:
         return self.families
+
+
+def _spill(a: Any, after: Any) -> bool:
+    """Did the request spill over from attempt `a` (retry's rule: a saturated or open backend, or a missing
+    model served by the same tier elsewhere), rather than be promoted?"""
+    return a.outcome in ("saturated", "open") or (a.outcome == "missing_model" and after.tier == a.tier)
 
 
 def breaker_state(backend: Any) -> str:

@@ -1,8 +1,9 @@
 """`--workers N`: every worker keeps its own in-process registry; any worker's `/metrics` shows them all.
 
-The request path updates plain in-process metrics (prometheus-client's default values: an add under a
-lock). Once a second, and right before it answers a scrape, a worker writes a snapshot of its registry to
-`$AI_ROUTER_METRICS_DIR/worker-PID.json` (one `orjson.dumps`, then an atomic rename). Whichever worker
+The request path updates plain in-process numbers, moved into prometheus-client's in-process registry
+before each read (router/observe/metrics.py). Once a second, and right before it answers a scrape, a
+worker writes a snapshot of its registry to `$AI_ROUTER_METRICS_DIR/worker-PID.json` (one `orjson.dumps`,
+then an atomic rename). Whichever worker
 answers `/metrics` or `/dashboard/stats` reads every snapshot and merges them: counters and histograms
 are summed, gauges are combined per family (`GAUGES`: sums for load, max for breaker states). So a scrape
 sees the whole server, other workers' values at most a second old.

@@ -88,6 +88,7 @@ def _point(fams: dict[str, Any]) -> dict[str, Any]:
         "cloud": by_location.get("cloud", 0.0),
         "errors": _sum(fams, "ai_router_errors"),
         "promotions": _sum(fams, "ai_router_promotions"),
+        "spills": _sum(fams, "ai_router_spills"),
         "latency": _buckets(fams, "ai_router_request_duration_seconds"),
         "ttft": _buckets(fams, "ai_router_time_to_first_token_seconds"),
     }
@@ -95,7 +96,8 @@ def _point(fams: dict[str, Any]) -> dict[str, Any]:
 
 def _series(history: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Per-interval rates between consecutive points."""
-    out: dict[str, list[Any]] = {"t": [], "rps": [], "local_share": [], "errors_ps": [], "promotions_ps": []}
+    out: dict[str, list[Any]] = {"t": [], "rps": [], "local_share": [], "errors_ps": [], "promotions_ps": [],
+                                 "spillovers_ps": []}
     for a, b in itertools.pairwise(history):
         dt = b["t"] - a["t"]
         if dt <= 0:
@@ -106,6 +108,7 @@ def _series(history: list[dict[str, Any]]) -> dict[str, list[Any]]:
         out["local_share"].append(round(dl / (dl + dc), 4) if dl + dc > 0 else None)
         out["errors_ps"].append(round((b["errors"] - a["errors"]) / dt, 3))
         out["promotions_ps"].append(round((b["promotions"] - a["promotions"]) / dt, 3))
+        out["spillovers_ps"].append(round((b.get("spills", 0.0) - a.get("spills", 0.0)) / dt, 3))
     return out
 
 
@@ -169,6 +172,7 @@ async def dashboard_stats(svc: Any, recent: int = 50) -> dict[str, Any]:
     """The JSON the dashboard page draws."""
     m: Metrics = svc.observer.metrics
     cfg = svc.config
+    m.sample(svc.backends.values())  # breakers, load and spill-overs as of now
     fams = {f.name: f for f in m.collect()}
     locations = {b.name: b.location for b in cfg.backends}
     point = _point(fams)
@@ -200,13 +204,15 @@ async def dashboard_stats(svc: Any, recent: int = 50) -> dict[str, Any]:
         "workers": "all" if m.multiprocess else "this process",
         "totals": {
             "requests": point["requests"], "local": point["local"], "cloud": point["cloud"],
-            "errors": point["errors"], "promotions": point["promotions"],
+            "errors": point["errors"], "promotions": point["promotions"], "spills": point["spills"],
             "cost_usd": sum(cost.values()),
             "savings_usd": sum(baseline.values()) - sum(cost.values()),
             "tokens": _sum(fams, "ai_router_tokens", by="type"),
         },
         "errors": _sum(fams, "ai_router_errors", by="code"),
         "promotions": _sum(fams, "ai_router_promotions", by="reason"),
+        "spills": _sum(fams, "ai_router_spills", by="reason"),
+        "cache": _sum(fams, "ai_router_cache_requests", by="result"),
         "series": _series(history),
         "tiers": _tiers(point, then, list(cfg.routing.tiers), fams),
         "tenants": tenants,
