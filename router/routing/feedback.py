@@ -12,9 +12,9 @@ Outcomes, each a score in [0, 1] for one location of one tenant's cell:
   - a promotion: each attempt that failed before the one that answered scores 0 for its location;
   - an upstream error that reached the client scores 0;
   - `finish_reason: length` (the backend sets `Exchange.truncated` with a byte search) scores 0;
-  - a re-ask: the same tenant sending the same normalised last user message again within
-    `reask_window_s` scores the earlier answer 0 (only a 64-bit fingerprint of the text is kept, for that
-    window);
+  - a re-ask: the same tenant sending the same normalised last user message (case and whitespace
+    ignored) again within `reask_window_s` scores the earlier answer 0 (only a 64-bit fingerprint of the
+    text is kept, for that window);
   - an answer with none of these and no explicit rating within `reask_window_s` scores 1 (no complaint).
   An explicit rating replaces its request's implicit outcome, even after the window.
 
@@ -41,7 +41,8 @@ from router.state import Store
 
 GENERATION_ENDPOINTS = frozenset(("chat", "completions", "responses", "messages"))
 STORED_PREFIX = "fbr/"  # an answer's record in a shared store, for a rating that reaches another worker
-FINGERPRINT_CHARS = 4096  # longer asks are fingerprinted by their head, tail and length
+FINGERPRINT_CHARS = 2048  # longer asks are fingerprinted by their head, tail and length
+_WHITESPACE = b" \t\n\r\x0b\x0c"  # dropped before hashing: a re-ask that only re-spaces the text is the same ask
 EXPIRE_EVERY_S = 0.25  # pending outcomes and old records are swept at most this often
 
 
@@ -301,12 +302,17 @@ def last_ask(endpoint: str, body: dict[str, Any]) -> str:
 
 
 def fingerprint(endpoint: str, body: dict[str, Any]) -> int | None:
-    """A 64-bit hash of the normalised last ask (case and whitespace folded), or None when there is none.
-    Python's string hash: fast, and salted per process, so it means nothing outside it."""
+    """A 64-bit hash of the normalised last ask (lower-cased, whitespace dropped), or None when there is none.
+    Python's hash of the text's bytes: a lower() and a delete-translate in C, no per-word objects (the
+    finish hook runs on every answer). Salted per process, so it means nothing outside it."""
     text = last_ask(endpoint, body)
     if not text:
         return None
-    if len(text) > FINGERPRINT_CHARS:
+    n = len(text)
+    if n > FINGERPRINT_CHARS:  # a long ask: its head, its tail and its length
         half = FINGERPRINT_CHARS // 2
-        text = f"{text[:half]}\x00{text[-half:]}\x00{len(text) // 64}"
-    return hash(" ".join(text.casefold().split()))  # 64-bit, salted per process: kept in this process only
+        text = text[:half] + text[-half:]
+    else:
+        n = 0
+    raw = text.encode().lower() if text.isascii() else text.lower().encode("utf-8", "surrogatepass")
+    return hash((raw.translate(None, _WHITESPACE), n))  # 64-bit, salted per process: kept in this process only
