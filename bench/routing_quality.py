@@ -10,10 +10,12 @@ routing at the same share (mean and p95 over seeds), the oracle at that share, a
 own sweep: APGR (area under PGR over cloud share; random 0.5) and CPT(50%)/CPT(80%) (the cloud share needed
 to recover half / 80% of the gap). `length` is the same sweep for prompt length alone, the baseline to beat.
 
-Last, the hand-labelled sets tests/data/difficulty_cases.yaml (tuned on) and difficulty_holdout.yaml
-(written before tuning, never tuned on), our own words in English, Portuguese and Spanish (`hard` where a
-local 7-14B model falls short, `easy` where it does not), are scored the same way, as binary tables: the
-local answer fails exactly on the hard ones, so PGR is the share of hard prompts sent to cloud.
+Last, the hand-labelled sets, our own words in English, Portuguese and Spanish (`hard` where a local 7-14B
+model falls short, `easy` where it does not), are scored the same way, as binary tables: the local answer
+fails exactly on the hard ones, so PGR is the share of hard prompts sent to cloud. tests/data/
+difficulty_cases.yaml (tuned on) and difficulty_holdout.yaml (written before tuning, never tuned on) are
+balanced; mixed_traffic.yaml (tuned on) and mixed_holdout.yaml (never tuned on) are diverse mixed traffic
+as a gateway sees it, mostly easy asks.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from router.config import load
 
 CASES = ROOT / "tests" / "data" / "difficulty_cases.yaml"
 HOLDOUT = ROOT / "tests" / "data" / "difficulty_holdout.yaml"  # written before tuning; never tuned on
+MIXED = ROOT / "tests" / "data" / "mixed_traffic.yaml"  # diverse mixed traffic, mostly easy (its misses were fixed)
+MIXED_HOLDOUT = ROOT / "tests" / "data" / "mixed_holdout.yaml"  # the same kind of traffic, never tuned on
 HEAD = (f"{'table':24} {'n':>6} {'cloud':>6} {'PGR':>6} {'random':>6} {'p95':>6} {'oracle':>6}   "
         f"{'APGR':>5} {'CPT50':>6} {'CPT80':>6}   {'length APGR':>11}")
 
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None, help="router config (default config/router.yaml)")
     ap.add_argument("--tables", nargs="*", default=list(TABLES), help="outcome files to score")
-    ap.add_argument("--cases", nargs="*", default=[str(CASES), str(HOLDOUT)], help="hand-labelled hard/easy cases")
+    ap.add_argument("--cases", nargs="*", default=[str(p) for p in (CASES, HOLDOUT, MIXED, MIXED_HOLDOUT)],
+                    help="hand-labelled hard/easy cases")
     ap.add_argument("--seeds", type=int, default=200, help="random-routing seeds")
     args = ap.parse_args(argv)
     router = Router(load(args.config) if args.config else None)
@@ -94,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in map(Path, args.cases):
         cases = load_cases(path)
         own = [(d, c) for d, c, _f in route_rows(router, cases)]
-        name = "holdout" if path.name.endswith("holdout.yaml") else "own cases"
+        name = {"difficulty_holdout.yaml": "holdout", "mixed_traffic.yaml": "mixed",
+                "mixed_holdout.yaml": "mixed holdout"}.get(path.name, "own cases")
         for lang in [*sorted({c["lang"] for c in cases}), "all"]:
             idx = [i for i, c in enumerate(cases) if lang in ("all", c["lang"])]
             table = so.Table("binary", [cases[i]["id"] for i in idx], [cases[i] for i in idx], ["local"], "cloud")

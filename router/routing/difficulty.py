@@ -132,7 +132,7 @@ class Difficulty:
         if long_form:
             z += 0.3
         if constraints > 1:
-            z += min(2.5, 0.55 * (constraints - 1))
+            z += min(2.5, 0.8 * (constraints - 1))
         if expert:
             z += 0.8 * min(expert, 3)
         if fired:
@@ -157,8 +157,8 @@ class Difficulty:
         elif task == "code":
             if algorithmic:
                 z += 0.6 * min(algorithmic, 3)
-            if writes_code:
-                z += 0.8
+            if writes_code and (algorithmic or hard or moderate or words > 20):
+                z += 0.8  # writing code that has to get something non-trivial right (a one-line ask is not)
             elif words <= 12 and "code_fence" not in fired and "stack_trace" not in fired:
                 z -= 0.8  # a short how-to ("how do I reverse a list in Python?")
             if "stack_trace" in fired:

@@ -71,7 +71,7 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         (verb, verb + r"\b(?: \S+){0,6}? (?:function|program|class|script|module|service|api|parser|algorithm|app|cli"
                       r"|library|server|solver|cache|queue|data structure|component|hook|decorator|iterator|endpoint"
                       r"|handler|middleware|crawler|scraper|bot|plugin|interpreter|compiler|emulator|simulator"
-                      r"|unit tests"
+                      r"|unit tests|query|queries|regex|worker pool|pool|workers|migration"
                       r"|função|funcao|programa|classe|algoritmo|función|funcion|clase|módulo|servicio|serviço"
                       r"|servidor|fila|cola)s?\b")
         for verb in ("write", "implement", "build", "create", "develop", "code", "design", "complete", "finish",
@@ -189,6 +189,17 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("mislabeled", None), ("mislabelled", None), ("label is wrong", None), ("labels are wrong", None),
         ("labelled wrong", None), ("labeled wrong", None), ("labelled incorrectly", None),
         ("labeled incorrectly", None), ("etiquetas", r"\betiquetas (?:estão|están) (?:erradas|mal)\b"),
+        ("only one", r"\bonly one (?:of (?:them|us|the \w+) )?(?:is telling|tells|told|says|said|is lying|lies)\b"),
+        ("solo uno", r"\bsolo uno (?:de ellos )?(?:dice|miente|mintió)\b"),
+        ("apenas um", r"\bapenas um (?:deles )?(?:diz|fala|mente|mentiu)\b"),
+        ("sits", r"\bsits? (?:immediately |directly )?(?:to the )?(?:left|right) of\b"),
+        ("de cada um", r"\b(?:qual|quais) (?:é |são )?(?:a |as |o |os )?\w+ de cada um\b"),
+        ("de cada uno", r"\b(?:cuál|cuáles) (?:es |son )?(?:la |las |el |los )?\w+ de cada uno\b"),
+        ("each person", r"\bwhat (?:is|are) each person's\b"),
+        ("who", r"\bwho (?:\w+ ){0,3}?(?:first|second|third|fourth|fifth|last|oldest|youngest|tallest|shortest"
+                r"|in the middle)\b"),
+        ("quem", r"\bquem (?:\w+ ){0,3}?(?:primeiro|segundo|terceiro|quarto|último|mais velh[oa]|mais nov[oa])\b"),
+        ("quién", r"\bquién (?:\w+ ){0,3}?(?:primero|segundo|tercero|cuarto|último|mayor|menor)\b"),
     ]),
     ("reasoning_ask", "reasoning", 2.0, [
         ("explain your reasoning", None), ("show your reasoning", None), ("reasoning steps", None),
@@ -254,6 +265,10 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("logic_puzzle", "each"): (("sister", "sisters", "brother", "brothers", "sibling", "siblings"),),
     ("logic_puzzle", "cada"): (("irmã", "irmãs", "irmão", "irmãos", "hermana", "hermanas", "hermano", "hermanos"),),
     ("logic_puzzle", "related to"): (("is", "are"), ("how",)),
+    # an ordering puzzle: "who finished third?" after relations between them
+    ("logic_puzzle", "who"): (("than", "before", "after"),),
+    ("logic_puzzle", "quem"): (("antes", "depois", "mais"),),
+    ("logic_puzzle", "quién"): (("antes", "después", "más", "mayor", "menor"),),
     ("summarize", "given "): (("paragraph", "text", "passage", "article", "document", "excerpt"),),
     ("summarize", "in "): (("sentence", "sentences", "bullet", "paragraph", "paragraphs", "words"),),
     ("translate", "to "): (_LANGUAGES,),
@@ -313,7 +328,8 @@ KEYWORDS: dict[str, tuple[list[str], list[str]]] = {  # task: (keywords, weak ke
          "list comprehension", "comprehension", "generics",
          "código", "codigo", "função", "funcao", "función", "funcion", "algoritmo", "programação", "programación",
          "depurar", "compilar", "subcadena", "substring", "palindrome", "palíndromo", "palindrómica", "vetor circular",
-         "banco de dados", "base de datos", "fastapi", "pytest", "productor-consumidor", "consulta sql"],
+         "banco de dados", "base de datos", "fastapi", "pytest", "productor-consumidor", "consulta sql",
+         "recursiva", "recursivo", "memoização", "memoización", "goroutines", "estoura a pilha", "desborda la pila"],
         ["list", "string", "strings", "array", "arrays", "loop", "query", "index", "deploy", "server", "library",
          "package", "module", "test", "tests", "error", "crash", "crashes", "build", "syntax", "runtime", "thread",
          "object", "parse", "parser", "input", "output", "return", "returns", "dictionary", "file", "files",
@@ -423,6 +439,8 @@ ADVANCED_MATH = [
     "calculus", "confidence interval", "standard deviation", "combinatorics", "combinatorial", "how many ways",
     "expected value", "expected number", "converge", "converges", "convergence", "differential equation",
     "group of", "vector space", "maximize", "maximise", "minimize", "minimise", "hypothesis test", "regression",
+    "maximum area", "maximum volume", "maximum value", "minimum value", "minimum cost", "inscribed", "circumscribed",
+    "área máxima", "volume máximo", "volumen máximo", "valor máximo", "valor mínimo", "inscrito", "inscrita",
 ]
 SIMPLE = ["quick", "quickly", "simple", "short", "briefly", "brief", "one-liner", "one line", "in one sentence", "just",
           "tiny", "small", "basic", "easy", "what is", "what's", "who is", "who was", "when is", "when was",
@@ -453,6 +471,8 @@ EXPERT = [  # specialist vocabulary where small models answer confidently and wr
     "priced round", "cap table", "dilution", "safe note", "tax treatment", "seismic", "finite element",
     "rescisão", "jurisprudência", "tributário", "verbas rescisórias", "fgts", "cetoacidosis", "cetoacidose",
     "hiperosmolar", "fármaco", "farmacocinética", "termodinâmica", "termodinámica", "derivada parcial",
+    "clause", "cláusula", "justa causa", "convertible note", "valuation cap", "pre-money", "post-money",
+    "torque", "angular momentum", "precession", "moment of inertia", "epidemiology", "pharmacology",
 ]
 ALGORITHMIC = [  # what makes a piece of code non-trivial to write or to fix
     "algorithm", "algorithms", "time complexity", "space complexity", "o(n)", "o(1)", "o(log", "o(n log n)",
@@ -467,4 +487,6 @@ ALGORITHMIC = [  # what makes a piece of code non-trivial to write or to fix
     "authentication", "pagination", "slow", "hangs", "algoritmo", "complexidade",
     "complejidad", "recursão", "recursión", "productor-consumidor", "concorrência", "concurrencia", "paginação",
     "autenticação", "subcadena", "palindrómica", "vetor circular", "optimizo", "otimizar", "optimizar", "lenta",
+    "recursiva", "recursivo", "memoização", "memoización", "stack overflow", "estoura a pilha", "desborda la pila",
+    "worker pool", "pool de workers", "cancellation", "cancelamento", "cancelación",
 ]
