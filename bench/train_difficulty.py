@@ -1,28 +1,26 @@
 """Train the learned layer of the difficulty score, and show whether it earns its place.
 
-Run: python -m bench.train_difficulty [--folds 5] [--C 0.05] [--top 1000] [--scale 0.5] [--clip 0.75] [--write]
+Run: python -m bench.train_difficulty [--folds 5] [--C 1.0] [--scale 1.0] [--clip 0.75] [--write]
 (needs the `train` extra: pip install -e '.[train]', i.e. numpy and scikit-learn; the router never imports them)
 
 Data: the public outcome tables in ../shared/datasets/outcomes/ (read in place). Each prompt's label is
 "the strong model did better than the weak one" (GSM8K, MMLU: the weak model failed and the strong one
 succeeded; AlpacaEval: the judge preferred the strong answer on average over gemma-7b and OpenHermes-7B).
-Features: the words of the bounded view the classifier reads (the head and tail of the last user message,
-split exactly as the classifier splits it), as presence bits, without numbers (a changed quantity must not
-move the score) and without words in more than a fifth of the prompts (function words), plus one indicator
-per table (it absorbs each table's base rate and is dropped at run time). The model is an L2 logistic
-regression (scikit-learn).
+Features: the request's structure as the classifier computes it (`Classifier.layer_features`, the names in
+`router.routing.difficulty.FEATURES`: length in words, sentences, questions, ratio, operation and negation
+words, labelled statements), never its words: a bag of words learnt from these three tables memorised their
+topics (MMLU's moral scenarios made "vacation", "beach" and "dog" hard), which is no use on other traffic.
+Plus one indicator per table, which absorbs each table's base rate and is dropped at run time. The model is
+an L2 logistic regression (scikit-learn) with the tables weighted equally.
 
 Evaluation splits by prompt, not by row: a prompt's fold is a hash of its whitespace- and case-folded text,
 so duplicates (MMLU repeats 105 prompts under other ids) always land in the same fold. For every held-out
 fold it prints the APGR of: the hand-tuned difficulty alone, the learned layer alone, and the two combined
-the way the router combines them (the hand logit plus `scale` times the learned logit, clipped to `clip`).
-It also routes the hand-labelled sets (tests/data/difficulty_*.yaml) with and without the layer, trained on
-all tables, to show what it does to diverse traffic it was not trained on.
+the way the router combines them (the hand logit plus `scale` times the centred learned logit, clipped to
+`clip`). It also routes the hand-labelled sets (tests/data/difficulty_*.yaml, mixed_*.yaml) with and without
+the layer, trained on all tables, to show what it does to diverse traffic it was not trained on.
 
-Only the --top words with the largest weights are kept (in every fold too, so the figures are those of the
-shipped layer): each becomes a word of the classifier's vocabulary, found by the one intersection it does
-anyway. --write writes router/data/difficulty_weights.json, the package data `router.routing.difficulty`
-loads (about 20 KB).
+--write writes router/data/difficulty_weights.json, the package data `router.routing.difficulty` loads.
 """
 
 from __future__ import annotations
@@ -37,22 +35,19 @@ from typing import Any
 import orjson
 
 from bench.outcomes import ROOT, Router, body_of, route_rows, rows, scorer, tables
-from bench.routing_quality import CASES, HOLDOUT, load_cases
-from router.routing.classifier import _split_turns, _view, _words
+from bench.routing_quality import CASES, HOLDOUT, MIXED, MIXED_HOLDOUT, load_cases
+from router.routing.difficulty import FEATURES
 from router.routing.tokens import extract
 
 WEIGHTS = ROOT / "router" / "data" / "difficulty_weights.json"
 WEAK_ALPACA = ("gemma-7b-it", "OpenHermes-2.5-Mistral-7B")
 MIN_TASK_EXAMPLES = 30  # a task seen less often among the open-ended prompts is centred on all of them
 CENTRE_ON = "alpacaeval.jsonl"
-MAX_DF = 0.2  # words in more than this share of the training prompts are left out
 
 
-def view_words(prompt: str | list[dict[str, Any]]) -> set[str]:
-    """The words the classifier sees for this prompt (as `router.routing.classifier._scan` splits them)."""
-    p = extract("chat", body_of(prompt))
-    last, _ = _split_turns(p)
-    return {w.decode("utf-8", "surrogatepass") for w in _words(_view(last).lower())}
+def structure(router: Router, prompt: str | list[dict[str, Any]]) -> tuple[float, ...]:
+    """The learned layer's inputs for this prompt, exactly as the classifier computes them."""
+    return router.analyzer.classifier.layer_features(extract("chat", body_of(prompt)))
 
 
 def fold_of(prompt: str, folds: int) -> int:
@@ -70,62 +65,41 @@ def load_examples(router: Router) -> list[dict[str, Any]]:
             else:
                 ws = [r["weak_win"][m] for m in WEAK_ALPACA if m in r["weak_win"]]
                 label = sum(ws) / len(ws) < 0.5
-            out.append({"table": path.name, "id": r["id"], "prompt": r["prompt"], "words": view_words(r["prompt"]),
+            out.append({"table": path.name, "id": r["id"], "prompt": r["prompt"], "x": structure(router, r["prompt"]),
                         "label": label, "hand": d, "task": f.task})
     return out
 
 
-def fit(
-    train: list[dict[str, Any]], tables_: list[str], c: float, min_df: int, top: int = 0
-) -> tuple[dict[str, float], dict[str, float]]:
-    """(word weights, centres: the mean learned logit over the training prompts of each task, "*": all)."""
+def fit(train: list[dict[str, Any]], tables_: list[str], c: float) -> tuple[dict[str, float], dict[str, float]]:
+    """(feature weights, centres: the mean learned logit over the training prompts of each task, "*": all)."""
     import numpy as np
-    from scipy.sparse import csr_matrix
     from sklearn.linear_model import LogisticRegression
 
-    df = Counter(w for x in train for w in x["words"])
-    common = MAX_DF * len(train)  # function words: present almost everywhere, they carry table quirks, not difficulty
-    vocab = {w: i for i, w in enumerate(sorted(w for w, n in df.items() if min_df <= n <= common and _is_word(w)))}
-    ri: list[int] = []
-    ci: list[int] = []
-    for j, x in enumerate(train):
-        for w in x["words"]:
-            if w in vocab:
-                ri.append(j)
-                ci.append(vocab[w])
-        ri.append(j)
-        ci.append(len(vocab) + tables_.index(x["table"]))
-    m = csr_matrix((np.ones(len(ri)), (ri, ci)), shape=(len(train), len(vocab) + len(tables_)))
-    y = np.array([x["label"] for x in train], dtype=int)
-    model = LogisticRegression(C=c, max_iter=3000).fit(m, y)
-    coef = model.coef_[0]
-    weights = {w: float(coef[i]) for w, i in vocab.items()}
-    if top:  # keep the strongest: every kept word joins the classifier's vocabulary, so fewer is faster
-        weights = dict(sorted(weights.items(), key=lambda kv: -abs(kv[1]))[:top])
+    x = np.array([[*e["x"], *(1.0 if e["table"] == t else 0.0 for t in tables_)] for e in train])
+    y = np.array([e["label"] for e in train], dtype=int)
+    sizes = {t: sum(1 for e in train if e["table"] == t) for t in tables_}
+    w = np.array([len(train) / (len(tables_) * sizes[e["table"]]) for e in train])  # each table weighs the same
+    model = LogisticRegression(C=c, max_iter=3000, fit_intercept=False).fit(x, y, sample_weight=w)
+    weights = {f: float(model.coef_[0][i]) for i, f in enumerate(FEATURES)}
     # centred per task on the open-ended prompts (AlpacaEval's real user instructions, not multiple-choice or
     # grade-school items): the layer ranks requests within what the task prior says and does not move a whole
     # task of ordinary traffic up or down
     by_task: dict[str, list[float]] = {}
-    open_ended = [x for x in train if x["table"] == CENTRE_ON] or train
-    for x in open_ended:
-        by_task.setdefault(x["task"], []).append(learned(weights, x["words"]))
+    open_ended = [e for e in train if e["table"] == CENTRE_ON] or train
+    for e in open_ended:
+        by_task.setdefault(e["task"], []).append(learned(weights, e["x"]))
     overall = sum(map(sum, by_task.values())) / len(open_ended)
     centres = {t: sum(v) / len(v) if len(v) >= MIN_TASK_EXAMPLES else overall for t, v in by_task.items()}
     centres["*"] = overall
     return weights, centres
 
 
-def _is_word(w: str) -> bool:
-    """Numbers are left out: changing a quantity must not change the difficulty (nor its tier)."""
-    return not any(c.isdigit() for c in w)
+def learned(weights: dict[str, float], x: tuple[float, ...]) -> float:
+    return sum(weights[f] * v for f, v in zip(FEATURES, x, strict=True))
 
 
-def learned(weights: dict[str, float], words: set[str]) -> float:
-    return sum(weights.get(w, 0.0) for w in words)
-
-
-def centred(weights: dict[str, float], centres: dict[str, float], x: dict[str, Any]) -> float:
-    return learned(weights, x["words"]) - centres.get(x["task"], centres["*"])
+def centred(weights: dict[str, float], centres: dict[str, float], e: dict[str, Any]) -> float:
+    return learned(weights, e["x"]) - centres.get(e["task"], centres["*"])
 
 
 def combine(hand: float, z: float, scale: float, clip: float) -> float:
@@ -148,11 +122,9 @@ def apgr(so: Any, table: Any, ids: list[str], scores: dict[str, float]) -> float
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--C", type=float, default=0.05, help="inverse L2 strength")
-    ap.add_argument("--min-df", type=int, default=5, help="words in fewer training prompts are dropped")
-    ap.add_argument("--scale", type=float, default=0.5, help="weight of the learned logit in the combination")
+    ap.add_argument("--C", type=float, default=1.0, help="inverse L2 strength")
+    ap.add_argument("--scale", type=float, default=1.0, help="weight of the learned logit in the combination")
     ap.add_argument("--clip", type=float, default=0.75, help="bound on the learned logit's contribution")
-    ap.add_argument("--top", type=int, default=1000, help="keep the words with the largest weights (0: all)")
     ap.add_argument("--write", action="store_true", help=f"write {WEIGHTS.relative_to(ROOT)}")
     args = ap.parse_args(argv)
     so = scorer()
@@ -165,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in range(args.folds):
         print(f"fold {k + 1}/{args.folds}", file=sys.stderr)
         train = [x for x, f in zip(data, folds, strict=True) if f != k]
-        weights, centres = fit(train, names, args.C, args.min_df, args.top)
+        weights, centres = fit(train, names, args.C)
         for x, f in zip(data, folds, strict=True):
             if f == k:
                 held[x["id"]] = centred(weights, centres, x)
@@ -181,16 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         comb = {i: combine(hand[i], held[i], args.scale, args.clip) for i in ids}
         print(f"{name:18} {apgr(so, table, ids, hand):10.3f} {apgr(so, table, ids, alone):8.3f} "
               f"{apgr(so, table, ids, comb):9.3f}")
-    weights, centres = fit(data, names, args.C, args.min_df, args.top)
+    weights, centres = fit(data, names, args.C)
     print("\nthe hand-labelled sets (not trained on), the layer trained on all tables:")
     print(f"{'set':28} {'hard->cloud':>11} {'easy->cloud':>11}   with the layer (same cuts)")
-    for path in (CASES, HOLDOUT):
+    for path in (CASES, HOLDOUT, MIXED, MIXED_HOLDOUT):
         cases = load_cases(path)
         for lang in ("en", "pt", "es", "all"):
             sub = [c for c in cases if lang in ("all", c["lang"])]
             base = [router.route(body_of(c["prompt"])) for c in sub]
             cut = router.config.routing.complexity_cuts[0]
-            with_layer = [combine(d, centred(weights, centres, {"words": view_words(c["prompt"]), "task": f.task}),
+            with_layer = [combine(d, centred(weights, centres, {"x": structure(router, c["prompt"]), "task": f.task}),
                                   args.scale, args.clip) for c, (d, _cl, f) in zip(sub, base, strict=True)]
             hard = [i for i, c in enumerate(sub) if c["label"] == "hard"]
             easy = [i for i, c in enumerate(sub) if c["label"] == "easy"]
@@ -200,13 +172,12 @@ def main(argv: list[str] | None = None) -> int:
             e1 = sum(with_layer[i] >= cut for i in easy) / len(easy)
             print(f"{path.stem + ' (' + lang + ')':28} {h0:11.1%} {e0:11.1%}   {h1:6.1%} {e1:6.1%}")
     if args.write:
-        kept = {w: round(v, 2) for w, v in sorted(weights.items())}  # the router adds them up in steps of 0.01
-        doc = {"version": 1, "trained_on": names, "label": "strong model better than the weak one",
-               "C": args.C, "min_df": args.min_df, "centres": {t: round(v, 4) for t, v in sorted(centres.items())},
-               "scale": args.scale,
-               "clip": args.clip, "words": kept}
+        kept = {f: round(weights[f], 4) for f in FEATURES}
+        doc = {"version": 2, "trained_on": names, "label": "strong model better than the weak one",
+               "C": args.C, "centres": {t: round(v, 4) for t, v in sorted(centres.items())},
+               "scale": args.scale, "clip": args.clip, "features": kept}
         WEIGHTS.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
-        print(f"\nwrote {WEIGHTS.relative_to(ROOT)}: {len(kept)} words, {WEIGHTS.stat().st_size // 1024} KiB")
+        print(f"\nwrote {WEIGHTS.relative_to(ROOT)}: " + ", ".join(f"{f} {w:+.3f}" for f, w in kept.items()))
     return 0
 
 

@@ -30,8 +30,8 @@ The classes and their keywords are configurable under `routing.tasks` (`parse_ta
         docs: false                 # disable a built-in class
 
 Difficulty: the same scan counts the difficulty vocabularies (hard and moderate asks, simplicity markers,
-constraints, expert terms, algorithmic terms, long-form and advanced-math words) and the learned layer's words
-(its weights are packed into the keyword counts, so the layer costs one more unpack); `_difficulty_base`
+constraints, expert terms, algorithmic terms, long-form and advanced-math words) and the learned layer's
+structural vocabularies (ratio, operation and negation words, in the same packed counts); `_difficulty_base`
 hands them with the task, the fired signals and the request's shape to `router.routing.difficulty`, which
 owns the weights. `complexity` is read off the difficulty through `routing.complexity_cuts`.
 """
@@ -44,25 +44,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from itertools import islice
+from math import log2
 from typing import Any
 
 from router.config import ConfigError
 from router.exchange import Features
-from router.routing.difficulty import DEFAULT_CUTS, OFFSET, QUANTUM, Base, Difficulty
+from router.routing.difficulty import DEFAULT_CUTS, Base, Difficulty
 from router.routing.signals import (
     ADVANCED_MATH,
     ALGORITHMIC,
     CODE_TOKENS,
     CONSTRAINTS,
     EXPERT,
+    FRACTIONS,
     HARD,
     KEYWORDS,
     LONG_FORM,
     MARKS,
     MODERATE,
     NEEDS,
+    NEGATIONS,
+    OPERATIONS,
     PREFILTERS,
     SIMPLE,
+    STATEMENT_WORDS,
+    STATEMENTS,
     STRUCTURAL,
     WORD_COUNT,
     Need,
@@ -487,12 +493,8 @@ class Classifier:
         self._cx0 = len(categories)
         packed_words: dict[bytes, int] = {}
         packed_phrases: dict[str, int] = {}
-        vocabularies = [*categories, HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH, CONSTRAINTS, EXPERT, ALGORITHMIC]
-        learned = self.difficulty.learned
-        if learned is not None:  # two more: the learned layer's quantised weights, and how many of its words
-            n = len(vocabularies)
-            for w, q in learned.quantised().items():
-                packed_words[w] = packed_words.get(w, 0) + (q << (n * _BITS)) + (1 << ((n + 1) * _BITS))
+        vocabularies = [*categories, HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH, CONSTRAINTS, EXPERT, ALGORITHMIC,
+                        FRACTIONS, OPERATIONS, NEGATIONS]  # the last three: the learned layer's
         for cat, keywords in enumerate(vocabularies):
             bit = 1 << (cat * _BITS)
             for k in keywords:
@@ -511,10 +513,10 @@ class Classifier:
         self._phrase_keys = frozenset(self._phrases)
         self._task_bits = (1 << (self._cx0 * _BITS)) - 1
         self._kw_tasks = [(t.index, t.strong_weight, t.weak_weight, t.keywords_key) for t in self.tasks]
-        ncat = self._cx0 + 8 + (2 if learned is not None else 0)
+        ncat = len(vocabularies)
         self._kw_bytes = ncat * _BITS // 8
         self._unpack = struct.Struct(f"<{ncat}H").unpack  # packed counts -> one count per category
-        vocab |= self._keyword_keys | self._phrase_keys  # the learned layer's words are keywords too
+        vocab |= self._keyword_keys | self._phrase_keys | STATEMENT_WORDS
         self._vocab = frozenset(vocab)
         # the context part (system prompt, earlier turns) repeats across a conversation's requests
         self._context_evidence = lru_cache(maxsize=CONTEXT_MEMO)(self._context)
@@ -748,7 +750,8 @@ class Classifier:
         """The evidence `Difficulty.base` reads, gathered from this request (signals it adds are listed too)."""
         cx0 = self._cx0
         hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = counts[cx0 : cx0 + 8]
-        learned = (counts[-2] - OFFSET * counts[-1]) * QUANTUM if self.difficulty.learned is not None else 0.0
+        layer = self.difficulty.learned
+        learned = 0.0 if layer is None else layer.raw(self._structure(view, lowered, hits, counts))
         signals = f.signals
         task = f.task
         if "word" in lowered and WORD_COUNT.search(lowered):
@@ -779,6 +782,26 @@ class Classifier:
             shape = _PLAIN
         vocab = (hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic)
         return self.difficulty.base(task, fired, vocab, numbers, view.count(" ") + 1, shape, learned)
+
+    def _structure(self, view: str, lowered: str, hits: frozenset[bytes], counts: tuple[int, ...]) -> tuple[float, ...]:
+        """The learned layer's inputs (router.routing.difficulty FEATURES) for a request's view."""
+        fractions, operations, negations = counts[self._cx0 + 8 : self._cx0 + 11]
+        sentences = view.count(". ") + view.count("? ") + view.count("! ") + view.count(".\n")
+        return (
+            log2(view.count(" ") + 2),
+            (sentences if sentences < 12 else 12) / 4,
+            min(view.count("?"), 3),
+            min(fractions, 3),
+            min(operations, 5) / 2,
+            min(negations, 3),
+            1.0 if not STATEMENT_WORDS.isdisjoint(hits) and STATEMENTS.search(lowered) else 0.0,
+        )
+
+    def layer_features(self, prompt: Prompt) -> tuple[float, ...]:
+        """The learned layer's inputs for a request, as `analyse` computes them (for `bench.train_difficulty`)."""
+        view = _view(_split_turns(prompt)[0])
+        lowered, hits, _marks, _scores, _fired, counts = self._scan(view)
+        return self._structure(view, lowered, hits, counts)
 
     @staticmethod
     def _shape(prompt: Prompt, signals: list[str]) -> tuple[int, int, int, bool, int | None]:

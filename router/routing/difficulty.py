@@ -22,7 +22,7 @@ own prior (`PRIORS`), so math and reasoning start high and docs and chat low.
 from __future__ import annotations
 
 import math
-from collections.abc import Set
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -46,44 +46,52 @@ Base = tuple[float, float, float]  # (size-free logit, weights of the size part)
 
 
 WEIGHTS = "difficulty_weights.json"  # package data in router/data, written by `python -m bench.train_difficulty`
-QUANTUM, OFFSET = 0.01, 128  # quantised weights: (q - OFFSET) * QUANTUM, q in 0..255 for |weights| < 1.28
+# what the learned layer reads: the shape of the ask, not its words (a word list learnt from three public tables
+# memorised their topics: "vacation", "beach", "dog" ranked hard because MMLU's moral scenarios mention them)
+FEATURES = (
+    "words",  # log2(words + 1) of the bounded view the classifier reads
+    "sentences",  # sentence ends in the view (capped at 12), / 4: steps of a word problem, parts of an ask
+    "questions",  # question marks (capped at 3)
+    "fractions",  # ratio words: half, third, twice, percent, ... (capped at 3)
+    "operations",  # operation words of word problems: each, per, remaining, more than, ... (capped at 5), / 2
+    "negations",  # not, except, false, least, never, ... (capped at 3): a question that asks for the exception
+    "statements",  # labelled statements or scenarios to judge ("Statement 1 | ...")
+)
 
 
 @dataclass(frozen=True, slots=True)
 class LearnedLayer:
-    """A logistic regression over the words of the request (presence), trained offline on the public outcome
+    """A logistic regression over the request's structure (`FEATURES`), trained offline on the public outcome
     tables; its logit (centred per task, scaled, clipped) is added to the hand-tuned one, so it ranks requests
     within what the task priors and signals already say rather than replacing them."""
 
-    weights: dict[bytes, float]
-    keys: frozenset[bytes]
+    weights: tuple[float, ...]  # one per FEATURES
     centres: dict[str, float]  # per task: the mean of the layer's raw logit over its training prompts
     scale: float
     clip: float
 
-    def raw(self, hits: Set[bytes]) -> float:
-        """The layer's uncentred logit for a text whose vocabulary words are `hits` (the classifier gets the same
-        sum from its packed keyword counts, see `quantised`)."""
-        return sum(map(self.weights.__getitem__, self.keys.intersection(hits)))
+    def raw(self, x: Sequence[float]) -> float:
+        """The layer's uncentred logit for a request's feature values (in `FEATURES` order)."""
+        w = self.weights
+        return (w[0] * x[0] + w[1] * x[1] + w[2] * x[2] + w[3] * x[3] + w[4] * x[4] + w[5] * x[5]
+                + w[6] * x[6])
 
     def logit(self, task: str, raw: float) -> float:
         """The layer's contribution to the difficulty's logit for a request of `task`."""
         z = self.scale * (raw - self.centres.get(task, self.centres["*"]))
         return self.clip if z > self.clip else -self.clip if z < -self.clip else z
 
-    def quantised(self) -> dict[bytes, int]:
-        """Each word's weight as a small non-negative integer (`QUANTUM` steps above -`OFFSET`), so the
-        classifier adds the layer's words up in the same integer sum as its keyword counts."""
-        return {w: round(v / QUANTUM) + OFFSET for w, v in self.weights.items()}
-
 
 @lru_cache(maxsize=1)
 def learned_layer() -> LearnedLayer:
     """The shipped weights (read once per process)."""
     doc = orjson.loads(resources.files("router").joinpath("data", WEIGHTS).read_bytes())
-    weights = {w.encode("utf-8", "surrogatepass"): float(v) for w, v in doc["words"].items()}
+    weights = doc["features"]
+    if sorted(weights) != sorted(FEATURES):
+        raise ValueError(f"{WEIGHTS}: expected weights for {', '.join(FEATURES)}")
     centres = {t: float(v) for t, v in doc["centres"].items()}
-    return LearnedLayer(weights, frozenset(weights), centres, float(doc["scale"]), float(doc["clip"]))
+    return LearnedLayer(tuple(float(weights[f]) for f in FEATURES), centres, float(doc["scale"]),
+                        float(doc["clip"]))
 
 
 def logit(p: float) -> float:
@@ -121,7 +129,7 @@ class Difficulty:
         `vocab`: distinct hits of (hard, moderate, simple, long_form, advanced_math, constraints, expert,
         algorithmic) phrases; `numbers`: quantities in the last message (capped); `words`: its length in words;
         `shape`: (conversation turns, system prompt chars, tools, JSON mode, max_tokens); `learned`: the learned
-        layer's raw logit for the request's words (`LearnedLayer.raw`)."""
+        layer's raw logit for the request's structure (`LearnedLayer.raw`)."""
         hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = vocab
         z, size_w, long_w = PRIORS.get(task, _OTHER)
         transform = task == "docs" and fired and ("translate" in fired or "summarize" in fired or "rewrite" in fired)
@@ -134,7 +142,7 @@ class Difficulty:
         if constraints > 1:
             z += min(2.5, 0.8 * (constraints - 1))
         if expert:
-            z += 0.8 * min(expert, 3)
+            z += 0.3 + 0.8 * min(expert, 3)  # one specialist term already says a lot about a question
         if fired:
             if "proof" in fired:
                 z += 1.5
@@ -166,6 +174,9 @@ class Difficulty:
         else:
             if words <= 6:
                 z -= 0.5  # a greeting, a thank-you, a one-line question
+            if "context_passage" in fired and not transform and "extract" not in fired:
+                z += 0.8  # a question to reason out over pasted material (not summarise, translate or extract it)
+                size_w = 0.45
             if not transform and (expert or hard or "keywords:reasoning" in fired or "analysis" in fired
                                   or "reasoning_ask" in fired):
                 size_w = 0.45  # a question that needs thought: the more material it is about, the harder

@@ -490,3 +490,22 @@ ALGORITHMIC = [  # what makes a piece of code non-trivial to write or to fix
     "recursiva", "recursivo", "memoização", "memoización", "stack overflow", "estoura a pilha", "desborda la pila",
     "worker pool", "pool de workers", "cancellation", "cancelamento", "cancelación",
 ]
+# the learned layer's structural vocabularies (router.routing.difficulty FEATURES): distinct words counted once each
+FRACTIONS = [  # ratio words: a word problem that scales, splits or compounds
+    "half", "halves", "third", "thirds", "quarter", "quarters", "fifth", "fifths", "twice", "double", "triple",
+    "thrice", "ratio", "fraction", "fractions", "percent", "percentage", "proportion", "metade", "terço", "terços",
+    "dobro", "triplo", "mitad", "tercio", "tercios", "doble", "proporção", "proporción", "porcentaje",
+    "porcentagem",
+]
+OPERATIONS = [  # what a word problem does with its quantities
+    "each", "per", "every", "more than", "less than", "fewer than", "times as", "remaining", "left over", "rest",
+    "after", "altogether", "difference", "cada", "restante", "restantes", "resto", "depois", "después", "diferença",
+    "diferencia",
+]
+NEGATIONS = [  # a question that asks for the exception, or a premise to negate
+    "not", "except", "false", "incorrect", "least", "never", "cannot", "não", "exceto", "excepto", "falso", "falsa",
+    "incorreta", "incorrecta", "nunca",
+]
+STATEMENTS = re.compile(r"\b(?:statement|scenario|premise|claim|afirmação|afirmación|premissa|premisa)\s*(?:1|i|a)\b")
+STATEMENT_WORDS = frozenset(
+    w.encode() for w in ("statement", "scenario", "premise", "claim", "afirmação", "afirmación", "premissa", "premisa"))
