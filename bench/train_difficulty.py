@@ -29,7 +29,6 @@ import argparse
 import hashlib
 import math
 import sys
-from collections import Counter
 from typing import Any
 
 import orjson
