@@ -165,3 +165,55 @@ def test_breaker_and_start_events(live: Stack) -> None:
     assert ev[-1]["backend"] == "local"
     assert ev[-1]["state"] == "open"
     assert ev[-1]["failures"] >= 3
+
+
+def test_direct_access_line_is_the_formatter_s_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The access log appends its JSON line straight to the buffered handler (no LogRecord); the bytes are
+    those `JsonFormatter` renders for the record, and a second handler on the logger gets the record."""
+    import time as _time
+
+    from router.exchange import Attempt, Exchange, Features
+    from router.observe.accesslog import AccessRecord, fields
+
+    ex = Exchange("rid-1", "chat", {"model": "auto", "messages": []}, None, {})
+    ex.features = Features(task="code", complexity="medium", tokens=42, difficulty=0.4125)
+    ex.tenant, ex.status, ex.cost_usd, ex.cache = "acme/web", 200, 0.00012, "miss"
+    ex.usage = {"prompt_tokens": 42, "completion_tokens": 7}
+    ex.attempts = [Attempt("m", "b", "t", "error", 12.34567), Attempt("m2", "b", "t2", "ok", 80.0004)]
+    ex.overhead_s, ex.upstream_s, ex.ttft_s = 0.0003219, 0.09218, 0.0123456
+    monkeypatch.setattr(_time, "time", lambda: 1764582000.123456)
+    monkeypatch.setattr(_time, "perf_counter", lambda: ex.started + 0.5)
+    path = tmp_path / "a.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        log = AccessLog(True, "json", fd=fd)
+        assert log._direct() is not None
+        log.write(ex, "upstream_error")
+        log.flush()
+    finally:
+        os.close(fd)
+    want = JsonFormatter().render(AccessRecord(fields(ex, "upstream_error")))
+    assert path.read_bytes() == want
+    line = orjson.loads(want)
+    assert line["attempts"][0]["ms"] == 12.346
+    assert line["overhead_ms"] == 0.322
+    assert line["latency_ms"] == 500.0
+    assert line["cache"] == "miss"
+    assert line["ts"] == 1764582000.123
+    lg = logging.getLogger("ai_router.access")
+    seen: list[logging.LogRecord] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    extra = Catch()
+    lg.addHandler(extra)
+    try:
+        al = AccessLog(True, "json")
+        assert al._direct() is None  # another handler listens: the line goes through logging
+        al.write(ex)
+    finally:
+        lg.removeHandler(extra)
+    assert len(seen) == 1
+    assert seen[0].fields["request_id"] == "rid-1"
