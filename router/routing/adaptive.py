@@ -11,11 +11,15 @@ The model, per tenant:
   cloud tier (`rule_cloud`); weighted outcomes (count and sum of scores in [0, 1]) of answers served by
   a local tier and by a cloud tier. They are kept per day, so stores only ever add to them (several
   workers may add to the same counters); a day's weight halves every `half_life_days`.
-- Nothing moves until the tenant has `min_samples` weighted outcomes for each location. Then every cell
-  has a gain: its mean cloud score minus its mean local score (each smoothed by a Beta(1, 1) prior),
-  shrunk by `min_samples` pseudo-samples towards its task's gain, itself shrunk towards the tenant's:
-  a cell with little evidence of its own starts from what its task shows, so a few lucky answers do not
-  decide and a young cell is not stuck with the rules.
+- Until the tenant has `min_samples` weighted outcomes for each location, nothing is learnt yet: with a
+  cloud budget (`rules` or a share) the hardest requests by difficulty, across all cells, get it (the
+  static policy moved to that share: the dial `ai-router calibrate` sets); with `free`, the rules decide.
+  Then every cell has a gain: its mean cloud score minus its mean local score (each smoothed by a Beta(1, 1)
+  prior), shrunk by `min_samples` pseudo-samples towards its task's trend: a weighted line through the
+  task's cell gains over the difficulty buckets, itself pulled towards the task's gain (and that towards the
+  tenant's). A cell with little evidence of its own starts where the line puts it, between its neighbours as
+  the difficulty score suggests, so a few lucky answers do not decide and a young cell is not stuck with the
+  rules.
 - The plan: known cells, best gain first, get cloud calls while the tenant's cloud budget lasts; the
   others go local. The budget, `cloud_share`: `free` (the default) has none, so a cell goes to cloud
   exactly when cloud answers there beat local ones by more than `min_gain`; `rules` is the share the
@@ -26,8 +30,11 @@ The model, per tenant:
   still applies on top, as a cap.
 - Exploration: before the tenant has enough outcomes, a cell sends `explore` of its requests to the other
   location, so both sides get measured; so does a cell whose gain is within two standard errors of the
-  decision boundary (`min_gain`, or the gain where the budget ran out), so an early unlucky estimate does
-  not stick; the others keep `explore_floor`, to notice drift. Exploring never leaves the caps.
+  decision boundary (`min_gain`, or the gain where the budget ran out) while it has fewer than
+  4 x `min_samples` outcomes on a side, so an early unlucky estimate does not stick; the others keep
+  `explore_floor`, to notice drift. A budget pays for exploring (the plan is computed for the budget less
+  the exploration's expected net cloud calls), so the tenant's share is the one asked. Exploring never
+  leaves the caps.
 - Moves: up is from a local start tier to the cheapest cloud tier above it, down is from a cloud start
   tier to the highest local tier below it; only up to the cap the policy computed (tenant `max_tier`,
   steering, `Exchange.max_tier`). The reason says when and why a decision moved.
@@ -264,22 +271,52 @@ class Adaptive:
             budget = float(s.cloud_share) * volume
         tenant_sum = _sum(cells.values())
         if tenant_sum[N_LOCAL] < ms or tenant_sum[N_CLOUD] < ms:
-            tm.plan = {}  # too little evidence: every cell follows the rules (and explores)
+            # too little evidence: with a budget, the static dial at that budget (cloud for the hardest requests
+            # by difficulty, across all cells: what the static policy would do at that share); else the rules
+            tm.plan = {} if math.isinf(budget) else self._dial(tm.name, cells, budget, volume)
             return
         g_tenant = _Estimate(tenant_sum).gain
-        task_gain: dict[str, float] = {}
+        estimates = {key: _Estimate(c) for key, c in cells.items()}
+        trend: dict[str, tuple[float, float]] = {}  # task -> (gain at bucket 0, gain per bucket)
         for task in {k[0] for k in cells}:
-            est = _Estimate(_sum(c for k, c in cells.items() if k[0] == task))
-            task_gain[task] = est.shrunk(g_tenant, ms)
+            g_task = _Estimate(_sum(c for k, c in cells.items() if k[0] == task)).shrunk(g_tenant, ms)
+            trend[task] = _trend([(k[1], e.gain, e.n) for k, e in estimates.items() if k[0] == task], g_task, ms)
         ranked = []
         for key, c in cells.items():
-            est = _Estimate(c)
-            ranked.append((est.shrunk(task_gain[key[0]], ms), key, c, est.q_local, est.q_cloud, est.se))
-        ranked.sort(key=lambda r: -r[0])
+            est = estimates[key]
+            a, b = trend[key[0]]
+            ranked.append((est.shrunk(a + b * key[1], ms), key, c, est.q_local, est.q_cloud, est.se))
+        ranked.sort(key=lambda r: (-r[0], -r[1][1]))  # best gain first; on a tie the harder bucket
         floor = s.min_gain if s.cloud_share == "free" else 0.0  # a budget is spent wherever cloud does better
+        # exploring sends some of a cell's requests to the other location: the budget pays for it, so the
+        # tenant's share is what was asked (two passes: the exploration rates depend on the allocation)
+        explores = [s.explore] * len(ranked)
+        for _ in range(2):
+            extra = sum(c[SEEN] * e * (1.0 - 2.0 * x) for (_, _, c, *_r), e, x in
+                        zip(ranked, explores, self._allocate(ranked, budget, floor)[0], strict=True))
+            xs, margin = self._allocate(ranked, budget - extra, floor)
+            explores = [self._explore_rate(r, x, margin) for r, x in zip(ranked, xs, strict=True)]
+        plan: dict[CellKey, CellPlan] = {}
+        for (gain, key, c, q_local, q_cloud, _se), x, explore in zip(ranked, xs, explores, strict=True):
+            why = (f"cloud gains {gain:+.2f} here (cloud {q_cloud:.2f} vs local {q_local:.2f} over "
+                   f"{c[N_CLOUD]:.0f}/{c[N_LOCAL]:.0f} outcomes, with its task's)")
+            if x <= 0.0:
+                why += (f", not more than {floor:g}" if gain <= floor
+                        else ", but the cloud budget goes where it gains more")
+            elif x < 1.0:
+                why += f": cloud for the hardest {x:.0%} of this cell (the budget's rest)"
+            threshold, edge, edge_p = _split(c, key[1], x, self.buckets)
+            plan[key] = CellPlan(cloud=x, threshold=threshold, edge=edge, edge_p=edge_p, explore=explore,
+                                 why=f"adaptive ({tm.name}, {self.cell_text(key)}): {why}")
+        tm.plan = plan
+
+    @staticmethod
+    def _allocate(ranked: list[tuple[Any, ...]], budget: float, floor: float) -> tuple[list[float], float]:
+        """(share of each ranked cell's requests sent to cloud, the decision boundary: `floor`, or the gain of
+        the cell where the budget ran out)."""
         xs: list[float] = []
-        margin = floor  # the decision boundary: min_gain, or the gain of the cell where the budget ran out
-        for gain, _, c, _, _, _ in ranked:
+        margin = floor
+        for gain, _, c, *_rest in ranked:
             if gain <= floor or budget <= 0:
                 xs.append(0.0)
                 continue
@@ -288,23 +325,44 @@ class Adaptive:
             if budget <= 0:
                 margin = gain
             xs.append(x)
-        plan: dict[CellKey, CellPlan] = {}
-        for (gain, key, c, q_local, q_cloud, se), x in zip(ranked, xs, strict=True):
-            why = (f"cloud gains {gain:+.2f} here (cloud {q_cloud:.2f} vs local {q_local:.2f} over "
-                   f"{c[N_CLOUD]:.0f}/{c[N_LOCAL]:.0f} outcomes, with its task's)")
-            if x <= 0.0:
-                why += (f", not more than {floor:g}" if gain <= floor
-                        else ", but the cloud budget goes where it gains more")
-            elif x < 1.0:
-                why += f": cloud for the hardest {x:.0%} of this cell (the budget's rest)"
-            # explore at the full rate while the evidence cannot tell this cell from the decision boundary
-            # (the split cell is the boundary: it needs no more than the floor)
-            settled = 0.0 < x < 1.0 or abs(gain - margin) >= 2 * se
+        return xs, margin
+
+    def _explore_rate(self, r: tuple[Any, ...], x: float, margin: float) -> float:
+        """A known cell explores at the full rate while the evidence cannot tell it from the decision boundary
+        and it has fewer than 4 x min_samples outcomes on a side; else at the floor, to notice drift. The split
+        cell is the boundary: it needs no more than the floor (both locations serve it anyway)."""
+        gain, _key, c, _ql, _qc, se = r
+        s = self.settings
+        if 0.0 < x < 1.0 or abs(gain - margin) >= 2 * se or min(c[N_LOCAL], c[N_CLOUD]) >= 4 * s.min_samples:
+            return s.explore_floor
+        return s.explore
+
+    def _dial(self, name: str, cells: dict[CellKey, list[float]], budget: float,
+              volume: float) -> dict[CellKey, CellPlan]:
+        """Each cell's plan for sending the `budget` hardest requests (by difficulty, over the SUB slices of
+        every cell) to cloud, exploring at the full rate: the starting point before outcomes say better."""
+        slices = sorted(((b + (j + 0.5) / SUB) / self.buckets, key, c[6 + j])
+                        for key, c in cells.items() for b in (key[1],) for j in range(SUB) if c[6 + j] > 0)
+        share: dict[CellKey, float] = {}
+        explore = self.settings.explore
+        # exploring sends `explore` of the local requests to cloud and of the cloud ones to local: the budget pays
+        left = (budget - explore * volume) / (1.0 - 2.0 * explore) if explore < 0.5 else budget
+        left *= sum(x for _, _, x in slices) / volume if volume > 0 else 1.0  # in slice counts
+        for _d, key, n in reversed(slices):
+            if left <= 0:
+                break
+            take = min(n, left)
+            share[key] = share.get(key, 0.0) + take
+            left -= take
+        plan = {}
+        for key, c in cells.items():
+            total = sum(c[6:])
+            x = share.get(key, 0.0) / total if total > 0 else 0.0
             threshold, edge, edge_p = _split(c, key[1], x, self.buckets)
-            plan[key] = CellPlan(cloud=x, threshold=threshold, edge=edge, edge_p=edge_p,
-                                 explore=s.explore_floor if settled else s.explore,
-                                 why=f"adaptive ({tm.name}, {self.cell_text(key)}): {why}")
-        tm.plan = plan
+            plan[key] = CellPlan(cloud=x, threshold=threshold, edge=edge, edge_p=edge_p, explore=explore,
+                                 why=f"adaptive ({name}, {self.cell_text(key)}): too few outcomes yet, cloud for "
+                                     f"the hardest {budget / volume if volume else 0:.0%} of the tenant's requests")
+        return plan
 
     # ------------------------------------------------------------ what a person or the store reads
 
@@ -352,6 +410,26 @@ def _split(c: list[float], bucket: int, x: float, buckets: int) -> tuple[float, 
             return (hi if j < SUB - 1 else 2.0), lo, (want - acc) / n
         acc += n
     return bucket / buckets, bucket / buckets, 0.0
+
+
+def _trend(points: list[tuple[int, float, float]], prior: float, strength: float) -> tuple[float, float]:
+    """(intercept, slope) of a task's gain over its difficulty buckets: a weighted least-squares line through its
+    cells' gains (weights: their effective samples), pulled towards the flat line at `prior` by `strength`
+    pseudo-samples at the mean bucket. A young cell starts from the line, so it is ranked between its
+    neighbours as the difficulty score suggests until its own outcomes say otherwise."""
+    sw = strength
+    sx = strength * sum(p[0] for p in points) / len(points) if points else 0.0
+    sy = strength * prior
+    for x, g, w in points:
+        sw += w
+        sx += w * x
+        sy += w * g
+    mx, my = sx / sw, sy / sw
+    sxx = sum(w * (x - mx) ** 2 for x, _, w in points)
+    if sxx <= 1e-9:
+        return my, 0.0
+    slope = sum(w * (x - mx) * (g - my) for x, g, w in points) / (sxx + strength)
+    return my - slope * mx, slope
 
 
 class _Estimate:

@@ -750,8 +750,9 @@ class Classifier:
         """The evidence `Difficulty.base` reads, gathered from this request (signals it adds are listed too)."""
         cx0 = self._cx0
         hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = counts[cx0 : cx0 + 8]
+        words = view.count(" ") + 1
         layer = self.difficulty.learned
-        learned = 0.0 if layer is None else layer.raw(self._structure(view, lowered, hits, counts))
+        learned = 0.0 if layer is None else layer.raw(self._structure(view, lowered, hits, counts, words))
         signals = f.signals
         task = f.task
         if "word" in lowered and WORD_COUNT.search(lowered):
@@ -781,19 +782,22 @@ class Classifier:
         else:
             shape = _PLAIN
         vocab = (hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic)
-        return self.difficulty.base(task, fired, vocab, numbers, view.count(" ") + 1, shape, learned)
+        return self.difficulty.base(task, fired, vocab, numbers, words, shape, learned)
 
-    def _structure(self, view: str, lowered: str, hits: frozenset[bytes], counts: tuple[int, ...]) -> tuple[float, ...]:
-        """The learned layer's inputs (router.routing.difficulty FEATURES) for a request's view."""
+    def _structure(
+        self, view: str, lowered: str, hits: frozenset[bytes], counts: tuple[int, ...], words: int
+    ) -> tuple[float, ...]:
+        """The learned layer's inputs (router.routing.difficulty FEATURES) for a request's view of `words` words."""
         fractions, operations, negations = counts[self._cx0 + 8 : self._cx0 + 11]
-        sentences = view.count(". ") + view.count("? ") + view.count("! ") + view.count(".\n")
+        questions = view.count("?")
+        sentences = view.count(". ") + view.count(".\n") + questions + view.count("!")
         return (
-            log2(view.count(" ") + 2),
+            log2(words + 1),
             (sentences if sentences < 12 else 12) / 4,
-            min(view.count("?"), 3),
-            min(fractions, 3),
-            min(operations, 5) / 2,
-            min(negations, 3),
+            questions if questions < 3 else 3,
+            fractions if fractions < 3 else 3,
+            (operations if operations < 5 else 5) / 2,
+            negations if negations < 3 else 3,
             1.0 if not STATEMENT_WORDS.isdisjoint(hits) and STATEMENTS.search(lowered) else 0.0,
         )
 
@@ -801,7 +805,7 @@ class Classifier:
         """The learned layer's inputs for a request, as `analyse` computes them (for `bench.train_difficulty`)."""
         view = _view(_split_turns(prompt)[0])
         lowered, hits, _marks, _scores, _fired, counts = self._scan(view)
-        return self._structure(view, lowered, hits, counts)
+        return self._structure(view, lowered, hits, counts, view.count(" ") + 1)
 
     @staticmethod
     def _shape(prompt: Prompt, signals: list[str]) -> tuple[int, int, int, bool, int | None]:

@@ -50,7 +50,7 @@ WEIGHTS = "difficulty_weights.json"  # package data in router/data, written by `
 # memorised their topics: "vacation", "beach", "dog" ranked hard because MMLU's moral scenarios mention them)
 FEATURES = (
     "words",  # log2(words + 1) of the bounded view the classifier reads
-    "sentences",  # sentence ends in the view (capped at 12), / 4: steps of a word problem, parts of an ask
+    "sentences",  # sentence ends (". ", "?", "!") in the view, capped at 12, / 4: steps of a problem, parts of an ask
     "questions",  # question marks (capped at 3)
     "fractions",  # ratio words: half, third, twice, percent, ... (capped at 3)
     "operations",  # operation words of word problems: each, per, remaining, more than, ... (capped at 5), / 2
