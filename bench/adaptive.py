@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--min-samples", type=int, default=20)
     ap.add_argument("--buckets", type=int, help="difficulty buckets per task (default: the config's)")
+    ap.add_argument("--explore", type=float, help="routing.adaptive.explore (default: the config's)")
+    ap.add_argument("--explore-floor", type=float, help="routing.adaptive.explore_floor (default: the config's)")
     ap.add_argument("--weak", default=DEFAULT_WEAK, help="alpacaeval's local-class model")
     ap.add_argument("--limit", type=int, help="at most this many prompts per table (a quick look)")
     ap.add_argument("--seed", type=int, default=7)
@@ -230,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         print(".", end="", flush=True)
     tenants.append(mixed(tenants, args.seed))
     print(f" {time.perf_counter() - t0:.0f}s")
-    default = dataclasses.replace(config.routing.adaptive, enabled=True, min_samples=args.min_samples,
-                                  buckets=args.buckets or config.routing.adaptive.buckets)
+    a = config.routing.adaptive
+    default = dataclasses.replace(a, enabled=True, min_samples=args.min_samples, buckets=args.buckets or a.buckets,
+                                  explore=a.explore if args.explore is None else args.explore,
+                                  explore_floor=a.explore_floor if args.explore_floor is None else args.explore_floor)
     static_cfg = dataclasses.replace(default, enabled=False)
     variants = {"free": default, "rules": dataclasses.replace(default, cloud_share="rules")}
     if not args.no_sweep:

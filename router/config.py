@@ -136,8 +136,8 @@ class Adaptive:
     buckets: int = 5  # difficulty buckets per task
     cloud_share: float | str = "free"  # "free", "rules" (hold the rules' share) or a share in (0, 1]
     min_gain: float = 0.1  # quality (mean score) a cloud call must buy over local
-    explore: float = 0.05  # share of a cell's requests sent to the other location while it is learnt
-    explore_floor: float = 0.02  # the same once it is known, to notice drift
+    explore: float = 0.03  # share of a cell's requests sent to the other location while it is learnt
+    explore_floor: float = 0.01  # the same once it is known, to notice drift
     half_life_days: float = 7.0  # outcomes lose half their weight in this time
     implicit_weight: float = 0.5  # weight of an implicit outcome (an explicit rating weighs 1)
     reask_window_s: float = 120.0  # the same prompt again within this time marks the earlier answer bad

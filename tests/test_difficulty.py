@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import orjson
 import pytest
 
 from bench.outcomes import Router, body_of
-from bench.routing_quality import CASES
+from bench.routing_quality import CASES, MIXED
 from bench.routing_quality import load_cases as load_own_cases
 from bench.routing_report import DEFAULT_CONFIG
 from router.config import load
@@ -65,19 +66,21 @@ def _tier(router: Router, text: str) -> tuple[str, str, float]:
 
 
 @pytest.mark.parametrize("lang", ["en", "pt", "es", "all"])
-def test_hard_goes_to_cloud_and_easy_stays_local(router: Router, lang: str) -> None:
-    cases = [c for c in load_own_cases(CASES) if lang in ("all", c["lang"])]
+@pytest.mark.parametrize("path", [CASES, MIXED], ids=["balanced", "mixed-traffic"])
+def test_hard_goes_to_cloud_and_easy_stays_local(router: Router, lang: str, path: Path) -> None:
+    cases = [c for c in load_own_cases(path) if lang in ("all", c["lang"])]
     routed = [(c, router.route(body_of(c["prompt"]))) for c in cases]
     hard = [(c, cloud) for c, (_d, cloud, _f) in routed if c["label"] == "hard"]
     easy = [(c, cloud) for c, (_d, cloud, _f) in routed if c["label"] == "easy"]
-    assert len(hard) >= 15
+    assert len(hard) >= 8
     assert len(easy) >= 15
     missed = [c["id"] for c, cloud in hard if not cloud]
     wasted = [c["id"] for c, cloud in easy if cloud]
     assert len(missed) <= 0.1 * len(hard), missed
     assert len(wasted) <= 0.1 * len(easy), wasted
-    wrong_task = [(c["id"], f.task) for c, (_d, _c, f) in routed if f.task != c["task"]]
-    assert len(wrong_task) <= 0.1 * len(cases), wrong_task
+    if path == CASES:  # the mixed-traffic set's tasks are only its writer's notes: its tiers are the test
+        wrong_task = [(c["id"], f.task) for c, (_d, _c, f) in routed if f.task != c["task"]]
+        assert len(wrong_task) <= 0.1 * len(cases), wrong_task
 
 
 # Pairs of prompts that ask the same thing: a number changed, a trailing clause, casing, a polite preamble.
