@@ -113,3 +113,27 @@ def test_routing_spill_and_missing_model_trigger() -> None:
     assert c.routing.promotion.on == frozenset({"error", "missing_model"})
     with pytest.raises(ConfigError, match=r"routing\.spill: expected true or false"):
         parse({**_cfg(), "routing": {"spill": "maybe"}})
+
+
+@pytest.mark.parametrize(("config", "path"), [
+    ({"backends": [{"timeouts": {"first_token_s": 1}}]}, "backends[0].timeouts.first_token_s: unknown key"),
+    ({"backends": [{"timeouts": {"idle_s": 0}}]}, "backends[0].timeouts.idle_s: must be >= 0.001"),
+    ({"backends": [{"health": {"check_models": "maybe"}}]}, "backends[0].health.check_models: expected true or false"),
+    ({"backends": [{"max_concurrency": 0}]}, "backends[0].max_concurrency: must be >= 1"),
+    ({"backends": [{"queue": 10}]}, "backends[0].queue: unknown key"),
+    ({"routing": {"spil": True}}, "routing.spil: unknown key"),
+    ({"routing": {"promotion": {"first_token": 100}}}, "routing.promotion.first_token: unknown key"),
+    ({"routing": {"promotion": {"on": ["missing"]}}}, "routing.promotion.on[0]: expected one of"),
+    ({"server": {"shutdown_grace": 5}}, "server.shutdown_grace: unknown key"),
+    ({"server": {"shutdown_grace_s": -1}}, "server.shutdown_grace_s: must be >= 0"),
+])
+def test_resilience_keys_are_checked(config: dict, path: str) -> None:
+    """Every resilience key the code reads is validated; a misspelt one is refused, never ignored."""
+    cfg = _cfg()
+    for section, value in config.items():
+        if section == "backends":
+            cfg["backends"][0].update(value[0])
+        else:
+            cfg[section] = value
+    with pytest.raises(ConfigError, match=path.replace("[", r"\[").replace("]", r"\]")):
+        parse(cfg)

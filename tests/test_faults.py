@@ -27,7 +27,11 @@ from tests.conftest import Stack, make_config
 from tests.faults import FaultUpstream
 
 MSG = [{"role": "user", "content": "hello there"}]
-FAULT_TIMEOUTS = {"connect_s": 0.5, "first_byte_s": 0.6, "idle_s": 0.4, "total_s": 10}
+# Short, so the stalls the cases wait out cost little; every upstream gap the tests mean to be fine (slow drip,
+# the head of slow_start) stays well under its limit even on a loaded machine.
+FAULT_TIMEOUTS = {"connect_s": 0.5, "first_byte_s": 0.3, "idle_s": 0.25, "total_s": 10}
+WIDE_TIMEOUTS = {"connect_s": 0.5, "first_byte_s": 0.6, "idle_s": 0.4, "total_s": 10}  # "faulty-wide"
+DRIP_S = 0.05
 
 
 def fault_config(local: str, cloud: str, blackhole: str) -> dict[str, Any]:
@@ -40,7 +44,9 @@ def fault_config(local: str, cloud: str, blackhole: str) -> dict[str, Any]:
     }
     cfg["backends"] += [
         {"name": "faulty-total", "location": "local", "base_url": local, "health": {"probe": "off"},
-         "timeouts": {**FAULT_TIMEOUTS, "total_s": 0.5}, "breaker": no_breaker, "models": [{"id": "drip-model"}]},
+         "timeouts": {**FAULT_TIMEOUTS, "total_s": 0.2}, "breaker": no_breaker, "models": [{"id": "drip-model"}]},
+        {"name": "faulty-wide", "location": "local", "base_url": local, "health": {"probe": "off"},
+         "timeouts": WIDE_TIMEOUTS, "breaker": no_breaker, "models": [{"id": "wide-model"}]},
         {"name": "faulty-claude", "kind": "anthropic", "location": "local", "base_url": local,
          "health": {"probe": "off"}, "timeouts": FAULT_TIMEOUTS, "breaker": no_breaker,
          "models": [{"id": "claude-faulty", "price": {"input": 1.0, "output": 2.0}}]},
@@ -50,7 +56,7 @@ def fault_config(local: str, cloud: str, blackhole: str) -> dict[str, Any]:
     cfg["backends"][1]["health"] = {"probe": "off"}
     cfg["routing"]["tiers"] = ["local-small", "cloud-mini"]
     cfg["routing"]["rules"] = [{"tier": "local-small"}]
-    cfg["routing"]["promotion"]["first_token_ms"] = 400
+    cfg["routing"]["promotion"]["first_token_ms"] = 250
     cfg["pipeline"] = ["tests.stages_for_tests:SpendRecorder", "classify", "route", "retry"]
     for m in list(cfg["backends"][1]["models"]):
         if m.get("tier") not in (None, "cloud-mini"):
@@ -84,6 +90,7 @@ def fstack() -> Iterator[Stack]:
     hole = Blackhole()
     s = Stack(lambda local, cloud: fault_config(local, cloud, f"http://127.0.0.1:{hole.port}/v1"))
     s.local = FaultUpstream()  # type: ignore[assignment]
+    s.local.drip_s = DRIP_S
     s.start()
     yield s
     s.stop()
@@ -132,7 +139,7 @@ def settle_and_check(s: Stack, tasks_before: int) -> None:
     while True:
         busy = [b.name for b in s.service.backends.values() if b.capacity.in_flight or b.capacity.queued]
         pooled = sum(len(s.service.backends[n].client.pool.idle)  # type: ignore[attr-defined]
-                     for n in ("faulty", "faulty-total", "faulty-claude"))
+                     for n in ("faulty", "faulty-total", "faulty-wide", "faulty-claude"))
         ok = not busy and fault(s).open <= pooled and router_tasks(s) <= tasks_before
         if ok or time.monotonic() > deadline:
             break
@@ -262,7 +269,7 @@ def test_sdk_sees_an_api_error_mid_stream(fs: Stack) -> None:
 
 
 def test_slow_drip_is_relayed_whole(fs: Stack) -> None:
-    fault(fs).fault = "slow_drip"  # 0.15 s between chunks: under idle_s (0.4)
+    fault(fs).fault = "slow_drip"  # 0.05 s between chunks: under idle_s (0.25)
     r = call(fs, "auto", True)
     assert r.status_code == 200
     assert r.headers["x-router-backend"] == "faulty"
@@ -290,14 +297,14 @@ def test_first_byte_timeout(fs: Stack) -> None:
     t0 = time.monotonic()
     r = call(fs, "faulty-model", False)
     assert r.status_code == 504
-    assert "sent no answer within 0.6s" in r.json()["error"]["message"]
-    assert 0.5 < time.monotonic() - t0 < 3
+    assert "sent no answer within 0.3s" in r.json()["error"]["message"]
+    assert 0.25 < time.monotonic() - t0 < 3
 
 
 def test_role_only_chunk_does_not_restart_the_first_token_deadline(fs: Stack) -> None:
     f = fault(fs)
-    f.fault = "slow_start"  # the role-only chunk at 0.25 s, the first content at 0.55 s: no gap over idle_s
-    f.role_s, f.content_s = 0.25, 0.3  # (0.4), but the first token is past first_token_ms (0.4)
+    f.fault = "slow_start"  # the role-only chunk at 0.12 s, the first content at 0.3 s: no gap over idle_s
+    f.role_s, f.content_s = 0.12, 0.18  # (0.25), but the first token is past first_token_ms (0.25)
     r = call(fs, "auto", True)
     assert r.status_code == 200
     assert r.headers["x-router-backend"] == "cloud"  # promoted: slow_first_token
@@ -309,21 +316,21 @@ def test_first_byte_limit_is_met_by_the_first_byte(fs: Stack) -> None:
     f = fault(fs)
     f.fault = "slow_start"  # the head and a role-only chunk at 0.45 s (under first_byte_s 0.6), content 0.3 s
     f.role_s, f.content_s = 0.45, 0.3  # later (under idle_s 0.4): 0.75 s to the first token is fine
-    r = call(fs, "faulty-model", True)  # asked for by name: no promotion, no first-token deadline
+    r = call(fs, "wide-model", True)  # asked for by name: no promotion, no first-token deadline
     assert r.status_code == 200
-    assert r.headers["x-router-backend"] == "faulty"
+    assert r.headers["x-router-backend"] == "faulty-wide"
     assert b"tok5" in r.content
     assert events(r)[-1] == b"data: [DONE]"
 
 
 def test_hold_back_wait_is_bounded_by_idle_s(fs: Stack) -> None:
     f = fault(fs)
-    f.fault = "slow_start"  # the role-only chunk at once, then nothing for 0.5 s: over idle_s (0.4)
-    f.role_s, f.content_s = 0.0, 0.5
+    f.fault = "slow_start"  # the role-only chunk at once, then nothing for 0.4 s: over idle_s (0.25)
+    f.role_s, f.content_s = 0.0, 0.4
     r = call(fs, "faulty-model", True)
     assert r.status_code == 504  # nothing was sent yet: a clean error status, not an in-band event
     assert r.json()["error"]["code"] == "upstream_timeout"
-    assert "stalled before its first token (no data for 0.4s)" in r.json()["error"]["message"]
+    assert "stalled before its first token (no data for 0.25s)" in r.json()["error"]["message"]
 
 
 def test_idle_timeout_between_chunks(fs: Stack) -> None:
@@ -332,11 +339,11 @@ def test_idle_timeout_between_chunks(fs: Stack) -> None:
     r = call(fs, "faulty-model", True)
     assert r.status_code == 200
     assert orjson.loads(events(r)[-1].removeprefix(b"data: "))["error"]["code"] == "upstream_timeout"
-    assert 0.3 < time.monotonic() - t0 < 3
+    assert 0.2 < time.monotonic() - t0 < 3
 
 
 def test_total_timeout(fs: Stack) -> None:
-    fault(fs).fault = "slow_drip"  # 6 chunks 0.15 s apart: each gap is fine, the whole (0.75 s) is over total_s 0.5
+    fault(fs).fault = "slow_drip"  # 6 chunks 0.05 s apart: each gap is fine, the whole (0.25 s) is over total_s 0.2
     r = call(fs, "drip-model", True)
     assert r.status_code == 200
     err = orjson.loads(events(r)[-1].removeprefix(b"data: "))["error"]
@@ -351,7 +358,7 @@ def test_client_disconnect_cancels_frees_and_settles(fs: Stack) -> None:
     tasks = router_tasks(fs)
     f = fault(fs)
     f.fault = "slow_drip"
-    f.drip_s = 0.3
+    f.drip_s = 0.15  # slow enough to leave mid-stream, under idle_s (0.25)
     try:
         disconnects = f.disconnects
         host, port = fs.url.removeprefix("http://").split(":")
@@ -372,7 +379,7 @@ def test_client_disconnect_cancels_frees_and_settles(fs: Stack) -> None:
         assert usage["completion_tokens"] >= 1
         assert cost > 0
     finally:
-        f.drip_s = 0.15
+        f.drip_s = DRIP_S
 
 
 def test_no_fd_growth_over_repeated_faults(fs: Stack) -> None:

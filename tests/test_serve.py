@@ -129,8 +129,8 @@ def models_seen(port: int) -> set[str]:
 def test_sigterm_drains_in_flight_streams_then_exits_0(tmp_path: Path, procs: list, upstream: Any,
                                                         workers: int) -> None:
     up, url = upstream
-    up.behavior.token_delay_s = 0.1
-    up.behavior.reply_tokens = 30  # a 3 s stream
+    up.behavior.token_delay_s = 0.05
+    up.behavior.reply_tokens = 30  # a 1.5 s stream: still flowing when new connections are refused
     try:
         port = unused_port()
         p = spawn(write_config(tmp_path / "c.yaml", url), port, workers)
