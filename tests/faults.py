@@ -83,6 +83,10 @@ class FaultUpstream:
                     return
         except (ConnectionError, asyncio.CancelledError):
             self.disconnects += 1
+        except RuntimeError as e:  # uvloop: a write to a transport the router has already closed
+            if "handler is closed" not in str(e):
+                raise
+            self.disconnects += 1
         finally:
             self.open -= 1
             self._tasks.discard(task)
