@@ -3,16 +3,13 @@
     RouterProcess(cfg, workdir)    `ai-router serve` on a free port with that config (YAML is JSON), ready
     closed_loop(n, seconds, one)   n clients, each sending its next request as soon as the last one ended
     percentiles(ms)                p50 / p95 / p99 of a list of latencies
-    rss_mb(pid), fds(pid)          the router's resident memory and open file descriptors, from /proc
-    settled_fds(pid)               the fd count once it has stopped moving (connections closed)
-    peer_ports(pid)                the remote ports of the router's TCP connections (to tell pooled
-                                   upstream connections, which a keep-alive pool may hold, from the rest)
+
+The router's memory, fds and connections are read with bench/procstat.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -91,51 +88,3 @@ def percentiles(ms: list[float]) -> dict[str, float]:
         return s[min(len(s) - 1, int(q * len(s)))]
 
     return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def settled_fds(pid: int, timeout_s: float = 10.0, still_s: float = 1.0) -> int:
-    """The fd count once it has not changed for `still_s` (or after `timeout_s`)."""
-    last, since = fds(pid), time.monotonic()
-    deadline = since + timeout_s
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = fds(pid)
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= still_s:
-            break
-    return last
-
-
-def peer_ports(pid: int) -> collections.Counter[int]:
-    """How many of `pid`'s TCP sockets are connected to each remote port (/proc/PID/fd and /proc/net/tcp)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    ports: collections.Counter[int] = collections.Counter()
-    for table in ("tcp", "tcp6"):
-        try:
-            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            f = line.split()
-            if len(f) > 9 and f[9] in inodes and f[3] == "01":  # ESTABLISHED
-                ports[int(f[2].rsplit(":", 1)[1], 16)] += 1
-    return ports

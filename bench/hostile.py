@@ -34,6 +34,8 @@ import orjson
 import yaml
 
 from bench.hostile_upstream import CASES, backend_config
+from bench.procstat import fds, settled_fds
+from bench.procstat import process_rss_mb as rss_mb
 
 HEALTH_EVERY_S = 0.02
 FD_SETTLE_S = 4.0
@@ -49,17 +51,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 class Upstream:
@@ -131,8 +122,8 @@ class Probe:
     def _run(self) -> None:
         with httpx.Client(base_url=self.router.url, timeout=10) as c:
             while not self._stop.is_set():
-                self.rss_peak = max(self.rss_peak, _rss_mb(self.pid))
-                self.fds_peak = max(self.fds_peak, _fds(self.pid))
+                self.rss_peak = max(self.rss_peak, rss_mb(self.pid))
+                self.fds_peak = max(self.fds_peak, fds(self.pid))
                 t0 = time.perf_counter()
                 c.get("/healthz")
                 self.health_ms.append((time.perf_counter() - t0) * 1000)
@@ -198,40 +189,26 @@ def _client_case(router: Router, case: str) -> str:
             s.close()
 
 
-def _settled_fds(pid: int) -> int:
-    """The fd count once it has stayed the same for 0.3 s (connections of the previous case closed)."""
-    last, since = _fds(pid), time.time()
-    deadline = since + FD_SETTLE_S
-    while time.time() < deadline:
-        time.sleep(0.05)
-        now = _fds(pid)
-        if now != last:
-            last, since = now, time.time()
-        elif time.time() - since >= 0.3:
-            break
-    return last
-
-
 def run_case(router: Router, case: str, repeat: int) -> dict[str, Any]:
     """The case `repeat` times: slowest time, largest RSS growth, all /healthz samples, fds of each run."""
     pid = router.proc.pid
-    times, growth, health, fds, answer = [], [], [], [], ""
+    times, growth, health, counts, answer = [], [], [], [], ""
     for _ in range(repeat):
-        fds0, rss0 = _settled_fds(pid), _rss_mb(pid)
+        fds0, rss0 = settled_fds(pid, FD_SETTLE_S, 0.3), rss_mb(pid)
         t0 = time.perf_counter()
         with Probe(router) as probe:
             answer = _client_case(router, case) if case in CLIENT_CASES else _upstream_case(router, case)
         times.append(time.perf_counter() - t0)
         deadline = time.time() + FD_SETTLE_S
-        while _fds(pid) != fds0 and time.time() < deadline:
+        while fds(pid) != fds0 and time.time() < deadline:
             time.sleep(0.05)
         growth.append(max(0.0, probe.rss_peak - rss0))
         health += probe.health_ms
-        fds.append((fds0, probe.fds_peak, _fds(pid)))
+        counts.append((fds0, probe.fds_peak, fds(pid)))
     health.sort()
     return {"case": case, "answer": answer, "s": max(times), "rss_growth_mb": max(growth),
             "health_p50_ms": statistics.median(health), "health_p99_ms": health[int(len(health) * 0.99)],
-            "health_max_ms": health[-1], "samples": len(health), "fds": fds}
+            "health_max_ms": health[-1], "samples": len(health), "fds": counts}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,13 +3,17 @@
 CPU time sums every live thread's `schedstat` run time (nanoseconds) over the process and its
 descendants, so a master/worker server counts whole; when schedstat is missing it falls back to
 `stat` utime+stime (clock ticks). Peak RSS is `VmHWM` (the kernel's high-water mark since start, start-up
-included) of each process; `RssSampler` tracks the largest `VmRSS` while some load runs.
+included) of each process; `RssSampler` tracks the largest `VmRSS` while some load runs. For leak checks:
+`fds` and `settled_fds` (the count once connections have closed), `peer_ports` (how many TCP connections
+go to each remote port, to tell a keep-alive pool's idle upstream connections from the rest).
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
+import time
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -102,3 +106,50 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.peak_mb = max(self.peak_mb, *rss_mb(self.pid).values(), 0.0)
+
+
+def process_rss_mb(pid: int) -> float:
+    """Current resident set size (MB) of `pid` alone."""
+    return _status_kb(pid, "VmRSS:") / 1024
+
+
+def fds(pid: int) -> int:
+    """Open file descriptors of `pid`."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def settled_fds(pid: int, timeout_s: float = 10.0, still_s: float = 1.0) -> int:
+    """The fd count once it has not changed for `still_s` (or after `timeout_s`)."""
+    last, since = fds(pid), time.monotonic()
+    deadline = since + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = fds(pid)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= still_s:
+            break
+    return last
+
+
+def peer_ports(pid: int) -> collections.Counter[int]:
+    """How many of `pid`'s TCP sockets are connected to each remote port (/proc/PID/fd and /proc/net/tcp)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    ports: collections.Counter[int] = collections.Counter()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and f[9] in inodes and f[3] == "01":  # ESTABLISHED
+                ports[int(f[2].rsplit(":", 1)[1], 16)] += 1
+    return ports

@@ -38,16 +38,9 @@ import orjson
 import uvloop
 
 from backends.simulated import Behavior, SimulatedUpstream
-from bench.closed_loop import (
-    RouterProcess,
-    closed_loop,
-    fds,
-    peer_ports,
-    percentiles,
-    rss_mb,
-    session,
-    settled_fds,
-)
+from bench.closed_loop import RouterProcess, closed_loop, percentiles, session
+from bench.procstat import fds, peer_ports, settled_fds
+from bench.procstat import process_rss_mb as rss_mb
 from tests.faults import FaultUpstream
 
 MIX = {  # fault -> share of the local upstream's answers

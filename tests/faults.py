@@ -23,6 +23,7 @@ import orjson
 FAULTS = ("ok", "reset_before", "reset_mid", "stall_before", "stall_mid", "status_500", "status_502",
           "status_503", "status_429", "malformed_sse", "truncated_json", "cut_json", "slow_drip", "missing_model",
           "error_event", "role_then_stall", "slow_start")
+MID_STREAM = ("reset_mid", "stall_mid")
 
 
 class FaultUpstream:
@@ -156,7 +157,7 @@ class FaultUpstream:
             await asyncio.sleep(self.role_s)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
         if messages:
-            return await self._messages_stream(req, reader, writer)
+            return await self._messages_stream(f, req, reader, writer)
         if f == "malformed_sse":
             self._chunk(writer, b"<html><body>502 Bad Gateway</body></html>")
             self._chunk(writer, b"")
@@ -176,12 +177,8 @@ class FaultUpstream:
         if f == "slow_start":
             await asyncio.sleep(self.content_s)
         for i in range(self.tokens):
-            if f in ("reset_mid", "stall_mid") and i == 3:
-                if f == "reset_mid":
-                    self._reset(writer)
-                else:
-                    await reader.read()
-                    self.disconnects += 1
+            if f in MID_STREAM and i == 3:
+                await self._break_mid(f, reader, writer)
                 return False
             if f == "slow_drip" and i:
                 await asyncio.sleep(self.drip_s)
@@ -198,10 +195,17 @@ class FaultUpstream:
         self.completed_streams += 1
         return True
 
-    async def _messages_stream(self, req: dict[str, Any], reader: asyncio.StreamReader,
+    async def _break_mid(self, f: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """reset_mid: a reset after some content; stall_mid: silence until the router gives up."""
+        if f == "reset_mid":
+            self._reset(writer)
+        else:
+            await reader.read()
+            self.disconnects += 1
+
+    async def _messages_stream(self, f: str, req: dict[str, Any], reader: asyncio.StreamReader,
                                writer: asyncio.StreamWriter) -> bool:
         """An Anthropic Messages stream: input counts in message_start, the output count in message_delta."""
-        f = self.fault
         start = {"type": "message_start", "message": {
             "id": "msg_f", "type": "message", "role": "assistant", "model": req.get("model"), "content": [],
             "stop_reason": None, "usage": {"input_tokens": 10, "output_tokens": 1}}}
@@ -209,12 +213,8 @@ class FaultUpstream:
             "type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))
         await writer.drain()
         for i in range(self.tokens):
-            if f in ("reset_mid", "stall_mid") and i == 3:
-                if f == "reset_mid":
-                    self._reset(writer)
-                else:
-                    await reader.read()
-                    self.disconnects += 1
+            if f in MID_STREAM and i == 3:
+                await self._break_mid(f, reader, writer)
                 return False
             self._chunk(writer, _ant("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                              "delta": {"type": "text_delta", "text": f" tok{i}"}}))
