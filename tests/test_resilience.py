@@ -6,12 +6,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
+from router.observe.accesslog import AccessLog
 from tests.conftest import Stack, make_config, unused_port
 
 MSG = [{"role": "user", "content": "hello there"}]
@@ -114,6 +116,28 @@ def test_saturated_local_spills_to_the_next_tier(res: Stack) -> None:
     b = local_backend(res)
     assert b.spills["saturated"] == 1
     assert b.capacity.in_flight == 0
+
+
+def test_spill_and_queue_time_are_in_the_access_line(res: Stack, tmp_path: Path) -> None:
+    assert res.service is not None
+    obs = res.service.observer
+    old = obs.access
+    path = tmp_path / "access.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    obs.access = AccessLog(True, "json", fd=fd)
+    try:
+        with Holder(res):
+            r = post(res, {"model": "tier:local-small", "messages": MSG})
+        obs.access.flush()
+    finally:
+        obs.access = old
+        os.close(fd)
+    rid = r.headers["x-request-id"]
+    rec, = (line for line in map(orjson.loads, path.read_bytes().splitlines()) if line["request_id"] == rid)
+    assert rec["spilled"] == "cloud-mini"
+    assert 25 <= rec["queue_ms"] < 1000
+    assert rec["attempts"][0]["outcome"] == "saturated"
+    assert rec["backend"] == "cloud"
 
 
 def test_spill_does_not_use_promotion_steps(res: Stack) -> None:

@@ -144,6 +144,8 @@ def fields(ex: Exchange, error: str | None = None) -> dict[str, Any]:
         "cached_tokens": cached,
         "usage_from": ("router" if ex.usage.get("x_router_counted") else "upstream") if ex.usage else None,
         "cache": ex.cache,
+        "spilled": ex.spilled,  # the tier a saturated (or open) backend's request went to instead
+        "queue_ms": _ms(ex.queue_s),  # waiting for backend slots (capacity)
         "cost_usd": ex.cost_usd,
         "latency_ms": _ms(time.perf_counter() - ex.started),
         "ttft_ms": _ms(ex.ttft_s) if ex.ttft_s is not None else None,
