@@ -52,18 +52,18 @@ class BodyRedactor:
 
     def _value(self, v: Any, key: str | None, vault: Vault) -> Any:
         if isinstance(v, str):
-            if len(v) < MIN_TEXT or key in NOT_TEXT or _is_binary(key, v):
-                return v
-            findings = self.scanner.scan(v)
-            if findings and self.allow:
-                findings = [f for f in findings if v[f.start:f.end] not in self.allow]
-            return redact_text(v, findings, vault) if findings else v
+            return self._text(v, key, vault)
         if isinstance(v, dict):
             out: dict[str, Any] | None = None
             for k, item in v.items():
-                if k in NOT_TEXT and not isinstance(item, dict | list):
+                if isinstance(item, str):  # leaves are handled here: no call for the ones never scanned
+                    if len(item) < MIN_TEXT or k in NOT_TEXT:
+                        continue
+                    new = self._text(item, k, vault)
+                elif isinstance(item, dict | list):
+                    new = self._value(item, k, vault)
+                else:
                     continue
-                new = self._value(item, k, vault)
                 if new is not item:
                     if out is None:
                         out = dict(v)
@@ -72,10 +72,25 @@ class BodyRedactor:
         if isinstance(v, list):
             lst: list[Any] | None = None
             for i, item in enumerate(v):
-                new = self._value(item, key, vault)
+                if isinstance(item, str):
+                    if len(item) < MIN_TEXT or key in NOT_TEXT:
+                        continue
+                    new = self._text(item, key, vault)
+                elif isinstance(item, dict | list):
+                    new = self._value(item, key, vault)
+                else:
+                    continue
                 if new is not item:
                     if lst is None:
                         lst = list(v)
                     lst[i] = new
             return v if lst is None else lst
         return v
+
+    def _text(self, v: str, key: str | None, vault: Vault) -> str:
+        if len(v) < MIN_TEXT or key in NOT_TEXT or _is_binary(key, v):
+            return v
+        findings = self.scanner.scan(v)
+        if findings and self.allow:
+            findings = [f for f in findings if v[f.start:f.end] not in self.allow]
+        return redact_text(v, findings, vault) if findings else v

@@ -92,10 +92,11 @@ def parse_policy(raw: Any, where: str) -> RedactPolicy:
 class TenantPolicies:
     """`tenants[].redact` by tenant glob (first match wins), with the stage's default for the rest."""
 
-    __slots__ = ("default", "rules")
+    __slots__ = ("_memo", "default", "rules")
 
     def __init__(self, tenants: list[Mapping[str, Any]], default: RedactPolicy = OFF) -> None:
         self.default = default
+        self._memo: dict[str, RedactPolicy] = {}  # tenant name -> its policy (the glob match, once per tenant)
         self.rules: list[tuple[str, RedactPolicy]] = []
         for i, t in enumerate(tenants):
             if "redact" in t:
@@ -108,8 +109,16 @@ class TenantPolicies:
         return self.default.active or any(p.active for _, p in self.rules)
 
     def for_tenant(self, tenant: str | None) -> RedactPolicy:
-        if tenant is not None:
+        if tenant is None:
+            return self.default
+        p = self._memo.get(tenant)
+        if p is None:
+            p = self.default
             for pattern, policy in self.rules:
                 if fnmatchcase(tenant, pattern):
-                    return policy
-        return self.default
+                    p = policy
+                    break
+            if len(self._memo) >= 10_000:  # tenants come from keys: bounded, but never unbounded here
+                self._memo.clear()
+            self._memo[tenant] = p
+        return p
