@@ -134,6 +134,9 @@ def test_memory_is_bounded_by_count_and_time() -> None:
     for i in range(5):
         loop.finished(served(svc, f"r{i}", "local-small", content=f"q{i}"))
     assert len(loop.records) == 3
+    assert len(loop.pending) == 3  # open outcomes and fingerprints: capped too
+    assert len(loop.asks) == 3
+    assert local_outcome(loop)["n"] == 1.0  # the two pushed out of `pending` were counted, not lost
     assert loop.lookup("r0", "acme/a") is None
     assert loop.lookup("r4", "acme/a") is not None
     clock.t += 101

@@ -3,7 +3,8 @@
 In the request's journey: `route` adds `FeedbackLoop.finished` to the exchange's finish hooks, so when an
 answer (or an error) has ended the loop remembers the request for `POST /v1/feedback`: its id, tenant,
 cell (task x difficulty bucket), where it was served (local or cloud) and when. Never any prompt or
-completion content. Memory is bounded: at most `remember_max` requests, each for `remember_s`.
+completion content. Memory is bounded: at most `remember_max` requests, each for `remember_s`; the answers whose
+implicit outcome is still open and the re-ask fingerprints are capped at `remember_max` too.
 
 Outcomes, each a score in [0, 1] for one location of one tenant's cell:
 - explicit: `rate()` (the endpoint's `score`, or `rating` up = 1 / down = 0), weight 1; a later rating of
@@ -145,10 +146,14 @@ class FeedbackLoop:
             if prev is not None and prev.verdict is not None and now - prev.done_at <= self.window:
                 prev.verdict = 0.0  # asked again: the earlier answer did not do
             self.asks[ask] = rec
+            if len(self.asks) > self.max:  # bounded by count too, not only by the re-ask window
+                self.asks.popitem(last=False)
         if self.outbox is not None:
             self.outbox.append(rec)
         if self.window > 0:
             self.pending.append(rec)
+            if len(self.pending) > self.max:  # at high rates the window alone would not bound memory
+                self._finalise(self.pending.popleft())
         else:
             self._finalise(rec)
 
