@@ -295,3 +295,34 @@ async def test_restored_stream_relays_and_delegates() -> None:
     assert rs.truncated is False
     await rs.aclose()
     assert inner.closed
+
+
+def test_scanner_remembers_texts_it_has_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repeated text (a system prompt, an earlier turn) is looked up, not scanned again: same findings,
+    a fresh list each time, the memo bounded in characters, and off with memo=False."""
+    from router.redaction import scanner as scanner_module
+
+    s = Scanner()
+    text = "mail me at jane.doe@example.com or call +55 11 91234-5678"
+    first = s.scan(text)
+    assert [f.kind for f in first] == ["EMAIL", "PHONE"]
+    walked: list[str] = []
+    real_walk = s._walk
+    monkeypatch.setattr(s, "_walk", lambda t, d: walked.append(t) or real_walk(t, d))
+    again = s.scan(text)
+    assert again == first
+    assert again is not first
+    again.clear()  # the caller's list: the memo keeps its own
+    assert s.scan(text) == first
+    assert s.scan("nothing to see here at all") == []
+    assert walked == ["nothing to see here at all"]  # only the new text was scanned
+    monkeypatch.setattr(scanner_module, "MEMO_CHARS", 100)
+    for i in range(20):
+        s.scan(f"filler text number {i} with no findings")
+    assert s._memo_chars <= 100
+    assert len(s._memo) < 20
+    assert s.scan("x" * (scanner_module.MEMO_TEXT_CHARS + 1)) == []
+    assert "x" * (scanner_module.MEMO_TEXT_CHARS + 1) not in s._memo  # long texts are not kept
+    off = Scanner(memo=False)
+    assert [f.kind for f in off.scan(text)] == ["EMAIL", "PHONE"]
+    assert off._memo == {}

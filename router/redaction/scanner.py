@@ -5,7 +5,9 @@ starts; the stdlib, anchored there, says which detector it is (the first in prio
 among those that can begin with that character), then the candidate is checked (boundaries, then the
 detector's checksum or rule). A candidate that fails is not lost for the detectors below it: they get
 their chance at the same position before the scan moves on. Findings never overlap and come in text
-order. Built once per config; `scan` keeps no state.
+order. Built once per config. A text's findings never change, so `scan` remembers those of the texts it
+has seen (bounded: `MEMO_CHARS` characters in all, texts up to `MEMO_TEXT_CHARS`): a system prompt or an
+earlier turn that comes again with every request of a conversation is hashed and looked up, not scanned.
 
 The pass runs on RE2 (`google-re2`: a DFA, linear in the text whatever the number of patterns) over the
 text as Latin-1 bytes, one byte per character (a character beyond Latin-1 becomes byte 0xFF, which no
@@ -45,6 +47,8 @@ class Finding:
 
 
 _NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+MEMO_TEXT_CHARS = 16384  # longer texts are scanned every time (they rarely repeat, and would fill the memo)
+MEMO_CHARS = 2_000_000  # characters of remembered texts per scanner; then the memo starts over
 _LATIN1 = [chr(c) for c in range(256)]
 _DIGITS = frozenset("0123456789")
 _SPACES = frozenset(" \t\n\r\f\v")
@@ -172,7 +176,7 @@ class Scanner:
     """One compiled pass over a text for the given detectors (default: all of them)."""
 
     def __init__(self, detectors: Iterable[Detector] = DETECTORS, kinds: Iterable[str] | None = None,
-                 engine: str = "re2") -> None:
+                 engine: str = "re2", memo: bool = True) -> None:
         wanted = None if kinds is None else set(kinds)
         self.detectors = [d for d in detectors if wanted is None or d.kind in wanted]
         self.kinds = {d.kind for d in self.detectors}
@@ -204,12 +208,27 @@ class Scanner:
         own = [i for i, d in enumerate(self.detectors) if d.category == SECRET and not d.generic]
         self._own_format = re.compile(_alternation(self.detectors, own)) if own else None
         self._own_groups = _Groups(self._own_format.groupindex, n) if self._own_format else None
+        self._memo: dict[str, tuple[Finding, ...]] = {}  # text -> its findings (see the module docstring)
+        self._memo_chars = 0
+        self._memo_text_chars = MEMO_TEXT_CHARS if memo else -1  # memo=False: every text scanned (benchmarks)
 
     def scan(self, text: str) -> list[Finding]:
         if not text:
             return []
+        memo = len(text) <= self._memo_text_chars
+        if memo:
+            seen = self._memo.get(text)
+            if seen is not None:
+                return list(seen)
         data = text if self.engine == "re" else text.encode("latin-1", "ai_router_one_byte")
-        return self._walk(text, data)
+        found = self._walk(text, data)
+        if memo:
+            self._memo_chars += len(text)
+            if self._memo_chars > MEMO_CHARS:
+                self._memo.clear()
+                self._memo_chars = len(text)
+            self._memo[text] = tuple(found)
+        return found
 
     def _walk(self, text: str, data: Any) -> list[Finding]:
         """The scan loop over `data` (Latin-1 bytes for RE2, the text itself for `re`)."""
