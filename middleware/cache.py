@@ -10,7 +10,8 @@ cost on the highest tier (the saving). Every cacheable or bypassed answer says `
 hit|miss|bypass`. Bounds: `ttl_s` (3600), `max_entries` (10000, least recently stored evicted) and
 `max_entry_kb` (1024: larger answers are not stored). Inactive without a `cache:` section. With
 `backend: redis` (`url: redis://host:6379/0[?prefix=P]`, default the state store's Redis) replicas share
-one cache; keys are `{prefix}cache:…`.
+one cache; keys are `{prefix}cache:…`, and its connections are named `{prefix}cache` in `CLIENT LIST`.
+`aclose()` (at shutdown, or when a reload retires the stage) finishes the writes in flight and closes them.
 """
 
 from __future__ import annotations
@@ -76,9 +77,11 @@ class CacheStage(Stage):
             prefix = parse_qs(url.query).get("prefix", ["ai-router:"])[0]
             self.namespace = prefix + "cache"  # aiocache adds the ":" before each key
             db = int((url.path or "/0").strip("/") or 0)
+            # named in CLIENT LIST (`{prefix}cache`): an operator sees whose connections these are
             self.cache: Any = RedisCache(serializer=_Bytes(), endpoint=url.hostname or "127.0.0.1",
                                          port=url.port or 6379, db=db, password=url.password,
-                                         namespace=self.namespace, timeout=None)
+                                         namespace=self.namespace, timeout=None,
+                                         connection_pool_kwargs={"client_name": self.namespace})
         else:
             self.namespace = "cache"
             self.cache = SimpleMemoryCache(serializer=_Bytes(), namespace=self.namespace, timeout=None)
@@ -92,6 +95,21 @@ class CacheStage(Stage):
         emb = [m.price.input for m in config.models() if m.type == "embedding"]
         self.top_embedding = max(emb, default=0.0)
         self.tasks: set[asyncio.Task[None]] = set()
+
+    async def aclose(self) -> None:
+        """At shutdown or when a reload retires this stage: finish the writes in flight, close the cache's
+        connections (Redis) or drop its entries (memory)."""
+        if not self.active:
+            return
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=1.0)
+        try:
+            if self.redis:
+                await self.cache.client.aclose()  # (aiocache's close() calls redis-py's deprecated close())
+            else:
+                await self.cache.clear()
+        except Exception as e:  # a cache that is down must not fail the shutdown
+            log.warning("cache close failed (%s)", type(e).__name__)
 
     # ------------------------------------------------------------ the call
 

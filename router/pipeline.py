@@ -13,7 +13,9 @@ The contract, in full:
 A stage refuses by raising a `router.errors.ProxyError`, or answers early by returning a `Reply`. A stage
 that acts only before the rest may be a plain `def handle(...)` that returns `call_next(ex)` unawaited:
 it then adds no frame to the await chain (auth, classify and route do this). A stage whose `active` is
-False after construction (nothing configured for it) is left out of the chain.
+False after construction (nothing configured for it) is left out of the chain. A stage that holds
+connections or tasks releases them in an optional `async def aclose(self)`, called once at shutdown
+or when a reload retires the pipeline.
 Stages are named in config by built-in name (`auth`, `route`, …) or by import path
 (`"mycompany.guards:ProfanityFilter"`), optionally with options: `{use: NAME, options: {...}}`.
 The terminal step after the last stage sends the exchange to the chosen backend.
@@ -55,6 +57,10 @@ class Stage:
 
     async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
         return await call_next(ex)
+
+    async def aclose(self) -> None:
+        """Optional: release what the stage holds (connections, tasks); called once, at shutdown or when
+        a reload retires the pipeline."""
 
 
 def _import(path: str, where: str) -> type:
@@ -123,3 +129,10 @@ class Pipeline:
 
     def __call__(self, ex: Exchange) -> Any:
         return self._handler(ex)
+
+    async def aclose(self) -> None:
+        """Each stage's optional `aclose()`, last stage first (like the chain unwinds)."""
+        for stage in reversed(self.stages):
+            close = getattr(stage, "aclose", None)
+            if close is not None:
+                await close()

@@ -122,6 +122,7 @@ class RouterService:
 
     async def aclose(self) -> None:
         await self.health.aclose()
+        await self.pipeline.aclose()  # stages' connections (the cache's Redis client)
         for b in self.backends.values():
             await b.aclose()
         await self.feedback.aclose()
@@ -131,6 +132,7 @@ class RouterService:
     async def retire(self, successor: RouterService) -> None:
         """After a reload: close what `successor` did not keep (its requests are done, or the grace is over)."""
         await self.health.aclose()
+        await self.pipeline.aclose()
         for name, b in self.backends.items():
             if successor.backends.get(name) is not b:
                 await b.aclose()

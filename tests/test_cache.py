@@ -118,3 +118,29 @@ def test_redis_cache_is_shared_between_routers(scripted: Scripted) -> None:
         a.stop()
         b.stop()
         delete_prefix(prefix)
+
+
+def _cache_clients(prefix: str) -> int:
+    import redis
+
+    from tests.redis_support import REDIS_HOST, REDIS_PORT
+
+    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    return sum(1 for c in r.client_list() if c.get("name") == prefix + "cache")
+
+
+def test_redis_cache_connections_close_with_the_router(scripted: Scripted) -> None:
+    """The cache stage's shutdown hook: stopping the router closes its Redis connections (CLIENT LIST)."""
+    require_redis()
+    prefix = new_prefix()
+    cache = {"ttl_s": 30, "backend": "redis", "url": redis_url(prefix)}
+    st = Stack(cached_config(scripted.url, "memory://", cache)).start()
+    try:
+        body = chat(temperature=0, messages=[{"role": "user", "content": f"close {prefix}"}])
+        assert post(st, "/v1/chat/completions", body).headers["x-router-cache"] == "miss"
+        wait_for(lambda: post(st, "/v1/chat/completions", body).headers["x-router-cache"] == "hit")
+        assert _cache_clients(prefix) >= 1
+    finally:
+        st.stop()
+        delete_prefix(prefix)
+    assert _cache_clients(prefix) == 0

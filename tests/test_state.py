@@ -266,3 +266,90 @@ async def test_sqlite_limit_holds_across_flushes_and_lease_requests(tmp_path: Pa
     await c.aclose()
     assert len(done) <= 60
     assert level == pytest.approx(len(done))
+
+
+class FakeClock:
+    """time.time and time.monotonic for router/state/sqlite.py, moved only by the test (deterministic leases)."""
+
+    def __init__(self) -> None:
+        self.wall = 1_800_000_000.0
+        self.mono = 1_000.0
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, s: float) -> None:
+        self.wall += s
+        self.mono += s
+
+
+async def _quiet_stores(url: str, n: int) -> list[Store]:
+    """`n` SQLite stores (workers) on one file with their write-behind timers stopped: flushes only when asked."""
+    stores = [open_store(url) for _ in range(n)]
+    for s in stores:
+        await s.start()
+        s._timer.cancel()  # type: ignore[attr-defined]
+    return stores
+
+
+async def test_sqlite_lease_is_used_only_while_the_database_still_counts_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lease request whose transaction is slow to come back (a WAL checkpoint, a starved loop) must not
+    stretch the lease's local life past its life in the database: once the database lets it expire, another
+    worker may lease the same headroom."""
+    clock = FakeClock()
+    monkeypatch.setattr(sqlite_mod, "time", clock)
+    monkeypatch.setattr(sqlite_mod, "FLUSH_S", 0.01)  # the wait for other workers' flushes before a refusal
+    ttl = sqlite_mod.LEASE_TTL_S
+    a, b = await _quiet_stores(f"sqlite:///{tmp_path}/lapse.db", 2)
+    end = clock.time() + 86400
+    acquire = a._acquire  # type: ignore[attr-defined]
+
+    def slow_commit(db: object, needs: object) -> object:
+        out = acquire(db, needs)
+        clock.advance(ttl * 0.6)  # the transaction started 0.6 TTL before the loop sees its answer
+        return out
+
+    a._acquire = slow_commit  # type: ignore[attr-defined]
+    g = await a.reserve([Charge("budget:lapse", 1.0, 10.0, end)])
+    assert g.ok
+    await a.settle(g, 0.0)  # a's lease is free again; a keeps it
+    a._acquire = acquire  # type: ignore[attr-defined]
+    clock.advance(ttl * 0.45)  # past the lease's expiry in the database (1.05 TTL after the transaction)
+    big = await b.reserve([Charge("budget:lapse", 10.0, 10.0, end)])
+    small = await a.reserve([Charge("budget:lapse", 1.0, 10.0, end)])
+    assert not (big.ok and small.ok), "two workers granted 11 against a limit of 10"
+    for s in (a, b):
+        await s.aclose()
+
+
+async def test_sqlite_refused_reservation_leases_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """All or nothing: a reservation refused on one counter grows no lease on the others."""
+    clock = FakeClock()
+    monkeypatch.setattr(sqlite_mod, "time", clock)
+    (a,) = await _quiet_stores(f"sqlite:///{tmp_path}/aon.db", 1)
+    end = clock.time() + 86400
+    g = await a.reserve([Charge("budget:ok", 1.0, 10.0, end), Charge("budget:short", 5.0, 4.0, end)])
+    assert not g.ok
+    assert g.denied == 1
+    leases = await a._run(lambda: a._db.execute("SELECT COUNT(*) FROM leases").fetchone()[0])  # type: ignore[attr-defined]
+    assert leases == 0
+    await a.aclose()
+
+
+async def test_sqlite_closing_gives_every_lease_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that stops cleanly (a reload, a scale-down) leaves no lease behind to hold others back."""
+    clock = FakeClock()
+    monkeypatch.setattr(sqlite_mod, "time", clock)
+    url = f"sqlite:///{tmp_path}/close.db"
+    a, b = await _quiet_stores(url, 2)
+    end = clock.time() + 86400
+    g = await a.reserve([Charge("budget:close", 1.0, 10.0, end)])
+    await a.settle(g, 0.0)  # a keeps a free lease
+    await a.aclose()
+    whole = await b.reserve([Charge("budget:close", 10.0, 10.0, end)])  # all of it, at once
+    assert whole.ok
+    await b.aclose()

@@ -10,13 +10,20 @@ headroom that this process alone may hand out. The database invariant is
 
 and a process reserves locally only within its own lease (`lease - reserved - pending >= amount`), so
 the limit holds across workers without a round trip per request. When a lease runs short the process
-takes a bigger one in one immediate transaction (at least what it needs, up to 1/16 of the limit, never
-more than the headroom not leased by anyone), or refuses; when the headroom is short only because other
+takes a bigger one in one immediate transaction (what it needs plus a margin of 1/16 of the limit, at
+most half of the headroom left after the need, never more than the headroom not leased by anyone; all
+or nothing over the request's counters), or refuses; when the headroom is short only because other
 workers hold leases, it waits for their next flush (at most twice FLUSH_S) before refusing. Settled use
 and ledger entries are written behind, every FLUSH_S (0.25 s), in one transaction that moves them from
 the lease into `used` (the sum above is unchanged, so the limit cannot be crossed in between), renews
-the leases still backing in-flight holds and gives back the free rest. Leases expire after LEASE_TTL_S
-without renewal, so a killed worker's headroom comes back.
+the leases still backing in-flight holds and gives back the free rest (a closing store gives back all).
+
+Leases expire after LEASE_TTL_S without renewal, so a killed worker's headroom comes back. A process
+uses its lease locally only for half of that, timed from *before* the transaction that wrote it (the
+database dates it from inside the transaction): a commit or a loop that comes back late can shorten the
+local life, never stretch it past the database's, where another worker could lease the same headroom.
+What no lease can cover: a worker that stops flushing for LEASE_TTL_S (10 s) while requests it admitted
+are still in flight (a frozen process, a disk that fails every write) loses their holds to the others.
 
 What a `kill -9` may lose: the spend settled in the last flush window (≤ 0.25 s) and the ledger entries
 of those requests. Never more, and the database itself stays consistent (SQLite's WAL is atomic).
@@ -173,12 +180,15 @@ class SQLiteStore(Store):
             loc = self._local[key] = _Local(expires_at)
         return loc
 
-    def _try_local(self, charges: tuple[Charge, ...]) -> Grant | None:
-        """Reserve from the leases without I/O, or None if some lease is short."""
+    def _try_local(self, charges: tuple[Charge, ...], grace: float = 0.0) -> Grant | None:
+        """Reserve from the leases without I/O, or None if some lease is short.
+
+        A lease is used while `valid_until` (half its life in the database) has not passed; `grace`
+        stretches that for the reservation a lease request was made for, answered just now."""
         locs = [self._get(c.key, c.expires_at) for c in charges]
         now = time.monotonic()
         for c, loc in zip(charges, locs, strict=True):
-            if loc.free + EPS < c.amount or loc.valid_until <= now:
+            if loc.free + EPS < c.amount or loc.valid_until + grace <= now:
                 return None
         levels = []
         for c, loc in zip(charges, locs, strict=True):
@@ -208,9 +218,13 @@ class SQLiteStore(Store):
                     loc = self._get(c.key, c.expires_at)
                     if loc.free + EPS < c.amount or loc.valid_until <= time.monotonic():
                         needs.append((c.key, loc.reserved + loc.pending + c.amount, c.limit, c.expires_at))
+                # The database dates the lease from its transaction, which runs after this point; timing
+                # its local life from here (not from when the answer comes back: a slow commit or a
+                # starved loop may take seconds) keeps it at least LEASE_TTL_S / 2 inside its life there.
+                asked = time.monotonic()
                 leases, bases, denied, others_hold = await self._run(
                     self._tx, lambda db, n=needs: self._acquire(db, n))
-                valid = time.monotonic() + LEASE_TTL_S / 2
+                valid = asked + LEASE_TTL_S / 2
                 for (key, *_), lease, base in zip(needs, leases, bases, strict=True):
                     loc = self._local[key]
                     if lease is not None:
@@ -219,7 +233,10 @@ class SQLiteStore(Store):
                     if base is not None:
                         loc.base = base
                 if denied is None:
-                    g = self._try_local(charges)
+                    # This reservation is in the lease just written, which the database keeps for at
+                    # least LEASE_TTL_S from `asked`: granting it up to 3/4 of that leaves the next
+                    # flushes ample time to renew the lease before the hold could lapse.
+                    g = self._try_local(charges, grace=LEASE_TTL_S / 4)
                     if g is not None:
                         return g
                     continue
@@ -235,15 +252,17 @@ class SQLiteStore(Store):
                  ) -> tuple[list[float | None], list[float | None], int | None, bool]:
         """In a transaction: make this process's lease on each counter cover `need` (what it has reserved,
         settled but not flushed, and now asks for), growing it from the headroom nobody has leased; all or
-        nothing. The lease written is authoritative (an expired one counts as 0)."""
+        nothing (a refusal writes no lease). The lease written is authoritative (an expired one counts as 0).
+
+        A lease grows by what is needed plus a margin for the next requests: 1/16 of the limit, but never
+        more than half of the headroom left after the need, so that near the limit the workers' unused
+        margins shrink towards zero instead of holding back what another worker needs."""
         now = time.time()
-        leases: list[float | None] = []
+        plan: list[tuple[str, float, float, float]] = []  # key, lease, base, expires_at
         bases: list[float | None] = []
-        for i, (key, need, limit, expires_at) in enumerate(needs):
+        for i, (key, need, limit, _expires_at) in enumerate(needs):
             row = db.execute("SELECT used FROM counters WHERE key = ?", (key,)).fetchone()
             used = row[0] if row else 0.0
-            if row is None:
-                db.execute("INSERT INTO counters (key, used, expires_at) VALUES (?, 0, ?)", (key, expires_at))
             others, mine = db.execute(
                 "SELECT COALESCE(SUM(CASE WHEN owner != ? THEN amount END), 0), "
                 "COALESCE(SUM(CASE WHEN owner = ? THEN amount END), 0) FROM leases "
@@ -256,14 +275,16 @@ class SQLiteStore(Store):
                 rest = len(needs) - i - 1
                 return [None] * len(needs), bases + [None] * rest, i, extra <= headroom + others + EPS
             if extra > 0:
-                extra = min(headroom, max(extra, limit * LEASE_FRACTION))
-            lease = mine + max(extra, 0.0)
-            leases.append(lease)
+                extra = min(headroom, extra + min(limit * LEASE_FRACTION, max(headroom - extra, 0.0) / 2))
+            plan.append((key, mine + max(extra, 0.0), base, _expires_at))
+        for key, lease, _, expires_at in plan:
+            db.execute("INSERT INTO counters (key, used, expires_at) VALUES (?, 0, ?) ON CONFLICT (key) DO NOTHING",
+                       (key, expires_at))
             db.execute(
                 "INSERT INTO leases (owner, key, amount, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (owner, key) "
                 "DO UPDATE SET amount = excluded.amount, expires_at = excluded.expires_at",
                 (self.owner, key, lease, now + LEASE_TTL_S))
-        return leases, bases, None, False
+        return [p[1] for p in plan], bases, None, False
 
     async def settle(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
         self.settle_nowait(grant, actual, entry)
@@ -346,15 +367,16 @@ class SQLiteStore(Store):
         deltas: list[tuple[str, float, float, float]] = []  # key, used delta, new lease, expires_at
         for key, loc in list(self._local.items()):
             used = loc.pending
+            had_lease = loc.lease > 0
             loc.pending = 0.0
             loc.flushing += used
-            loc.lease -= used
             loc.lease = max(loc.reserved, 0.0)  # give back the free part: other workers may need it
             if used or loc.lease or loc.reserved:
                 deltas.append((key, used, max(loc.lease, 0.0), loc.expires_at))
             elif now_m - loc.last_use > IDLE_DROP_S or loc.expires_at < now or release_all:
                 del self._local[key]
-                continue
+                if had_lease:  # dropped here, but its lease in the database goes too (not left to expire)
+                    deltas.append((key, 0.0, 0.0, loc.expires_at))
             else:
                 deltas.append((key, 0.0, 0.0, loc.expires_at))
         entries, self._entries = self._entries, []
@@ -364,6 +386,8 @@ class SQLiteStore(Store):
             bases = await self._run(self._tx, lambda db: self._write(db, deltas, entries))
         except Exception:
             for key, used, _, exp in deltas:  # keep them for the next flush
+                if not used and key not in self._local:
+                    continue  # dropped: nothing to keep (its lease expires in the database instead)
                 loc = self._get(key, exp)
                 loc.flushing -= used
                 loc.pending += used
