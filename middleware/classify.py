@@ -34,7 +34,7 @@ from router.routing.policy import Policy
 from router.routing.tokens import ENCODINGS, Prompt, TokenCount, count, count_exact, estimate, extract, get_encoding
 
 BOUND_MARGIN = 0.01  # logit margin around a band's ends: a difficulty rounded onto a bound still counts
-BAND_LOGIT = 0.75  # a token band moving the difficulty's logit less than this (±0.09 at most) is not recounted:
+BAND_LOGIT = 1.0  # a token band moving the difficulty's logit less than this (±0.12 at most) is not recounted:
 # the score's own error is larger, so the estimate's difficulty stands (hard limits are always counted)
 
 
