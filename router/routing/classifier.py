@@ -105,7 +105,7 @@ _YEAR = re.compile(r"1[5-9]\d\d|20\d\d")
 _SOURCE_FILE = re.compile(r"\b[\w/-]+\.(?:py|js|ts|tsx|go|rs|java|rb|cs|cpp|c|h|php|kt|swift|scala)\b")
 _CODE_CHARS = "{}<>=;|\\*#@^~`_"
 _NOT_CODE_CHARS = bytes(c for c in range(256) if chr(c) not in _CODE_CHARS)
-_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|my|me|we|our)\b")
+_FIRST_PERSON = frozenset((b"I", b"my", b"me", b"we", b"our"))  # case-sensitive words ("I'm" splits to "I", "m")
 
 # ---------------------------------------------------------------- config: routing.tasks
 
@@ -268,7 +268,7 @@ def _parse_alt(
         re.escape(trigger).replace("\\ ", " "))
     compiled = None if rx is None else re.compile(rx, re.MULTILINE)
     scan = _at if at else _near_lines if compiled is not None and _line_anchored(compiled) else _near
-    if prefilters and scan is _near:
+    if prefilters and scan in (_near, _near_lines):  # a filtered window is searched (^ still holds: MULTILINE)
         scan = partial(_near_filtered, [re.compile(p, re.MULTILINE).search for p in prefilters])
     req = _required(trigger) or (ord(mark) if mark else None)
     return None if gate is None else gate.encode(), (sig, trigger, original, compiled, req, needs, scan)
@@ -735,9 +735,9 @@ class Classifier:
             numbers = sum(1 for x in _iter_numbers(view) if not _YEAR.fullmatch(x)) - 1 - numbers
         if numbers * 8 > words:
             return  # a quantitative problem, not a pasted document
-        for n, _ in enumerate(_FIRST_PERSON.finditer(sample), 1):  # stops as soon as there are enough
-            if n * 40 > words:
-                return  # the user's own story, not a pasted document
+        own = sample.encode("utf-8", "surrogatepass").translate(_SPLIT_BYTES).split()
+        if sum(map(_FIRST_PERSON.__contains__, own)) * 40 > words:  # a set test per word: no regex scan
+            return  # the user's own story, not a pasted document
         scores[self._docs] += 4.0  # type: ignore[index]
         fired["context_passage"] = 4.0
         if "word_problem" in fired and len(_numbers(ask)) < 2:
