@@ -333,8 +333,8 @@ def test_complexity_band_is_recounted_only_when_a_rule_reads_it(ctx: Context) ->
 
     analyzer = RouteStage(ctx).analyzer
     level = analyzer.difficulty.level
-    tc = TokenCount(6000, False, 4200, 7900)  # no rule's max_prompt_tokens and no context window inside
-    base = (-3.0, 0.45, 0.45)  # medium at 4200 tokens, high at 7900
+    tc = TokenCount(15000, False, 9000, 24000)  # no rule's max_prompt_tokens and no context window inside
+    base = (-4.2, 0.45, 0.45)  # medium at 9000 tokens, high at 24000 (a band wider than BAND_LOGIT)
     assert level(base, tc.low)[1] != level(base, tc.high)[1]
     ex = Exchange("r", "chat", {"model": "auto", "messages": []}, None, CIMultiDictProxy(CIMultiDict()))
     code, chat = feats(task="code"), feats(task="chat")
