@@ -29,7 +29,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from router.admin import DEFAULT_ADMIN_KEY_ENV
-from router.config import ConfigError
+from router.config import ConfigError, check_keys
 from router.errors import AuthenticationFailed
 
 AUTH_KEYS = ("admin_key_env", "open", "keys")
@@ -119,9 +119,8 @@ def _limits(v: Any, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(v, dict):
         raise ConfigError(f"{where}: expected a mapping such as {{rpm: 600, tpm: 200000}}")
+    check_keys(v, LIMIT_FIELDS, where)
     for k, n in v.items():
-        if k not in LIMIT_FIELDS:
-            raise ConfigError(f"{where}.{k}: unknown key (expected one of {', '.join(LIMIT_FIELDS)})")
         if isinstance(n, bool) or not isinstance(n, int | float) or n <= 0:
             raise ConfigError(f"{where}.{k}: expected a positive number")
     return dict(v)
@@ -171,9 +170,7 @@ def _config_keys(entries: Any, env: Mapping[str, str], tiers: list[str] | None) 
         where = f"auth.keys[{i}]"
         if not isinstance(k, dict):
             raise ConfigError(f"{where}: expected a mapping {{name, key_env | key_sha256, tenant, ...}}")
-        for f in k:
-            if f not in KEY_FIELDS:
-                raise ConfigError(f"{where}.{f}: unknown key (expected one of {', '.join(KEY_FIELDS)})")
+        check_keys(k, KEY_FIELDS, where)
         fields = key_fields(k, where, tiers)
         if fields["name"] in names:
             raise ConfigError(f"{where}.name: duplicate key name {fields['name']!r}")
@@ -221,9 +218,7 @@ class KeyRing:
         env = os.environ if env is None else env
         if not isinstance(auth, Mapping):
             raise ConfigError("auth: expected a mapping")
-        for k in auth:
-            if k not in AUTH_KEYS:
-                raise ConfigError(f"auth.{k}: unknown key (expected one of {', '.join(AUTH_KEYS)})")
+        check_keys(auth, AUTH_KEYS, "auth")
         admin_env = auth.get("admin_key_env", DEFAULT_ADMIN_KEY_ENV)
         if not isinstance(admin_env, str) or not admin_env:
             raise ConfigError("auth.admin_key_env: expected the name of an environment variable")

@@ -1,4 +1,4 @@
-"""The `ai-router` command: serve, demo, check a config, or dry-run a routing decision.
+"""The `ai-router` command: serve, demo, check a config, dry-run a routing decision, calibrate, report spend.
 
     ai-router serve [--config FILE] [--host H] [--port 8082] [--workers N]
     ai-router demo [--port 8082]

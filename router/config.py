@@ -31,6 +31,13 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message starts with the key path."""
 
 
+def check_keys(mapping: Any, allowed: tuple[str, ...], where: str) -> None:
+    """Refuse the first key of `mapping` not in `allowed`, naming its path: no config key is silently ignored."""
+    for k in mapping:
+        if k not in allowed:
+            raise ConfigError(f"{f'{where}.' if where else ''}{k}: unknown key (expected one of {', '.join(allowed)})")
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
     input: float = 0.0
@@ -342,9 +349,7 @@ class _Node:
         return v
 
     def no_unknown(self, allowed: tuple[str, ...]) -> None:
-        for k in self.data:
-            if k not in allowed:
-                raise ConfigError(f"{self._key(str(k))}: unknown key (expected one of {', '.join(allowed)})")
+        check_keys(self.data, allowed, self.path)
 
 
 # ---------------------------------------------------------------- sections

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from router.config import Config, ConfigError
+from router.config import Config, ConfigError, check_keys
 from router.errors import PermissionDenied
 from router.redaction.policy import parse_policy
 
 DEFAULT_TENANT = "default"
-TENANT_KEYS = ("match", "budget", "limits", "redact", "steering", "max_tier", "adaptive")
+TENANT_KEYS = ("match", "budget", "limits", "redact", "steering", "max_tier")
 BUDGET_KEYS = ("daily_usd", "monthly_usd", "per_request_usd", "soft_pct", "on_soft", "on_hard", "soft_max_tier")
 LIMIT_KEYS = ("rpm", "tpm")
 CACHE_KEYS = ("ttl_s", "max_entries", "backend", "url", "max_entry_kb")
@@ -67,9 +67,7 @@ def _num(v: Any, where: str, *, minimum: float = 0, whole: bool = False) -> floa
 def _mapping(v: Any, where: str, keys: tuple[str, ...], example: str) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise ConfigError(f"{where}: expected a mapping such as {example}")
-    for k in v:
-        if k not in keys:
-            raise ConfigError(f"{where}.{k}: unknown key (expected one of {', '.join(keys)})")
+    check_keys(v, keys, where)
     return v
 
 

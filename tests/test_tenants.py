@@ -17,6 +17,8 @@ def tenants_of(**overrides: Any) -> Tenants:
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"tenants": [{"match": "acme/*", "max_teir": "cloud-mini"}]}, "tenants[0].max_teir: unknown key"),
+    # per-tenant adaptive settings do not exist (routing.adaptive is global): refused, not silently ignored
+    ({"tenants": [{"match": "acme/*", "adaptive": {"enabled": True}}]}, "tenants[0].adaptive: unknown key"),
     ({"tenants": [{"match": "acme/*", "limits": 7}]}, "tenants[0].limits: expected a mapping"),
     ({"tenants": [{"match": "acme/*", "limits": {"rpm": 0}}]}, "tenants[0].limits.rpm: must be > 0"),
     ({"tenants": [{"match": "acme/*", "limits": {"rqm": 5}}]}, "tenants[0].limits.rqm: unknown key"),

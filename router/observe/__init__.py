@@ -1,1 +1,1 @@
-"""What operators see: the access log (and, as they land, metrics, tracing and the dashboard)."""
+"""What operators see of every request: metrics, the access log, tracing and the dashboard, fed at its end."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from router.config import ConfigError
+from router.config import ConfigError, check_keys
 from router.redaction.detectors import KINDS, PII, SECRET
 
 POLICIES = ("off", "redact", "block", "local_only")
@@ -55,9 +55,7 @@ def parse_policy(raw: Any, where: str) -> RedactPolicy:
         return OFF
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping such as {{policy: redact, apply_to: cloud, restore: true}}")
-    for k in raw:
-        if k not in FIELDS:
-            raise ConfigError(f"{where}.{k}: unknown key (expected one of {', '.join(FIELDS)})")
+    check_keys(raw, FIELDS, where)
     policy = raw.get("policy", "redact")
     if policy not in POLICIES:
         raise ConfigError(f"{where}.policy: expected one of {', '.join(POLICIES)}, got {policy!r}")

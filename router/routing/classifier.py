@@ -47,7 +47,7 @@ from itertools import islice
 from math import log2
 from typing import Any
 
-from router.config import ConfigError
+from router.config import ConfigError, check_keys
 from router.exchange import Features
 from router.routing.difficulty import DEFAULT_CUTS, Base, Difficulty
 from router.routing.signals import (
@@ -155,9 +155,7 @@ def parse_tasks(raw: Any, path: str = "routing.tasks") -> dict[str, TaskSpec | N
             raise ConfigError(
                 f"{where}: expected a mapping (keywords, weak_keywords, patterns, weight, replace) or false"
             )
-        for key in spec:
-            if key not in _TASK_KEYS:
-                raise ConfigError(f"{where}.{key}: unknown key (expected one of {', '.join(_TASK_KEYS)})")
+        check_keys(spec, _TASK_KEYS, where)
         patterns = spec.get("patterns")
         if patterns is not None and not isinstance(patterns, list):
             raise ConfigError(f"{where}.patterns: expected a list of strings")
