@@ -19,10 +19,12 @@ mid-stream) and read what it received (`requests`) and whether a client went awa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +127,16 @@ class SimulatedUpstream:
                 for m in self._listed()]
         return web.Response(body=orjson.dumps({"models": data}), content_type="application/json")
 
+    @contextlib.contextmanager
+    def _counted_stream(self) -> Iterator[None]:
+        """Count a stream that ends (`completed_streams`) or loses its client (`disconnects`)."""
+        try:
+            yield
+        except (ConnectionResetError, ClientConnectionResetError, asyncio.CancelledError):
+            self.disconnects += 1
+            raise
+        self.completed_streams += 1
+
     async def _admit(self, request: web.Request, anthropic: bool = False) -> tuple[dict[str, Any], web.Response | None]:
         body = orjson.loads(await request.read())
         self.requests.append({"body": body, "headers": {k.lower(): v for k, v in request.headers.items()},
@@ -221,7 +233,7 @@ class SimulatedUpstream:
                 d["usage"] = u
             return b"data: " + orjson.dumps(d) + b"\n\n"
 
-        try:
+        with self._counted_stream():
             if chat:
                 await resp.write(event([{"index": 0, "delta": {"role": "assistant", "content": ""},
                                          "finish_reason": None}]))
@@ -249,10 +261,6 @@ class SimulatedUpstream:
                 await resp.write(event([], usage))
             await resp.write(b"data: [DONE]\n\n")
             await resp.write_eof()
-        except (ConnectionResetError, ClientConnectionResetError, asyncio.CancelledError):
-            self.disconnects += 1
-            raise
-        self.completed_streams += 1
         return resp
 
     async def _embeddings(self, request: web.Request) -> web.Response:
@@ -297,7 +305,7 @@ class SimulatedUpstream:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         events = ChatToResponses(body, model)
-        try:
+        with self._counted_stream():
             await resp.write(events.start())
             for i, w in enumerate(words):
                 if b.token_delay_s and i:
@@ -306,10 +314,6 @@ class SimulatedUpstream:
             events.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage})
             await resp.write(events.end())
             await resp.write_eof()
-        except (ConnectionResetError, ClientConnectionResetError, asyncio.CancelledError):
-            self.disconnects += 1
-            raise
-        self.completed_streams += 1
         return resp
 
     # ------------------------------------------------------------ Anthropic Messages API
@@ -349,7 +353,7 @@ class SimulatedUpstream:
             return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
         start_usage = {**usage, "output_tokens": 1}
-        try:
+        with self._counted_stream():
             await resp.write(ev("message_start", {"type": "message_start", "message": {
                 "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
                 "stop_reason": None, "stop_sequence": None, "usage": start_usage}}))
@@ -392,10 +396,6 @@ class SimulatedUpstream:
                                                   "usage": {"output_tokens": usage["output_tokens"]}}))
             await resp.write(ev("message_stop", {"type": "message_stop"}))
             await resp.write_eof()
-        except (ConnectionResetError, ClientConnectionResetError, asyncio.CancelledError):
-            self.disconnects += 1
-            raise
-        self.completed_streams += 1
         return resp
 
 

@@ -77,6 +77,17 @@ class CellPlan:
     why: str  # the reason's text up to the move ("adaptive (tenant, cell): evidence")
 
 
+def add_cells(into: dict[CellKey, list[float]], cells: dict[CellKey, list[float]]) -> None:
+    """Fold one day's cell counters into another map of that day (a copy of the cells it lacks)."""
+    for key, c in cells.items():
+        b = into.get(key)
+        if b is None:
+            into[key] = list(c)
+        else:
+            for i in range(FIELDS):
+                b[i] += c[i]
+
+
 class TenantModel:
     """One tenant's counters (merged `base` from the store plus unsaved local `delta`) and its plan."""
 
@@ -107,14 +118,7 @@ class TenantModel:
         delta, self.delta = self.delta, {}
         self.today_day, self.today = -1, {}
         for day, cells in delta.items():
-            into = self.base.setdefault(day, {})
-            for key, c in cells.items():
-                b = into.get(key)
-                if b is None:
-                    into[key] = list(c)
-                else:
-                    for i in range(FIELDS):
-                        b[i] += c[i]
+            add_cells(self.base.setdefault(day, {}), cells)
         return delta
 
 

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from router.routing.adaptive import DAY_S, FIELDS, Adaptive, CellKey, TenantModel
+from router.routing.adaptive import DAY_S, FIELDS, Adaptive, CellKey, TenantModel, add_cells
 from router.state import Store
 
 log = logging.getLogger("ai_router.adaptive")
@@ -153,10 +153,5 @@ def _give_back(tm: TenantModel, delta: dict[int, dict[CellKey, list[float]]]) ->
             if b is not None:
                 for i in range(FIELDS):
                     b[i] -= c[i]
-            d = into.get(key)
-            if d is None:
-                into[key] = list(c)
-            else:
-                for i in range(FIELDS):
-                    d[i] += c[i]
+        add_cells(into, cells)
     tm.today_day, tm.today = -1, {}
