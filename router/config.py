@@ -38,6 +38,14 @@ def check_keys(mapping: Any, allowed: tuple[str, ...], where: str) -> None:
             raise ConfigError(f"{f'{where}.' if where else ''}{k}: unknown key (expected one of {', '.join(allowed)})")
 
 
+def check_choice(mapping: Any, key: str, choices: tuple[str, ...], default: str, where: str) -> str:
+    """`mapping[key]` (else `default`) when it is one of `choices`; else an error naming the key path."""
+    v = mapping.get(key, default)
+    if v not in choices:
+        raise ConfigError(f"{where}.{key}: expected one of {', '.join(choices)}, got {v!r}")
+    return v
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
     input: float = 0.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from router.config import Config, ConfigError, check_keys
+from router.config import Config, ConfigError, check_choice, check_keys
 from router.errors import PermissionDenied
 from router.redaction.policy import parse_policy
 
@@ -85,12 +85,8 @@ def parse_budget(v: Any, where: str, tiers: list[str]) -> Budget | None:
         soft = float(_num(soft, f"{where}.soft_pct"))
         if not 0 < soft < 100:
             raise ConfigError(f"{where}.soft_pct: expected a percentage between 0 and 100 (exclusive)")
-    on_soft = v.get("on_soft", "downgrade")
-    if on_soft not in ON_SOFT:
-        raise ConfigError(f"{where}.on_soft: expected one of {', '.join(ON_SOFT)}, got {on_soft!r}")
-    on_hard = v.get("on_hard", "reject")
-    if on_hard not in ON_HARD:
-        raise ConfigError(f"{where}.on_hard: expected one of {', '.join(ON_HARD)}, got {on_hard!r}")
+    on_soft = check_choice(v, "on_soft", ON_SOFT, "downgrade", where)
+    on_hard = check_choice(v, "on_hard", ON_HARD, "reject", where)
     smt = v.get("soft_max_tier")
     if smt is not None and smt not in tiers:
         raise ConfigError(f"{where}.soft_max_tier: {smt!r} is not in routing.tiers ({', '.join(tiers)})")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from router.config import ConfigError, check_keys
+from router.config import ConfigError, check_choice, check_keys
 from router.redaction.detectors import KINDS, PII, SECRET
 
 POLICIES = ("off", "redact", "block", "local_only")
@@ -56,12 +56,8 @@ def parse_policy(raw: Any, where: str) -> RedactPolicy:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping such as {{policy: redact, apply_to: cloud, restore: true}}")
     check_keys(raw, FIELDS, where)
-    policy = raw.get("policy", "redact")
-    if policy not in POLICIES:
-        raise ConfigError(f"{where}.policy: expected one of {', '.join(POLICIES)}, got {policy!r}")
-    apply_to = raw.get("apply_to", "cloud")
-    if apply_to not in APPLY_TO:
-        raise ConfigError(f"{where}.apply_to: expected one of {', '.join(APPLY_TO)}, got {apply_to!r}")
+    policy = check_choice(raw, "policy", POLICIES, "redact", where)
+    apply_to = check_choice(raw, "apply_to", APPLY_TO, "cloud", where)
     restore = raw.get("restore", True)
     if not isinstance(restore, bool):
         raise ConfigError(f"{where}.restore: expected true or false")
