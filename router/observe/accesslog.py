@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from router.cost import token_counts
-from router.errors import echo
+from router.errors import MAX_ECHO, echo
 from router.exchange import Exchange
 from router.observe.logs import ACCESS_LOGGER, BufferedHandler, JsonFormatter, access_handler, make_formatter
 
@@ -81,16 +81,17 @@ class AccessLog:
         if h is not None:
             h.flush()
 
-    def write(self, ex: Exchange, error: str | None = None) -> None:
+    def write(self, ex: Exchange, error: str | None = None, counts: tuple[int, int, int] | None = None) -> None:
+        """`counts`: the usage's `token_counts`, when the caller has them."""
         if not self.enabled:
             return
         h = self._direct()
         if h is None:
-            self._sink(AccessRecord(fields(ex, error)))
+            self._sink(AccessRecord(fields(ex, error, counts)))
             return
         # the line JsonFormatter renders for this record, without making the record (nor a merged dict)
         line = b'{"ts":%s%s' % (orjson.dumps(round(time.time(), 3)),
-                                _HEAD + orjson.dumps(fields(ex, error), option=_OPTS, default=str)[1:])
+                                _HEAD + orjson.dumps(fields(ex, error, counts), option=_OPTS, default=str)[1:])
         with h.lock:  # type: ignore[union-attr]
             h.add(line)
 
@@ -110,47 +111,61 @@ class AccessLog:
         return h
 
 
-def _ms(seconds: float) -> float:
-    """Seconds as milliseconds to the microsecond (what `round(s * 1000, 3)` gives, for the non-negative
-    durations here, without `round`'s decimal conversion)."""
-    return int(seconds * 1_000_000 + 0.5) / 1000
-
-
-def fields(ex: Exchange, error: str | None = None) -> dict[str, Any]:
-    """The access line's fields for one finished exchange."""
+def fields(ex: Exchange, error: str | None = None, counts: tuple[int, int, int] | None = None) -> dict[str, Any]:
+    """The access line's fields for one finished exchange (`counts`: its usage's `token_counts`, if known)."""
     t = ex.target
+    if t is not None:
+        m = t.model
+        model, backend, tier, location = m.id, m.backend, t.tier, m.location
+    else:
+        model = backend = tier = location = None
     f = ex.features
-    tokens_in, tokens_out, cached = token_counts(ex.usage) if ex.usage else (None, None, None)
+    if f is not None:
+        task, complexity, difficulty, estimate = f.task, f.complexity, f.difficulty, f.tokens
+    else:
+        task = complexity = difficulty = estimate = None
+    usage = ex.usage
+    if usage:
+        tokens_in, tokens_out, cached = counts or token_counts(usage)
+        usage_from = "router" if usage.get("x_router_counted") else "upstream"
+    else:
+        tokens_in = tokens_out = cached = usage_from = None
+    requested = ex.client_model
+    if len(requested) > MAX_ECHO or not requested.isascii():  # a client value: truncated, valid UTF-8
+        requested = echo(requested)
+    ttft = ex.ttft_s
+    # durations: milliseconds to the microsecond, as `round(s * 1000, 3)` gives for these non-negative
+    # values, without `round`'s decimal conversion
     rec: dict[str, Any] = {
         "event": "request",
         "request_id": ex.request_id,
         "endpoint": ex.endpoint,
         "status": ex.status,
         "tenant": ex.tenant,
-        "requested": echo(ex.client_model),  # a client value: truncated
-        "model": t.model.id if t else None,
-        "backend": t.model.backend if t else None,
-        "tier": t.tier if t else None,
-        "location": t.model.location if t else None,
-        "task": f.task if f else None,
-        "complexity": f.complexity if f else None,
-        "difficulty": f.difficulty if f else None,
-        "prompt_tokens_estimate": f.tokens if f else None,
+        "requested": requested,
+        "model": model,
+        "backend": backend,
+        "tier": tier,
+        "location": location,
+        "task": task,
+        "complexity": complexity,
+        "difficulty": difficulty,
+        "prompt_tokens_estimate": estimate,
         "stream": ex.stream,
         "attempts": [{"model": a.model, "backend": a.backend, "tier": a.tier, "outcome": a.outcome,
                       "ms": int(a.ms * 1000 + 0.5) / 1000} for a in ex.attempts],
         "prompt_tokens": tokens_in,
         "completion_tokens": tokens_out,
         "cached_tokens": cached,
-        "usage_from": ("router" if ex.usage.get("x_router_counted") else "upstream") if ex.usage else None,
+        "usage_from": usage_from,
         "cache": ex.cache,
         "spilled": ex.spilled,  # the tier a saturated (or open) backend's request went to instead
-        "queue_ms": _ms(ex.queue_s),  # waiting for backend slots (capacity)
+        "queue_ms": int(ex.queue_s * 1_000_000 + 0.5) / 1000,  # waiting for backend slots (capacity)
         "cost_usd": ex.cost_usd,
-        "latency_ms": _ms(time.perf_counter() - ex.started),
-        "ttft_ms": _ms(ex.ttft_s) if ex.ttft_s is not None else None,
-        "overhead_ms": _ms(ex.overhead_s),
-        "upstream_ms": _ms(ex.upstream_s),
+        "latency_ms": int((time.perf_counter() - ex.started) * 1_000_000 + 0.5) / 1000,
+        "ttft_ms": int(ttft * 1_000_000 + 0.5) / 1000 if ttft is not None else None,
+        "overhead_ms": int(ex.overhead_s * 1_000_000 + 0.5) / 1000,
+        "upstream_ms": int(ex.upstream_s * 1_000_000 + 0.5) / 1000,
     }
     if error:
         rec["error"] = error

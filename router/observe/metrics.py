@@ -52,7 +52,7 @@ REQUEST_LABELS = ("endpoint", "tenant", "task", "tier", "model", "backend", "loc
 
 class _Hist:
     """A histogram child's observations since the last flush: bucket counts (prometheus' `le` rule: the first
-    bound >= the value, found by one C `bisect`) and their sum."""
+    bound >= the value, found by one C `bisect`; `Metrics.observe` adds them inline) and their sum."""
 
     __slots__ = ("bounds", "child", "counts", "sum")
 
@@ -61,10 +61,6 @@ class _Hist:
         self.bounds = child._upper_bounds  # ends with +Inf
         self.counts = [0] * len(self.bounds)
         self.sum = 0.0
-
-    def observe(self, v: float) -> None:
-        self.counts[bisect_left(self.bounds, v)] += 1
-        self.sum += v
 
     def flush(self) -> None:
         counts = self.counts
@@ -196,9 +192,11 @@ class Metrics:
 
     # ------------------------------------------------------------ per request
 
-    def observe(self, ex: Exchange, error: str | None = None, baseline: Baseline | None = None) -> None:
+    def observe(self, ex: Exchange, error: str | None = None, baseline: Baseline | None = None,
+                counts: tuple[int, int, int] | None = None) -> None:
         """The end of one proxied request: count it, time it, add its tokens, cost and savings baseline
-        (`baseline` prices its tokens on the highest tier)."""
+        (`baseline` prices its tokens on the highest tier; `counts`: its usage's `token_counts`, when the
+        caller has them)."""
         t = ex.target
         f = ex.features
         tenant = ex.tenant or DEFAULT_TENANT
@@ -216,16 +214,28 @@ class Metrics:
             s.dirty = True
             self._dirty.append(s)
         s.requests_n += 1
+        # the histograms' `observe`, inlined (four calls a request): the bucket, then the sum
         if f is not None:
-            s.difficulty.observe(f.difficulty)
+            h = s.difficulty
+            h.counts[bisect_left(h.bounds, f.difficulty)] += 1
+            h.sum += f.difficulty
         elapsed = time.perf_counter() - ex.started
-        s.duration.observe(elapsed)
-        if ex.ttft_s is not None:
-            s.ttft.observe(ex.ttft_s)
-        s.overhead.observe(ex.overhead_s)
-        usage = ex.usage
-        if usage:
-            tin, tout, _ = token_counts(usage)
+        h = s.duration
+        h.counts[bisect_left(h.bounds, elapsed)] += 1
+        h.sum += elapsed
+        v = ex.ttft_s
+        if v is not None:
+            h = s.ttft
+            h.counts[bisect_left(h.bounds, v)] += 1
+            h.sum += v
+        v = ex.overhead_s
+        h = s.overhead
+        h.counts[bisect_left(h.bounds, v)] += 1
+        h.sum += v
+        if counts is None and ex.usage:
+            counts = token_counts(ex.usage)
+        if counts is not None:
+            tin, tout, _ = counts
             s.tokens_in_n += tin
             s.tokens_out_n += tout
             if baseline is not None:
@@ -246,10 +256,10 @@ class Metrics:
         attempts = ex.attempts
         if len(attempts) > 1 or (attempts and attempts[0].outcome != "ok"):
             self._attempts(attempts)
-        if self.decisions.maxlen:  # the raw values; made into a dict only when the dashboard asks
+        if self.decisions.maxlen:  # the raw values (the finished request's own lists); a dict only when asked
             d = ex.decision
             self.decisions.append((time.time(), ex.request_id, ex.endpoint, ex.tenant, f, t,
-                                   d.reasons if d is not None else None, [a.outcome for a in attempts], ex.status,
+                                   d.reasons if d is not None else None, attempts, ex.status,
                                    error, ex.stream, ex.cost_usd, elapsed, ex.findings or None))
 
     def error(self, endpoint: str, code: str) -> None:
@@ -401,7 +411,8 @@ def decision_dict(row: tuple[Any, ...]) -> dict[str, Any]:
         "difficulty": round(f.difficulty, 3) if f else None,
         "model": t.model.id if t else None, "tier": t.tier if t else None,
         "backend": t.model.backend if t else None, "location": t.model.location if t else None,
-        "reasons": list(reasons or ()), "attempts": attempts, "status": status, "error": error, "stream": stream,
+        "reasons": list(reasons or ()), "attempts": [a.outcome for a in attempts], "status": status, "error": error,
+        "stream": stream,
         "cost_usd": cost, "latency_ms": round(elapsed * 1000, 2),
         "redacted": findings,  # kinds and counts, never values
     }

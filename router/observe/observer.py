@@ -15,7 +15,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from router.cost import Baseline
+from router.cost import Baseline, token_counts
 from router.observe.accesslog import AccessLog
 from router.observe.logs import event
 from router.observe.metrics import Metrics, breaker_state, process_metrics
@@ -128,10 +128,11 @@ class Observer:
 
     def finish(self, ex: Exchange, error: str | None = None) -> None:
         """The request is over (answer sent or stream ended): metrics, access line, span end."""
+        counts = token_counts(ex.usage) if ex.usage else None  # once, for both
         m = self.metrics
         if m is not None:
-            m.observe(ex, error, self.baseline)
-        self.access.write(ex, error)
+            m.observe(ex, error, self.baseline, counts)
+        self.access.write(ex, error, counts)
         if ex.trace is not None:
             self.tracer.end(ex, error)
 
