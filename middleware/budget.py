@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from router.cost import cost_usd, local_usage, priced, tier_prices, token_counts, worst_case_usd
+from router.cost import cost_usd, local_usage, tier_prices, token_counts, worst_case_usd
 from router.errors import BudgetExceeded, UpstreamFailure
 from router.exchange import CallNext, Candidate, Exchange, Reply
 from router.pipeline import Stage
@@ -59,7 +59,8 @@ class BudgetStage(Stage):
         emb = [m.price.input for m in config.models() if m.type == "embedding"]
         self.top_embedding_price = max(emb) if emb else 0.0
         self.key_budgets = KeyAllowance("budget", lambda raw, where: parse_budget(raw, where, self.tiers))
-        self._plans: dict[tuple[str, str | None, int, str], Plan] = {}
+        self._plans: dict[tuple[str, str | None, int], Plan] = {}
+        self._day_end = 0.0  # the plans are for the UTC day ending then
 
     # ------------------------------------------------------------ before routing
 
@@ -91,23 +92,25 @@ class BudgetStage(Stage):
         return reply
 
     def plan(self, ex: Exchange, tenant: str) -> Plan:
-        """The request's windows, memoised per tenant, key and UTC day."""
-        day = windows.day(time.time())[0]
-        key = ex.key
-        k = (tenant, ex.key_name, id(getattr(key, "budget", None)), day)
+        """The request's windows, memoised per tenant and key for the UTC day (all dropped when it ends)."""
+        now = time.time()
+        if now >= self._day_end:
+            self._plans.clear()
+            self._day_end = windows.day(now)[1]
+        k = (tenant, ex.key_name, id(getattr(ex.key, "budget", None)))
         p = self._plans.get(k)
         if p is None:
             if len(self._plans) > 10_000:
                 self._plans.clear()
-            p = self._plans[k] = Plan(self.budgets(ex, tenant), time.time())
+            p = self._plans[k] = Plan(self.budgets(ex, tenant), now)
         return p
 
-    def baseline(self, ex: Exchange, usage: dict[str, Any] | None) -> float:
-        if not usage:
-            return 0.0
+    def baseline(self, ex: Exchange, tokens_in: int, tokens_out: int) -> float:
+        """What this usage would have cost on the highest tier (the savings baseline)."""
         if ex.endpoint == "embeddings":
-            return priced(usage, self.top_embedding_price, 0.0)
-        return priced(usage, *self.top_price)
+            return tokens_in * self.top_embedding_price / 1_000_000
+        pi, po = self.top_price
+        return (tokens_in * pi + tokens_out * po) / 1_000_000
 
 
 class Window:
@@ -123,7 +126,7 @@ class Window:
 class Plan:
     """The budget windows of one tenant and key on one UTC day, and whether routing may need a cap."""
 
-    __slots__ = ("budgets", "ceiling", "needs_cap", "windows")
+    __slots__ = ("budgets", "ceiling", "hard_downgrade", "keys", "needs_cap", "windows")
 
     def __init__(self, budgets: list[tuple[str, str, Budget]], now: float) -> None:
         self.budgets = budgets
@@ -139,23 +142,22 @@ class Plan:
                                            b.soft_pct))
             if b.per_request_usd is not None:
                 self.ceiling = b.per_request_usd if self.ceiling is None else min(self.ceiling, b.per_request_usd)
-        self.needs_cap = self.ceiling is not None or any(
-            b.soft_pct is not None or b.on_hard == "downgrade" for _, _, b in budgets)
+        self.keys = [w.key for w in self.windows]
+        self.hard_downgrade = any(b.on_hard == "downgrade" for _, _, b in budgets)
+        self.needs_cap = self.ceiling is not None or self.hard_downgrade or any(
+            b.soft_pct is not None for _, _, b in budgets)
 
 
 class Spend:
     """One request's budget state (a throwaway object: nothing per request lives on the stage)."""
 
-    __slots__ = ("budgets", "ceiling", "ex", "headers", "plan", "stage", "tenant", "tokens", "windows")
+    __slots__ = ("ex", "headers", "plan", "stage", "tenant", "tokens")
 
     def __init__(self, stage: BudgetStage, ex: Exchange, tenant: str, plan: Plan) -> None:
         self.stage = stage
         self.ex = ex
         self.tenant = tenant
         self.plan = plan
-        self.budgets = plan.budgets
-        self.windows = plan.windows
-        self.ceiling = plan.ceiling
         self.headers: dict[str, str] = {}
         f = ex.features
         self.tokens = 0
@@ -174,13 +176,17 @@ class Spend:
 
     async def cap(self) -> None:
         """Cap the tier (Exchange.max_tier) when the budget calls for a downgrade."""
-        levels = await self.stage.store.levels([w.key for w in self.windows])
-        pairs = list(zip(self.windows, levels, strict=True))
+        plan = self.plan
+        levels = await self.stage.store.levels(plan.keys)
+        pairs = list(zip(plan.windows, levels, strict=True))
+        if plan.ceiling is None and not plan.hard_downgrade and not any(
+                w.soft is not None and lvl >= w.soft for w, lvl in pairs):
+            return  # below every soft threshold: nothing to cap
         remaining = min((w.limit - lvl for w, lvl in pairs), default=math.inf)
         soft = any(w.soft is not None and lvl >= w.soft for w, lvl in pairs)
         downgrade = False
         top: str | None = None
-        for _, _, b in self.budgets:
+        for _, _, b in plan.budgets:
             if soft and b.soft_pct is not None:
                 self.headers["x-router-budget"] = "soft"
                 if b.on_soft == "downgrade":
@@ -189,8 +195,8 @@ class Spend:
             if b.on_hard == "downgrade":
                 downgrade = True
         room = remaining if downgrade else math.inf
-        if self.ceiling is not None:
-            room = min(room, self.ceiling)
+        if plan.ceiling is not None:
+            room = min(room, plan.ceiling)
         if room == math.inf and top is None:
             return
         max_out = self._max_output()
@@ -224,17 +230,19 @@ class Spend:
             if ex.decision is not None and self.headers.get("x-router-downgraded"):
                 ex.decision.reasons.append(f"budget: tier capped to {self.headers['x-router-downgraded']}")
             return await send(ex, target)
-        if not model.is_free and (self.windows or self.ceiling is not None):
+        plan = self.plan
+        ceiling = plan.ceiling
+        if not model.is_free and (plan.windows or ceiling is not None):
             worst = worst_case_usd(model, self.tokens or 1, self._max_output())
-            if self.ceiling is not None and worst > self.ceiling + 1e-12:
+            if ceiling is not None and worst > ceiling + 1e-12:
                 raise BudgetExceeded(
                     f"This request may cost up to ${worst:.4f} on {model.id}, above the per-request budget of "
-                    f"${self.ceiling:.4f}; lower max_tokens or ask for a cheaper model.", code="budget_exceeded")
-            charges = [Charge(w.key, worst, w.limit, w.end) for w in self.windows]
+                    f"${ceiling:.4f}; lower max_tokens or ask for a cheaper model.", code="budget_exceeded")
+            charges = [Charge(w.key, worst, w.limit, w.end) for w in plan.windows]
             if charges:
                 grant = await stage.store.reserve(charges)
                 if not grant.ok:
-                    w = self.windows[grant.denied or 0]
+                    w = plan.windows[grant.denied or 0]
                     raise BudgetExceeded(
                         f"The {w.name} budget of {w.label} (${w.limit:.2f}) does not cover this request "
                         f"(up to ${worst:.4f} on {model.id}); it resets in {_reset_in(w.end)} s.",
@@ -287,7 +295,7 @@ class Spend:
         return SpendEntry(
             tenant=self.tenant, model=target.model.id, tier=target.tier or "",
             cost_usd=0.0 if failed else (ex.cost_usd or 0.0),
-            baseline_usd=0.0 if failed else self.stage.baseline(ex, usage),
+            baseline_usd=0.0 if failed or not usage else self.stage.baseline(ex, tin, tout),
             tokens_in=tin, tokens_out=tout, tokens_cached=cached, usage_source=source, failed=failed,
             request_id=ex.request_id, key=ex.key_name or "", endpoint=ex.endpoint, backend=target.model.backend,
             status=status, ts=time.time())

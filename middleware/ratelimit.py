@@ -7,6 +7,9 @@ answer is 429 `rate_limit_exceeded` with `retry-after` = the minute's reset. Aft
 token counters are corrected with the real usage. Every reply of a limited caller carries OpenAI's
 `x-ratelimit-limit-requests`, `-remaining-requests`, `-reset-requests` and the `-tokens` trio (the
 tightest of the key's and the tenant's limits). Inactive when no limit is configured anywhere.
+
+The limits that apply to a tenant and key are resolved once into a `LimitPlan` (memoised), which
+also keeps the current minute's counter keys and its request charges, so a request formats no key.
 """
 
 from __future__ import annotations
@@ -20,13 +23,64 @@ from router.errors import RateLimited
 from router.exchange import CallNext, Exchange, Reply
 from router.pipeline import Stage
 from router.routing.tokens import estimate, extract
-from router.state import Charge, Store, windows
+from router.state import Charge, Store
 from router.tenants import DEFAULT_TENANT, KeyAllowance, Limits, Tenants, parse_limits
 
+MEMO_MAX = 10_000
 
-def _reset(end: float) -> str:
-    s = max(0.0, end - time.time())
-    return f"{s:.3f}s" if s < 60 else "60s"
+
+class LimitPlan:
+    """The rpm/tpm counters of one tenant and key: what a request charges, this minute."""
+
+    __slots__ = ("end", "keys", "kinds", "limit_text", "limits", "minute", "names", "request_charges", "tpm")
+
+    def __init__(self, scoped: list[tuple[str, Limits]]) -> None:
+        self.names: list[str] = []  # counter key prefixes, `rl:r:k:web:`
+        self.kinds: list[str] = []  # requests | tokens, per counter
+        self.limits: list[float] = []
+        for scope, lim in scoped:
+            if lim.rpm:
+                self.names.append(f"rl:r:{scope}:")
+                self.kinds.append("requests")
+                self.limits.append(float(lim.rpm))
+            if lim.tpm:
+                self.names.append(f"rl:t:{scope}:")
+                self.kinds.append("tokens")
+                self.limits.append(float(lim.tpm))
+        self.tpm = "tokens" in self.kinds
+        self.limit_text = [str(int(x)) for x in self.limits]
+        self.minute = -1
+        self.end = 0.0
+        self.keys: list[str] = []
+        self.request_charges: list[Charge | None] = []
+
+    def charges(self, now: float, tokens: int) -> list[Charge]:
+        n = int(now // 60)
+        if n != self.minute:  # a new minute: new counters (windows.minute's ids, `t29345678`)
+            self.end = float((n + 1) * 60)
+            self.keys = [f"{name}t{n}" for name in self.names]
+            self.request_charges = [Charge(k, 1, lim, self.end, hold=False) if kind == "requests" else None
+                                    for k, kind, lim in zip(self.keys, self.kinds, self.limits, strict=True)]
+            self.minute = n
+        return [c if c is not None else Charge(self.keys[i], tokens, self.limits[i], self.end, hold=False)
+                for i, c in enumerate(self.request_charges)]
+
+    def headers(self, levels: list[float], now: float, end: float) -> dict[str, str]:
+        """OpenAI's x-ratelimit-* headers: the tightest limit of each kind."""
+        best: dict[str, tuple[int, float]] = {}
+        for i, kind in enumerate(self.kinds):
+            remaining = self.limits[i] - levels[i]
+            b = best.get(kind)
+            if b is None or remaining < b[1]:
+                best[kind] = (i, remaining)
+        s = end - now
+        reset = f"{s:.3f}s" if s < 60 else "60s"
+        h: dict[str, str] = {}
+        for kind, (i, remaining) in best.items():
+            h[f"x-ratelimit-limit-{kind}"] = self.limit_text[i]
+            h[f"x-ratelimit-remaining-{kind}"] = str(int(remaining)) if remaining > 0 else "0"
+            h[f"x-ratelimit-reset-{kind}"] = reset
+        return h
 
 
 class RateLimitStage(Stage):
@@ -40,6 +94,7 @@ class RateLimitStage(Stage):
         # keys may carry limits (also keys added at run time through /admin/keys): active whenever keys exist
         self.active = any(s.limits for s in self.tenants.specs) or bool(keys)
         self.key_limits = KeyAllowance("limits", parse_limits)
+        self._plans: dict[tuple[str, str | None, int], LimitPlan | None] = {}
 
     def limits(self, ex: Exchange) -> list[tuple[str, Limits]]:
         out = []
@@ -53,62 +108,54 @@ class RateLimitStage(Stage):
             out.append((f"t:{tenant}", spec.limits))
         return out
 
+    def plan(self, ex: Exchange) -> LimitPlan | None:
+        """The request's LimitPlan (None: no limit applies), memoised per tenant and key object."""
+        key = ex.key
+        memo = (ex.tenant or DEFAULT_TENANT, ex.key_name, id(getattr(key, "limits", None)))
+        try:
+            return self._plans[memo]
+        except KeyError:
+            pass
+        scoped = self.limits(ex)
+        if len(self._plans) > MEMO_MAX:
+            self._plans.clear()
+        p = self._plans[memo] = LimitPlan(scoped) if scoped else None
+        return p
+
     async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
-        limits = self.limits(ex)
-        if not limits or ex.dry_run:
+        plan = self.plan(ex)
+        if plan is None or ex.dry_run:
             return await call_next(ex)
-        minute, end = windows.minute(time.time())
+        now = time.time()
         tokens = 0
-        if any(lim.tpm for _, lim in limits):  # a cheap estimate (about 4 bytes a token), corrected after
+        if plan.tpm:  # a cheap estimate (about 4 bytes a token), corrected after
             raw = ex.raw
             tokens = len(raw) // 4 if raw is not None else estimate(extract(ex.endpoint, ex.body)).tokens
-            mt = ex.body.get("max_tokens") or ex.body.get("max_completion_tokens") or ex.body.get("max_output_tokens")
+            body = ex.body
+            mt = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
             if isinstance(mt, int) and not isinstance(mt, bool):
                 tokens += mt
-        charges: list[Charge] = []
-        kinds: list[str] = []
-        for scope, lim in limits:
-            if lim.rpm:
-                charges.append(Charge(f"rl:r:{scope}:{minute}", 1, lim.rpm, end, hold=False))
-                kinds.append("requests")
-            if lim.tpm:
-                charges.append(Charge(f"rl:t:{scope}:{minute}", tokens, lim.tpm, end, hold=False))
-                kinds.append("tokens")
+        charges = plan.charges(now, tokens)
+        end = plan.end  # (read now: another request may start the next minute while this one waits)
         grant = await self.store.reserve(charges)
-        headers = _headers(charges, kinds, grant.levels, end)
+        headers = plan.headers(grant.levels, now, end)
         if not grant.ok:
             i = grant.denied or 0
-            headers["Retry-After"] = str(max(1, math.ceil(end - time.time())))
-            raise RateLimited(f"Rate limit reached: {int(charges[i].limit)} {kinds[i]} per minute. "
+            headers["Retry-After"] = str(max(1, math.ceil(end - now)))
+            raise RateLimited(f"Rate limit reached: {plan.limit_text[i]} {plan.kinds[i]} per minute. "
                               f"Try again in {headers['Retry-After']} s.", headers=headers)
         reply = await call_next(ex)
         reply.headers = {**reply.headers, **headers}
-        if tokens and any(k == "tokens" for k in kinds):
-            ex.finish_hooks.append(lambda ex: self._correct(ex, charges, kinds, tokens, end))
+        if tokens:
+            ex.finish_hooks.append(lambda ex: self._correct(ex, plan, charges, tokens))
         return reply
 
-    def _correct(self, ex: Exchange, charges: list[Charge], kinds: list[str], estimated: int, end: float) -> None:
+    def _correct(self, ex: Exchange, plan: LimitPlan, charges: list[Charge], estimated: int) -> None:
         if not ex.usage:
             return
         tin, tout, _ = token_counts(ex.usage)
         delta = tin + tout - estimated
         if delta:
-            for c, k in zip(charges, kinds, strict=True):
-                if k == "tokens":
-                    self.store.add_nowait(c.key, delta, end)
-
-
-def _headers(charges: list[Charge], kinds: list[str], levels: list[float], end: float) -> dict[str, str]:
-    """OpenAI's x-ratelimit-* headers: the tightest limit of each kind."""
-    h: dict[str, str] = {}
-    best: dict[str, tuple[float, float]] = {}
-    for c, k, lvl in zip(charges, kinds, levels, strict=True):
-        remaining = max(0.0, c.limit - lvl)
-        if k not in best or remaining < best[k][1]:
-            best[k] = (c.limit, remaining)
-    reset = _reset(end)
-    for k, (limit, remaining) in best.items():
-        h[f"x-ratelimit-limit-{k}"] = str(int(limit))
-        h[f"x-ratelimit-remaining-{k}"] = str(int(remaining))
-        h[f"x-ratelimit-reset-{k}"] = reset
-    return h
+            for c, kind in zip(charges, plan.kinds, strict=True):
+                if kind == "tokens":
+                    self.store.add_nowait(c.key, delta, c.expires_at)

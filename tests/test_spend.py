@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -304,10 +305,20 @@ def test_cli_spend_reads_the_sqlite_ledger(tmp_path: Path, capsys: pytest.Captur
 # ---------------------------------------------------------------- rate limits
 
 
+def within_one_minute(need_s: float = 20.0) -> None:
+    """Wait for the next minute when less than `need_s` is left of this one: per-minute counters start over
+    at the minute's end, and a test counting requests against an rpm must not straddle it (on a loaded
+    machine a few requests can take seconds)."""
+    left = 60 - time.time() % 60
+    if left < need_s:
+        time.sleep(left + 0.05)
+
+
 def test_rate_limit_headers_and_refusal(scripted: Scripted, up: Scripted) -> None:
     tenants = [{"match": "default", "limits": {"rpm": 3, "tpm": 100000}}]
     st = Stack(spend_config(scripted.url, "memory://", tenants)).start()
     try:
+        within_one_minute()
         rs = [post(st, "/v1/chat/completions", chat(model="qwen3:8b")) for _ in range(4)]
         assert [r.status_code for r in rs] == [200, 200, 200, 429]
         assert rs[0].headers["x-ratelimit-limit-requests"] == "3"
@@ -322,6 +333,30 @@ def test_rate_limit_headers_and_refusal(scripted: Scripted, up: Scripted) -> Non
         st.stop()
 
 
+def test_limit_plan_starts_new_counters_each_minute() -> None:
+    """The rate limit's precomputed plan: this minute's counter keys and charges, new ones the next minute,
+    and headers naming the tightest of the key's and the tenant's limits."""
+    from middleware.ratelimit import LimitPlan
+    from router.state import windows
+    from router.tenants import Limits
+
+    plan = LimitPlan([("k:web", Limits(rpm=10, tpm=1000)), ("t:acme/web", Limits(rpm=5))])
+    t = 1_800_000_010.0
+    first = plan.charges(t, 42)
+    minute, end = windows.minute(t)
+    assert [(c.key, c.amount, c.limit, c.expires_at) for c in first] == [
+        (f"rl:r:k:web:{minute}", 1, 10, end), (f"rl:t:k:web:{minute}", 42, 1000, end),
+        (f"rl:r:t:acme/web:{minute}", 1, 5, end)]
+    assert all(not c.hold for c in first)
+    h = plan.headers([3, 500, 4], t, plan.end)
+    assert (h["x-ratelimit-limit-requests"], h["x-ratelimit-remaining-requests"]) == ("5", "1")  # the tenant's
+    assert (h["x-ratelimit-limit-tokens"], h["x-ratelimit-remaining-tokens"]) == ("1000", "500")
+    assert h["x-ratelimit-reset-requests"] == f"{end - t:.3f}s"
+    nxt = plan.charges(t + 60, 7)
+    assert nxt[0].key == f"rl:r:k:web:{windows.minute(t + 60)[0]}" != first[0].key
+    assert nxt[1].amount == 7
+
+
 def test_two_routers_on_one_redis_share_budget_and_rate_limit(scripted: Scripted, up: Scripted) -> None:
     require_redis()
     prefix = new_prefix()
@@ -330,6 +365,7 @@ def test_two_routers_on_one_redis_share_budget_and_rate_limit(scripted: Scripted
     a = Stack(spend_config(scripted.url, redis_url(prefix), tenants)).start()
     b = Stack(spend_config(scripted.url, redis_url(prefix), tenants)).start()
     try:
+        within_one_minute()
         paid = [post(s, "/v1/chat/completions", chat(model="gpt-5", max_tokens=100)) for s in (a, b, a, b)]
         assert sorted(r.status_code for r in paid) == [200, 200, 200, 429]  # one budget for both routers
         assert next(r for r in paid if r.status_code == 429).json()["error"]["code"] == "budget_exceeded"
@@ -387,6 +423,7 @@ def test_key_budget_and_key_limits(scripted: Scripted, up: Scripted, monkeypatch
     st = Stack(lambda a, b: {**base(a, b), "auth": {"keys": keys}}).start()
     auth = {"Authorization": "Bearer sk-spend-key-1"}
     try:
+        within_one_minute()
         body = chat(model="gpt-5", max_tokens=100)
         first = post(st, "/v1/chat/completions", body, headers=auth)
         assert first.status_code == 200

@@ -22,7 +22,7 @@ from router.state.sqlite import FLUSH_S
 from tests.conftest import unused_port
 from tests.redis_support import delete_prefix, new_prefix, redis_url, require_redis
 from tests.scripted_upstream import Scripted
-from tests.test_spend import PER_REQUEST, chat, spend_config
+from tests.test_spend import PER_REQUEST, chat, spend_config, within_one_minute
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +124,7 @@ def test_two_router_processes_on_one_redis(scripted: Scripted, tmp_path: Path) -
     b = Router(cfg, tmp_path, "b")
     try:
         b.start()
+        within_one_minute()
         paid = [(a if i % 2 else b).post(chat(model="gpt-5", max_tokens=100)) for i in range(4)]
         assert sorted(r.status_code for r in paid) == [200, 200, 200, 429]  # one budget between them
         assert next(r for r in paid if r.status_code == 429).json()["error"]["code"] == "budget_exceeded"

@@ -46,8 +46,15 @@ class Grant:
     charges: tuple[Charge, ...]
     levels: list[float]
     denied: int | None = None
-    id: str = field(default_factory=lambda: f"{_grant_prefix}{next(_grant_ids):x}")
     settled: bool = False
+    _id: str = field(default="", repr=False)
+
+    @property
+    def id(self) -> str:
+        """Unique per process and run; made on first use (only a store that keeps holds by id needs one)."""
+        if not self._id:
+            self._id = f"{_grant_prefix}{next(_grant_ids):x}"
+        return self._id
 
     @property
     def held(self) -> tuple[Charge, ...]:

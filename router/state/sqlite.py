@@ -185,11 +185,16 @@ class SQLiteStore(Store):
 
         A lease is used while `valid_until` (half its life in the database) has not passed; `grace`
         stretches that for the reservation a lease request was made for, answered just now."""
-        locs = [self._get(c.key, c.expires_at) for c in charges]
+        local = self._local
         now = time.monotonic()
-        for c, loc in zip(charges, locs, strict=True):
-            if loc.free + EPS < c.amount or loc.valid_until + grace <= now:
+        locs = []
+        for c in charges:
+            loc = local.get(c.key)
+            if loc is None:
+                loc = local[c.key] = _Local(c.expires_at)
+            if loc.lease - loc.reserved - loc.pending + EPS < c.amount or loc.valid_until + grace <= now:
                 return None
+            locs.append(loc)
         levels = []
         for c, loc in zip(charges, locs, strict=True):
             if c.hold:
@@ -197,7 +202,7 @@ class SQLiteStore(Store):
             else:
                 loc.pending += c.amount
             loc.last_use = now
-            levels.append(loc.level)
+            levels.append(loc.base + loc.flushing + loc.reserved + loc.pending)
         return Grant(True, charges, levels)
 
     async def reserve(self, charges: tuple[Charge, ...] | list[Charge]) -> Grant:
