@@ -42,10 +42,10 @@ class Router:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Router:
+    def start(self, *extra: str) -> Router:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         self.proc = subprocess.Popen([sys.executable, "-m", "router", "serve", "--config", str(self.path),
-                                      "--host", "127.0.0.1", "--port", str(self.port)],
+                                      "--host", "127.0.0.1", "--port", str(self.port), *extra],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -135,3 +135,58 @@ def test_two_router_processes_on_one_redis(scripted: Scripted, tmp_path: Path) -
         a.stop()
         b.stop()
         delete_prefix(prefix)
+
+
+@pytest.mark.parametrize("setup", ["sqlite, --workers 2", "redis, two routers"])
+def test_concurrent_requests_over_processes_never_overspend(scripted: Scripted, tmp_path: Path, setup: str) -> None:
+    """The budget invariant across processes: 120 requests at once against a budget that covers 25 of them,
+    spread over two workers on one SQLite file, or two routers on one Redis."""
+    scripted.usage = {"prompt_tokens": 10, "completion_tokens": 100, "total_tokens": 110}
+    scripted.fail = []
+    limit = round(PER_REQUEST * 25.5, 8)
+    tenants = [{"match": "default", "budget": {"daily_usd": limit}}]
+    prefix = new_prefix()
+    if setup.startswith("redis"):
+        require_redis()
+        url = redis_url(prefix)
+    else:
+        url = f"sqlite:///{tmp_path}/workers.db"
+    cfg = config_for(scripted, url, tenants)
+    routers = [Router(cfg, tmp_path, "a")]
+    if setup.startswith("redis"):
+        routers.append(Router(cfg, tmp_path, "b"))
+    try:
+        for r in routers:
+            r.start(*(["--workers", "2"] if setup.startswith("sqlite") else []))
+
+        async def burst() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=120)) as c:
+                body = chat(model="gpt-5", max_tokens=100)
+                return await asyncio.gather(*(c.post(routers[i % len(routers)].url + "/v1/chat/completions",
+                                                     json=body) for i in range(120)))
+
+        responses = asyncio.run(burst())
+        ok = [r for r in responses if r.status_code == 200]
+        refused = [r for r in responses if r.status_code != 200]
+        assert all(r.status_code == 429 and r.json()["error"]["code"] == "budget_exceeded" for r in refused)
+        assert len(ok) <= 25, f"{len(ok)} answered against a budget for 25"
+        # refusing a little early is allowed (other workers hold leases), not by much
+        assert len(ok) >= 15, f"{len(ok)} answered"
+        time.sleep(FLUSH_S * 3)  # past the write-behind window
+        async def day_rows() -> Any:
+            s = open_store(url)
+            await s.start()
+            try:
+                return await s.spend("day")
+            finally:
+                await s.aclose()
+
+        row = next(x for x in asyncio.run(day_rows()) if x.tenant == "default")
+        assert row.requests == len(ok)  # nothing counted twice, nothing lost
+        assert row.cost_usd == pytest.approx(len(ok) * PER_REQUEST)
+        assert row.cost_usd <= limit + 1e-12
+    finally:
+        for r in routers:
+            r.stop()
+        if setup.startswith("redis"):
+            delete_prefix(prefix)
