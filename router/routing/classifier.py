@@ -106,6 +106,7 @@ _SOURCE_FILE = re.compile(r"\b[\w/-]+\.(?:py|js|ts|tsx|go|rs|java|rb|cs|cpp|c|h|
 _CODE_CHARS = "{}<>=;|\\*#@^~`_"
 _NOT_CODE_CHARS = bytes(c for c in range(256) if chr(c) not in _CODE_CHARS)
 _FIRST_PERSON = frozenset((b"I", b"my", b"me", b"we", b"our"))  # case-sensitive words ("I'm" splits to "I", "m")
+_FIRST_PERSON_LOWER = frozenset(w.lower() for w in _FIRST_PERSON)  # in the vocabulary: the scan says if any occurs
 
 # ---------------------------------------------------------------- config: routing.tasks
 
@@ -294,6 +295,11 @@ def _near(rx: re.Pattern[str], hay: str, trigger: str, i: int) -> bool:
 
 def _near_filtered(pres: list[Any], rx: re.Pattern[str], hay: str, trigger: str, i: int) -> bool:
     """`_near` for a regex that cannot match a window where none of `pres` does (see signals.PREFILTERS)."""
+    for search in pres:  # one pass over the (bounded) text first: most texts hold none of them anywhere
+        if search(hay):
+            break
+    else:
+        return False
     for _ in range(WINDOWS):
         lo, hi = max(0, i - WINDOW_BACK), i + WINDOW_AHEAD
         for search in pres:
@@ -514,7 +520,7 @@ class Classifier:
         ncat = len(vocabularies)
         self._kw_bytes = ncat * _BITS // 8
         self._unpack = struct.Struct(f"<{ncat}H").unpack  # packed counts -> one count per category
-        vocab |= self._keyword_keys | self._phrase_keys | STATEMENT_WORDS
+        vocab |= self._keyword_keys | self._phrase_keys | STATEMENT_WORDS | _FIRST_PERSON_LOWER
         self._vocab = frozenset(vocab)
         # the context part (system prompt, earlier turns) repeats across a conversation's requests
         self._context_evidence = lru_cache(maxsize=CONTEXT_MEMO)(self._context)
@@ -680,7 +686,7 @@ class Classifier:
                                 or view.rstrip().endswith("?")):
             # no count of quantities can change the math score: the passage check counts them if it needs to
             if self._docs is not None:
-                self._passage(view, -1 - len(_NUM_WORDS_B.intersection(hits)), scores, fired)
+                self._passage(view, hits, -1 - len(_NUM_WORDS_B.intersection(hits)), scores, fired)
             return
         nums: list[str] = []
         complete = True
@@ -707,9 +713,11 @@ class Classifier:
                 scores[math] += 1.5
                 fired["quantities"] = 1.5
         if self._docs is not None:
-            self._passage(view, n if complete else -1 - words, scores, fired)  # < 0: count them if asked
+            self._passage(view, hits, n if complete else -1 - words, scores, fired)  # < 0: count them if asked
 
-    def _passage(self, view: str, numbers: int, scores: list[float], fired: dict[str, float]) -> None:
+    def _passage(
+        self, view: str, hits: frozenset[bytes], numbers: int, scores: list[float], fired: dict[str, float]
+    ) -> None:
         """A short ask plus a pasted prose passage is docs work (answer, extract or rewrite from it)."""
         if "```" in view or "multiple_choice" in fired:
             return
@@ -733,9 +741,10 @@ class Classifier:
             numbers = sum(1 for x in _iter_numbers(view) if not _YEAR.fullmatch(x)) - 1 - numbers
         if numbers * 8 > words:
             return  # a quantitative problem, not a pasted document
-        own = sample.encode("utf-8", "surrogatepass").translate(_SPLIT_BYTES).split()
-        if sum(map(_FIRST_PERSON.__contains__, own)) * 40 > words:  # a set test per word: no regex scan
-            return  # the user's own story, not a pasted document
+        if not _FIRST_PERSON_LOWER.isdisjoint(hits):  # some first-person word in the view: count them
+            own = sample.encode("utf-8", "surrogatepass").translate(_SPLIT_BYTES).split()
+            if sum(map(_FIRST_PERSON.__contains__, own)) * 40 > words:  # a set test per word: no regex scan
+                return  # the user's own story, not a pasted document
         scores[self._docs] += 4.0  # type: ignore[index]
         fired["context_passage"] = 4.0
         if "word_problem" in fired and len(_numbers(ask)) < 2:

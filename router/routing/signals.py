@@ -301,7 +301,7 @@ MARKS: dict[tuple[str, str], str] = {
 PREFILTERS: dict[tuple[str, str], tuple[str, ...]] = {
     ("math_notation", "="): (r"\)\s*=", r"\+\s*\d+\s*=", r"-\s*\d+\s*="),
     ("math_notation", "^"): (r"\^\d",),
-    ("code_syntax", "for "): (r":[ \t]*$",),  # a for-loop header ends its line with ":" (prose rarely does)
+    ("code_syntax", "for "): (r" in [\w.()\[\]]+:[ \t]*$",),  # a for-loop header: "... in items:" ends its line
 }
 
 # code-ish punctuation and identifiers: the code_tokens signal fires when at least two distinct ones occur
