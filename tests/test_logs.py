@@ -117,6 +117,8 @@ def test_formatters_and_events(tmp_path: Path) -> None:
                                                 "state=open")
     root = logging.getLogger("ai_router")
     saved = (root.handlers[:], root.level, root.propagate)
+    access = logging.getLogger("ai_router.access")  # setup_logging configures it too
+    saved_access = (access.handlers[:], access.level, access.propagate)
     path = tmp_path / "ops.log"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT)
     try:
@@ -130,7 +132,11 @@ def test_formatters_and_events(tmp_path: Path) -> None:
             if getattr(h, "_ai_router", False):
                 root.removeHandler(h)
                 h.close()
+        for h in access.handlers[:]:
+            if h not in saved_access[0]:
+                h.close()
         root.handlers[:], root.level, root.propagate = saved  # type: ignore[misc]
+        access.handlers[:], access.level, access.propagate = saved_access  # type: ignore[misc]
         os.close(fd)
     lines = [orjson.loads(x) for x in path.read_bytes().splitlines()]
     assert lines == [{"ts": lines[0]["ts"], "level": "info", "logger": "ai_router", "msg": "config loaded",
@@ -208,12 +214,13 @@ def test_direct_access_line_is_the_formatter_s_line(monkeypatch: pytest.MonkeyPa
             seen.append(record)
 
     extra = Catch()
+    saved = (lg.handlers[:], lg.level, lg.propagate)
     lg.addHandler(extra)
     try:
         al = AccessLog(True, "json")
         assert al._direct() is None  # another handler listens: the line goes through logging
         al.write(ex)
-    finally:
-        lg.removeHandler(extra)
+    finally:  # AccessLog added its own handler too: leave the logger as it was, for the tests after this one
+        lg.handlers[:], lg.level, lg.propagate = saved  # type: ignore[misc]
     assert len(seen) == 1
     assert seen[0].fields["request_id"] == "rid-1"
