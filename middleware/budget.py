@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from router.cost import cost_usd, local_usage, tier_prices, token_counts, worst_case_usd
+from router.cost import counts_cost, local_usage, tier_prices, token_counts, worst_case_usd
 from router.errors import BudgetExceeded, UpstreamFailure
 from router.exchange import CallNext, Candidate, Exchange, Reply
 from router.pipeline import Stage
@@ -79,9 +79,14 @@ class BudgetStage(Stage):
     async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
         tenant = ex.tenant or DEFAULT_TENANT
         spend = Spend(self, ex, tenant, self.plan(ex, tenant))
-        ex.gate = spend.gate
-        if spend.plan.needs_cap:
-            await spend.cap()
+        ex.gate = spend.attempt
+        plan = spend.plan
+        if plan.needs_cap:
+            store = self.store
+            levels = store.levels_nowait(plan.keys)
+            if levels is None:
+                levels = await store.levels(plan.keys)
+            spend.cap(levels)
         try:
             reply = await call_next(ex)
         except BudgetExceeded as e:
@@ -174,10 +179,9 @@ class Spend:
         v = b.get("max_tokens") or b.get("max_completion_tokens") or b.get("max_output_tokens")
         return v if isinstance(v, int) and not isinstance(v, bool) else None
 
-    async def cap(self) -> None:
-        """Cap the tier (Exchange.max_tier) when the budget calls for a downgrade."""
+    def cap(self, levels: list[float]) -> None:
+        """Cap the tier (Exchange.max_tier) when the budget calls for a downgrade (`levels`: plan.keys')."""
         plan = self.plan
-        levels = await self.stage.store.levels(plan.keys)
         pairs = list(zip(plan.windows, levels, strict=True))
         if plan.ceiling is None and not plan.hard_downgrade and not any(
                 w.soft is not None and lvl >= w.soft for w, lvl in pairs):
@@ -219,10 +223,8 @@ class Spend:
 
     # ------------------------------------------------------------ each upstream attempt
 
-    def gate(self, ex: Exchange, target: Candidate, send: Send) -> Awaitable[Reply]:
-        return self._attempt(ex, target, send)
-
-    async def _attempt(self, ex: Exchange, target: Candidate, send: Send) -> Reply:
+    async def attempt(self, ex: Exchange, target: Candidate, send: Send) -> Reply:
+        """`Exchange.gate`: reserve the attempt's worst case, send it, settle what it cost."""
         stage = self.stage
         model = target.model
         grant = NO_GRANT
@@ -240,7 +242,8 @@ class Spend:
                     f"${ceiling:.4f}; lower max_tokens or ask for a cheaper model.", code="budget_exceeded")
             charges = [Charge(w.key, worst, w.limit, w.end) for w in plan.windows]
             if charges:
-                grant = await stage.store.reserve(charges)
+                g = stage.store.reserve_nowait(charges)
+                grant = g if g is not None else await stage.store.reserve(charges)
                 if not grant.ok:
                     w = plan.windows[grant.denied or 0]
                     raise BudgetExceeded(
@@ -257,8 +260,13 @@ class Spend:
                 await asyncio.shield(stage.store.settle(grant, 0.0))
             raise
         if reply.stream is None:
-            await stage.store.settle(grant, self._bill(target, reply.body, None, reply.status),
-                                     self._entry(target, ex.usage, self._source(), status=reply.status))
+            store = stage.store
+            cost, counts = self._bill(target, reply.body, None, reply.status)
+            entry = self._entry(target, ex.usage, self._source(), status=reply.status, counts=counts)
+            if store.settles_now:
+                store.settle_nowait(grant, cost, entry)
+            else:
+                await store.settle(grant, cost, entry)
         else:
             stream = reply.stream
             ex.finish_hooks.append(lambda ex: self._finish_stream(target, grant, stream))
@@ -270,28 +278,36 @@ class Spend:
             return "none"
         return "local" if u.get("x_router_counted") else "upstream"
 
-    def _bill(self, target: Candidate, body: bytes | None, chunks: list[bytes] | None, status: int) -> float:
-        """The exchange's usage (counted locally if the upstream sent none) and cost, set on the exchange."""
+    def _bill(self, target: Candidate, body: bytes | None, chunks: list[bytes] | None, status: int
+              ) -> tuple[float, tuple[int, int, int] | None]:
+        """The exchange's usage (counted locally if the upstream sent none) and cost, set on the exchange;
+        returns the cost and the usage's `token_counts` (None when not computed)."""
         ex = self.ex
         if status >= 400:
             ex.cost_usd = 0.0
-            return 0.0
+            return 0.0, None
         if not ex.usage:
             ex.usage = local_usage(ex, body, chunks)
             log.info("request %s: %s sent no usage; counted locally (%d prompt, %d completion tokens)",
                      ex.request_id, target.model.backend, ex.usage["prompt_tokens"], ex.usage["completion_tokens"])
-        ex.cost_usd = cost_usd(target.model, ex.usage)
-        return ex.cost_usd
+        counts = token_counts(ex.usage) if ex.usage else None
+        ex.cost_usd = counts_cost(target.model, counts) if counts is not None else 0.0
+        return ex.cost_usd, counts
 
     def _finish_stream(self, target: Candidate, grant: Grant, stream: Any) -> None:
         ex = self.ex
-        cost = self._bill(target, None, getattr(stream, "seen", None), ex.status)
-        self.stage.store.settle_nowait(grant, cost, self._entry(target, ex.usage, self._source(), status=ex.status))
+        cost, counts = self._bill(target, None, getattr(stream, "seen", None), ex.status)
+        self.stage.store.settle_nowait(grant, cost, self._entry(target, ex.usage, self._source(), status=ex.status,
+                                                                counts=counts))
 
     def _entry(self, target: Candidate, usage: dict[str, Any] | None, source: str, *, failed: bool = False,
-               status: int = 200) -> SpendEntry:
+               status: int = 200, counts: tuple[int, int, int] | None = None) -> SpendEntry:
+        """The ledger entry (`counts`: `token_counts(usage)`, when the caller has them)."""
         ex = self.ex
-        tin, tout, cached = token_counts(usage) if usage else (0, 0, 0)
+        if not usage:
+            tin, tout, cached = 0, 0, 0
+        else:
+            tin, tout, cached = counts if counts is not None else token_counts(usage)
         return SpendEntry(
             tenant=self.tenant, model=target.model.id, tier=target.tier or "",
             cost_usd=0.0 if failed else (ex.cost_usd or 0.0),

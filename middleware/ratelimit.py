@@ -32,7 +32,8 @@ MEMO_MAX = 10_000
 class LimitPlan:
     """The rpm/tpm counters of one tenant and key: what a request charges, this minute."""
 
-    __slots__ = ("end", "keys", "kinds", "limit_text", "limits", "minute", "names", "request_charges", "tpm")
+    __slots__ = ("end", "groups", "keys", "kinds", "limit_text", "limits", "minute", "names", "request_charges",
+                 "tpm")
 
     def __init__(self, scoped: list[tuple[str, Limits]]) -> None:
         self.names: list[str] = []  # counter key prefixes, `rl:r:k:web:`
@@ -48,6 +49,12 @@ class LimitPlan:
                 self.kinds.append("tokens")
                 self.limits.append(float(lim.tpm))
         self.tpm = "tokens" in self.kinds
+        # per kind (in order of first appearance): its three header names and its counters' indices
+        groups: dict[str, list[int]] = {}
+        for i, kind in enumerate(self.kinds):
+            groups.setdefault(kind, []).append(i)
+        self.groups = [((f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}"),
+                        tuple(indices)) for kind, indices in groups.items()]
         self.limit_text = [str(int(x)) for x in self.limits]
         self.minute = -1
         self.end = 0.0
@@ -67,19 +74,20 @@ class LimitPlan:
 
     def headers(self, levels: list[float], now: float, end: float) -> dict[str, str]:
         """OpenAI's x-ratelimit-* headers: the tightest limit of each kind."""
-        best: dict[str, tuple[int, float]] = {}
-        for i, kind in enumerate(self.kinds):
-            remaining = self.limits[i] - levels[i]
-            b = best.get(kind)
-            if b is None or remaining < b[1]:
-                best[kind] = (i, remaining)
         s = end - now
         reset = f"{s:.3f}s" if s < 60 else "60s"
         h: dict[str, str] = {}
-        for kind, (i, remaining) in best.items():
-            h[f"x-ratelimit-limit-{kind}"] = self.limit_text[i]
-            h[f"x-ratelimit-remaining-{kind}"] = str(int(remaining)) if remaining > 0 else "0"
-            h[f"x-ratelimit-reset-{kind}"] = reset
+        limits, limit_text = self.limits, self.limit_text
+        for (limit_h, remaining_h, reset_h), indices in self.groups:
+            i = indices[0]
+            remaining = limits[i] - levels[i]
+            for j in indices[1:]:
+                r = limits[j] - levels[j]
+                if r < remaining:
+                    i, remaining = j, r
+            h[limit_h] = limit_text[i]
+            h[remaining_h] = str(int(remaining)) if remaining > 0 else "0"
+            h[reset_h] = reset
         return h
 
 
@@ -137,7 +145,10 @@ class RateLimitStage(Stage):
                 tokens += mt
         charges = plan.charges(now, tokens)
         end = plan.end  # (read now: another request may start the next minute while this one waits)
-        grant = await self.store.reserve(charges)
+        store = self.store
+        grant = store.reserve_nowait(charges)
+        if grant is None:
+            grant = await store.reserve(charges)
         headers = plan.headers(grant.levels, now, end)
         if not grant.ok:
             i = grant.denied or 0

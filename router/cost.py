@@ -43,7 +43,15 @@ def cost_usd(model: ModelSpec, usage: dict[str, Any] | None) -> float:
     p = model.price
     if p.input == 0 and p.output == 0:
         return 0.0
-    inp, out, cached = token_counts(usage)
+    return counts_cost(model, token_counts(usage))
+
+
+def counts_cost(model: ModelSpec, counts: tuple[int, int, int]) -> float:
+    """`cost_usd` from the usage's `token_counts` (input, output, cached input)."""
+    p = model.price
+    if p.input == 0 and p.output == 0:
+        return 0.0
+    inp, out, cached = counts
     cached = min(cached, inp)
     cached_price = p.cached_input if p.cached_input is not None else p.input
     return ((inp - cached) * p.input + cached * cached_price + out * p.output) / 1_000_000

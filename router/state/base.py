@@ -125,7 +125,7 @@ def entry_metrics(e: SpendEntry) -> tuple[float, ...]:
 
 
 def entry_periods(e: SpendEntry) -> tuple[str, str]:
-    return windows.day(e.ts)[0], windows.month(e.ts)[0]
+    return windows.periods(e.ts)
 
 
 def build_rows(window: str, period: str, parts: dict[tuple[str, str, str], list[float]]) -> list[SpendRow]:
@@ -161,18 +161,27 @@ class Rollup:
         self.parts: dict[str, dict[tuple[str, str, str], list[float]]] = {}
 
     def add(self, e: SpendEntry) -> None:
-        inc = entry_metrics(e)
+        failed = e.failed
         k = (e.tenant, e.model, e.tier)
-        for period in entry_periods(e):  # day and month
-            p = self.parts.get(period)
+        parts = self.parts
+        for period in windows.periods(e.ts):  # day and month
+            p = parts.get(period)
             if p is None:
-                p = self.parts[period] = {}
+                p = parts[period] = {}
             v = p.get(k)
             if v is None:
-                p[k] = list(inc)
-            else:
-                for i, x in enumerate(inc):
-                    v[i] += x
+                p[k] = list(entry_metrics(e))
+            else:  # entry_metrics, added in place (METRICS order)
+                if failed:
+                    v[2] += 1
+                else:
+                    v[0] += 1
+                if e.cache_hit:
+                    v[1] += 1
+                v[3] += e.cost_usd
+                v[4] += e.baseline_usd
+                v[5] += e.tokens_in
+                v[6] += e.tokens_out
 
     def rows(self, window: str, period: str, tenant: str | None) -> list[SpendRow]:
         parts = self.parts.get(period, {})
@@ -231,6 +240,18 @@ class Store:
 
     async def put_many(self, items: list[tuple[str, dict[str, Any]]], ttl_s: float | None = None) -> None:
         raise NotImplementedError
+
+    # Sync fast paths (a coroutine that never suspends still costs a coroutine object and a frame per call):
+    # a store that can answer at once does so; None means "await the coroutine form".
+    settles_now = False  # True: settle_nowait/add_nowait/record_nowait are done before they return
+
+    def reserve_nowait(self, charges: tuple[Charge, ...] | list[Charge]) -> Grant | None:
+        """`reserve` answered without waiting (same contract), or None: call `await reserve(charges)`."""
+        return None
+
+    def levels_nowait(self, keys: list[str]) -> list[float] | None:
+        """`levels` answered without waiting, or None: call `await levels(keys)`."""
+        return None
 
     # Fire-and-forget forms for the after-the-answer path (sync: they never make the caller wait). A store
     # whose calls are local (memory, SQLite's write-behind) does them at once; others run them as tasks.

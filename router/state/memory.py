@@ -33,12 +33,21 @@ class MemoryStore(Store):
     def _level(self, key: str) -> float:
         return self.used.get(key, 0.0) + self.held.get(key, 0.0)
 
+    settles_now = True
+
     async def reserve(self, charges: tuple[Charge, ...] | list[Charge]) -> Grant:
-        levels = [self._level(c.key) for c in charges]
-        for i, c in enumerate(charges):
-            if levels[i] + c.amount > c.limit + EPS:
-                return Grant(False, tuple(charges), levels, denied=i)
+        return self.reserve_nowait(charges)
+
+    def reserve_nowait(self, charges: tuple[Charge, ...] | list[Charge]) -> Grant:
         used, held, expires = self.used, self.held, self.expires
+        levels = []
+        for i, c in enumerate(charges):
+            k = c.key
+            lvl = used.get(k, 0.0) + held.get(k, 0.0)
+            if lvl + c.amount > c.limit + EPS:
+                levels.extend(self._level(x.key) for x in charges[i:])
+                return Grant(False, tuple(charges), levels, denied=i)
+            levels.append(lvl)
         for i, c in enumerate(charges):
             k = c.key
             if c.hold:
@@ -47,7 +56,9 @@ class MemoryStore(Store):
                 used[k] = used.get(k, 0.0) + c.amount
             expires[k] = c.expires_at
             levels[i] += c.amount
-        self._wrote()
+        self._writes += 1
+        if self._writes % SWEEP_EVERY == 0:
+            self._sweep()
         return Grant(True, tuple(charges), levels)
 
     async def settle(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
@@ -72,7 +83,11 @@ class MemoryStore(Store):
         self.expires[key] = max(self.expires.get(key, 0.0), expires_at)
 
     async def levels(self, keys: list[str]) -> list[float]:
-        return [self._level(k) for k in keys]
+        return self.levels_nowait(keys)
+
+    def levels_nowait(self, keys: list[str]) -> list[float]:
+        used, held = self.used, self.held
+        return [used.get(k, 0.0) + held.get(k, 0.0) for k in keys]
 
     # ------------------------------------------------------------ ledger
 
@@ -148,11 +163,14 @@ class MemoryStore(Store):
     def _wrote(self) -> None:
         self._writes += 1
         if self._writes % SWEEP_EVERY == 0:
-            now = time.time()
-            for k in [k for k, t in self.expires.items() if t < now]:
-                del self.expires[k]
-                self.used.pop(k, None)
-                if abs(self.held.get(k, 0.0)) < EPS:
-                    self.held.pop(k, None)
-            for k in [k for k, (_, t) in self.records.items() if t is not None and t <= now]:
-                del self.records[k]
+            self._sweep()
+
+    def _sweep(self) -> None:
+        now = time.time()
+        for k in [k for k, t in self.expires.items() if t < now]:
+            del self.expires[k]
+            self.used.pop(k, None)
+            if abs(self.held.get(k, 0.0)) < EPS:
+                self.held.pop(k, None)
+        for k in [k for k, (_, t) in self.records.items() if t is not None and t <= now]:
+            del self.records[k]

@@ -113,11 +113,21 @@ class RedisStore(Store):
         pipe.expireat(h, int(expires_at) + 3600)
         await pipe.execute()
 
-    async def levels(self, keys: list[str]) -> list[float]:
+    def levels_nowait(self, keys: list[str]) -> list[float] | None:
         now = time.monotonic()
-        cached = [self._levels.get(k) for k in keys]
-        if all(c is not None and now - c[1] < LEVELS_FRESH_S for c in cached):
-            return [c[0] for c in cached]  # type: ignore[index]
+        out = []
+        for k in keys:
+            c = self._levels.get(k)
+            if c is None or now - c[1] >= LEVELS_FRESH_S:
+                return None
+            out.append(c[0])
+        return out
+
+    async def levels(self, keys: list[str]) -> list[float]:
+        cached = self.levels_nowait(keys)
+        if cached is not None:
+            return cached
+        now = time.monotonic()
         pipe = self.r.pipeline(transaction=False)
         for k in keys:
             pipe.hmget(f"{self.prefix}c:{k}", "used", "held")

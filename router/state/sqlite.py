@@ -205,6 +205,21 @@ class SQLiteStore(Store):
             levels.append(loc.base + loc.flushing + loc.reserved + loc.pending)
         return Grant(True, charges, levels)
 
+    settles_now = True  # settle/add/record only touch the local leases and the write-behind queue
+
+    def reserve_nowait(self, charges: tuple[Charge, ...] | list[Charge]) -> Grant | None:
+        return self._try_local(tuple(charges))
+
+    def levels_nowait(self, keys: list[str]) -> list[float] | None:
+        local = self._local
+        out = []
+        for k in keys:
+            loc = local.get(k)
+            if loc is None:
+                return None
+            out.append(loc.base + loc.flushing + loc.reserved + loc.pending)
+        return out
+
     async def reserve(self, charges: tuple[Charge, ...] | list[Charge]) -> Grant:
         charges = tuple(charges)
         g = self._try_local(charges)

@@ -26,6 +26,16 @@ def _days(now: float) -> tuple[str, str, float, float]:
     return _day_cache[1:]
 
 
+def periods(now: float) -> tuple[str, str]:
+    """(day id, month id) for `now`: the ledger's reporting periods."""
+    day_no = int(now // 86400)
+    c = _day_cache
+    if c[0] != day_no:
+        _days(now)
+        c = _day_cache
+    return c[1], c[2]
+
+
 def day(now: float) -> tuple[str, float]:
     """The UTC day's id (`d2026-12-01`) and its end (epoch seconds)."""
     d = _days(now)
