@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from itertools import islice
 from math import log2
+from operator import add as _add
 from typing import Any
 
 from router.config import ConfigError, check_keys
@@ -516,7 +517,9 @@ class Classifier:
             self._phrases.setdefault(first.encode("utf-8", "surrogatepass"), []).append((bits, k, rx))
         self._phrase_keys = frozenset(self._phrases)
         self._task_bits = (1 << (self._cx0 * _BITS)) - 1
-        self._kw_tasks = [(t.index, t.strong_weight, t.weak_weight, t.keywords_key) for t in self.tasks]
+        # per class: the bits of its two packed counts (strong, weak), so a class with no keyword is skipped
+        self._kw_tasks = [(t.index, ((1 << (2 * _BITS)) - 1) << (2 * t.index * _BITS), t.strong_weight,
+                           t.weak_weight, t.keywords_key) for t in self.tasks]
         ncat = len(vocabularies)
         self._kw_bytes = ncat * _BITS // 8
         self._unpack = struct.Struct(f"<{ncat}H").unpack  # packed counts -> one count per category
@@ -612,9 +615,9 @@ class Classifier:
                         kw += bits
         counts = self._unpack(kw.to_bytes(self._kw_bytes, "little"))
         if kw & self._task_bits:
-            for ti, strong_weight, weak_weight, key in self._kw_tasks:
-                strong, weak = counts[2 * ti], counts[2 * ti + 1]
-                if strong or weak:
+            for ti, bits, strong_weight, weak_weight, key in self._kw_tasks:
+                if kw & bits:
+                    strong, weak = counts[2 * ti], counts[2 * ti + 1]
                     k = min(4.5, strong * strong_weight + min(2.0, weak * weak_weight))
                     if k:
                         scores[ti] += k
@@ -624,9 +627,11 @@ class Classifier:
         return lowered, hits, marks, scores, fired, counts
 
     def _context(self, text: str) -> tuple[tuple[float, ...], tuple[tuple[str, float], ...]]:
-        """(per-class scores, fired signals with their weights) of the system prompt and earlier turns."""
+        """(per-class scores, fired signals with their weights) of the system prompt and earlier turns, both
+        already scaled by CONTEXT_WEIGHT (the memo keeps them so: no multiplication per request)."""
         _lowered, _hits, _marks, scores, fired, _kw = self._scan(text)
-        return tuple(scores), tuple((name, w) for _order, name, w in fired)
+        return (tuple(v * CONTEXT_WEIGHT for v in scores),
+                tuple((name, w * CONTEXT_WEIGHT) for _order, name, w in fired))
 
     def classify(self, prompt: Prompt, tokens: int = 0, endpoint: str = "chat") -> Features:
         """Features of a request: task, difficulty, complexity, confidence, signals (tokens are filled by the
@@ -644,11 +649,10 @@ class Classifier:
         fired = {name: w for _order, name, w in fired_list}
         self._numbers(view, hits, marks, scores, fired)
         if context:
-            context_scores, context_fired = self._context_evidence(context)
+            context_scores, context_fired = self._context_evidence(context)  # scaled by CONTEXT_WEIGHT
             for name, w in context_fired:
-                fired[name] = fired.get(name, 0.0) + w * CONTEXT_WEIGHT
-            for i, v in enumerate(context_scores):
-                scores[i] += v * CONTEXT_WEIGHT
+                fired[name] = fired.get(name, 0.0) + w
+            scores = list(map(_add, scores, context_scores))
         chat = self._chat
         if "greeting" in fired and len(view) > GREETING_CHARS:  # "Hello! <the real ask>": a preamble
             scores[chat] -= fired["greeting"] - PREAMBLE_WEIGHT

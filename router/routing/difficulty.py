@@ -212,6 +212,13 @@ class Difficulty:
         return 0.0 if z < -30.0 else round(1.0 / (1.0 + math.exp(-z)), 3)
 
     def level(self, base: Base, tokens: int) -> tuple[float, str]:
-        """(difficulty, complexity) of a request."""
-        d = self.score(base, tokens)
-        return d, level(d, self.cuts)
+        """(difficulty, complexity) of a request: `score` and `level`, inlined (it runs once or twice per
+        request)."""
+        z, size_w, long_w = base
+        size = math.log2(tokens / 64) if tokens > 0 else _SIZE_MIN
+        z += size_w * (_SIZE_MIN if size < _SIZE_MIN else _SIZE_MAX if size > _SIZE_MAX else size)
+        if size > 5.0:
+            z += long_w * (size - 5.0 if size < _SIZE_MAX else _SIZE_MAX - 5.0)
+        d = 0.0 if z < -30.0 else round(1.0 / (1.0 + math.exp(-z)), 3)
+        cuts = self.cuts
+        return d, "low" if d < cuts[0] else "medium" if d < cuts[1] else "high"
