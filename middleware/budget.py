@@ -82,10 +82,12 @@ class BudgetStage(Stage):
         ex.gate = spend.attempt
         plan = spend.plan
         if plan.needs_cap:
-            store = self.store
-            levels = store.levels_nowait(plan.keys)
-            if levels is None:
-                levels = await store.levels(plan.keys)
+            levels = None
+            if plan.needs_levels:
+                store = self.store
+                levels = store.levels_nowait(plan.keys)
+                if levels is None:
+                    levels = await store.levels(plan.keys)
             spend.cap(levels)
         try:
             reply = await call_next(ex)
@@ -131,7 +133,7 @@ class Window:
 class Plan:
     """The budget windows of one tenant and key on one UTC day, and whether routing may need a cap."""
 
-    __slots__ = ("budgets", "ceiling", "hard_downgrade", "keys", "needs_cap", "windows")
+    __slots__ = ("budgets", "ceiling", "hard_downgrade", "keys", "needs_cap", "needs_levels", "windows")
 
     def __init__(self, budgets: list[tuple[str, str, Budget]], now: float) -> None:
         self.budgets = budgets
@@ -149,8 +151,9 @@ class Plan:
                 self.ceiling = b.per_request_usd if self.ceiling is None else min(self.ceiling, b.per_request_usd)
         self.keys = [w.key for w in self.windows]
         self.hard_downgrade = any(b.on_hard == "downgrade" for _, _, b in budgets)
-        self.needs_cap = self.ceiling is not None or self.hard_downgrade or any(
-            b.soft_pct is not None for _, _, b in budgets)
+        # the levels matter only to a soft threshold or a hard downgrade; a per-request ceiling alone needs none
+        self.needs_levels = self.hard_downgrade or any(b.soft_pct is not None for _, _, b in budgets)
+        self.needs_cap = self.ceiling is not None or self.needs_levels
 
 
 class Spend:
@@ -179,15 +182,18 @@ class Spend:
         v = b.get("max_tokens") or b.get("max_completion_tokens") or b.get("max_output_tokens")
         return v if isinstance(v, int) and not isinstance(v, bool) else None
 
-    def cap(self, levels: list[float]) -> None:
-        """Cap the tier (Exchange.max_tier) when the budget calls for a downgrade (`levels`: plan.keys')."""
+    def cap(self, levels: list[float] | None) -> None:
+        """Cap the tier (Exchange.max_tier) when the budget calls for a downgrade (`levels`: plan.keys', read
+        when `plan.needs_levels`; without, only the per-request ceiling can cap)."""
         plan = self.plan
-        pairs = list(zip(plan.windows, levels, strict=True))
-        if plan.ceiling is None and not plan.hard_downgrade and not any(
-                w.soft is not None and lvl >= w.soft for w, lvl in pairs):
-            return  # below every soft threshold: nothing to cap
-        remaining = min((w.limit - lvl for w, lvl in pairs), default=math.inf)
-        soft = any(w.soft is not None and lvl >= w.soft for w, lvl in pairs)
+        soft = False
+        remaining = math.inf
+        if levels is not None:
+            pairs = list(zip(plan.windows, levels, strict=True))
+            soft = any(w.soft is not None and lvl >= w.soft for w, lvl in pairs)
+            if plan.ceiling is None and not plan.hard_downgrade and not soft:
+                return  # below every soft threshold: nothing to cap
+            remaining = min((w.limit - lvl for w, lvl in pairs), default=math.inf)
         downgrade = False
         top: str | None = None
         for _, _, b in plan.budgets:
@@ -208,11 +214,13 @@ class Spend:
         allowed: str | None = None
         tiers = self.stage.tiers
         limit_i = tiers.index(top) if top in tiers else len(tiers) - 1
-        for i, t in enumerate(tiers[: limit_i + 1]):
-            pi, po = self.stage.prices[t]
-            out = max_out or 4096
+        prices = self.stage.prices
+        out = max_out or 4096
+        for i in range(limit_i, -1, -1):  # the highest tier that fits
+            pi, po = prices[tiers[i]]
             if (tokens * pi + out * po) / 1_000_000 <= room + 1e-12 or (pi == 0 and po == 0):
                 allowed = tiers[i]
+                break
         if allowed is None:
             return  # nothing fits, not even a free tier: the gate refuses paid attempts
         ex = self.ex
