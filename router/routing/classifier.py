@@ -677,7 +677,7 @@ class Classifier:
             wants_json=prompt.wants_json,
             max_output_tokens=prompt.max_output,
         )
-        base = self._difficulty_base(prompt, f, view, lowered, hits, counts, fired)
+        base = self._difficulty_base(prompt, f, view, lowered, hits, marks, counts, fired)
         f.difficulty, f.complexity = self.difficulty.level(base, tokens)
         return f, base
 
@@ -690,7 +690,7 @@ class Classifier:
                                 or view.rstrip().endswith("?")):
             # no count of quantities can change the math score: the passage check counts them if it needs to
             if self._docs is not None:
-                self._passage(view, hits, -1 - len(_NUM_WORDS_B.intersection(hits)), scores, fired)
+                self._passage(view, hits, marks, -1 - len(_NUM_WORDS_B.intersection(hits)), scores, fired)
             return
         nums: list[str] = []
         complete = True
@@ -717,15 +717,16 @@ class Classifier:
                 scores[math] += 1.5
                 fired["quantities"] = 1.5
         if self._docs is not None:
-            self._passage(view, hits, n if complete else -1 - words, scores, fired)  # < 0: count them if asked
+            self._passage(view, hits, marks, n if complete else -1 - words, scores, fired)  # < 0: count them if asked
 
     def _passage(
-        self, view: str, hits: frozenset[bytes], numbers: int, scores: list[float], fired: dict[str, float]
+        self, view: str, hits: frozenset[bytes], marks: bytes, numbers: int, scores: list[float],
+        fired: dict[str, float],
     ) -> None:
         """A short ask plus a pasted prose passage is docs work (answer, extract or rewrite from it)."""
         if "```" in view or "multiple_choice" in fired:
             return
-        if len(view) == _VIEW_CHARS and view.count("\n") == 1:
+        if len(view) == _VIEW_CHARS and marks.count(b"\n") == 1:
             return  # one paragraph cut by `_view`: its only line break is the cut, not an ask above a text
         ask, sep, rest = view.strip().partition("\n")
         if not sep or len(ask) > 400:
@@ -755,15 +756,15 @@ class Classifier:
             scores[self._math] -= fired.pop("word_problem")  # type: ignore[index]  # "how many ..." over a passage
 
     def _difficulty_base(
-        self, prompt: Prompt, f: Features, view: str, lowered: str, hits: frozenset[bytes], counts: tuple[int, ...],
-        fired: dict[str, float],
+        self, prompt: Prompt, f: Features, view: str, lowered: str, hits: frozenset[bytes], marks: bytes,
+        counts: tuple[int, ...], fired: dict[str, float],
     ) -> Base:
         """The evidence `Difficulty.base` reads, gathered from this request (signals it adds are listed too)."""
         cx0 = self._cx0
         hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = counts[cx0 : cx0 + 8]
         words = view.count(" ") + 1
         layer = self.difficulty.learned
-        learned = 0.0 if layer is None else layer.raw(self._structure(view, lowered, hits, counts, words))
+        learned = 0.0 if layer is None else layer.raw(self._structure(view, lowered, hits, marks, counts, words))
         signals = f.signals
         task = f.task
         if "word" in lowered and WORD_COUNT.search(lowered):
@@ -796,12 +797,12 @@ class Classifier:
         return self.difficulty.base(task, fired, vocab, numbers, words, shape, learned)
 
     def _structure(
-        self, view: str, lowered: str, hits: frozenset[bytes], counts: tuple[int, ...], words: int
+        self, view: str, lowered: str, hits: frozenset[bytes], marks: bytes, counts: tuple[int, ...], words: int
     ) -> tuple[float, ...]:
         """The learned layer's inputs (router.routing.difficulty FEATURES) for a request's view of `words` words."""
         fractions, operations, negations = counts[self._cx0 + 8 : self._cx0 + 11]
-        questions = view.count("?")
-        sentences = view.count(". ") + view.count(".\n") + questions + view.count("!")
+        questions = marks.count(b"?")  # = view.count("?"): `marks` keeps every ASCII byte but letters, spaces
+        sentences = view.count(". ") + view.count(".\n") + questions + marks.count(b"!")
         return (
             log2(words + 1),
             (sentences if sentences < 12 else 12) / 4,
@@ -815,8 +816,8 @@ class Classifier:
     def layer_features(self, prompt: Prompt) -> tuple[float, ...]:
         """The learned layer's inputs for a request, as `analyse` computes them (for `bench.train_difficulty`)."""
         view = _view(_split_turns(prompt)[0])
-        lowered, hits, _marks, _scores, _fired, counts = self._scan(view)
-        return self._structure(view, lowered, hits, counts, view.count(" ") + 1)
+        lowered, hits, marks, _scores, _fired, counts = self._scan(view)
+        return self._structure(view, lowered, hits, marks, counts, view.count(" ") + 1)
 
     @staticmethod
     def _shape(prompt: Prompt, signals: list[str]) -> tuple[int, int, int, bool, int | None]:
