@@ -44,6 +44,8 @@ GENERATION_ENDPOINTS = frozenset(("chat", "completions", "responses", "messages"
 STORED_PREFIX = "fbr/"  # an answer's record in a shared store, for a rating that reaches another worker
 FINGERPRINT_CHARS = 2048  # longer asks are fingerprinted by their head, tail and length
 _WHITESPACE = b" \t\n\r\x0b\x0c"  # dropped before hashing: a re-ask that only re-spaces the text is the same ask
+# bytes.lower() as a translate table, so lower-casing and dropping whitespace are one pass over an ASCII text
+_LOWER_ASCII = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 EXPIRE_EVERY_S = 0.25  # pending outcomes and old records are swept at most this often
 
 
@@ -308,7 +310,7 @@ def last_ask(endpoint: str, body: dict[str, Any]) -> str:
 
 def fingerprint(endpoint: str, body: dict[str, Any]) -> int | None:
     """A 64-bit hash of the normalised last ask (lower-cased, whitespace dropped), or None when there is none.
-    Python's hash of the text's bytes: a lower() and a delete-translate in C, no per-word objects (the
+    Python's hash of the text's bytes: one translate in C (lower-case, drop whitespace), no per-word objects (the
     finish hook runs on every answer). Salted per process, so it means nothing outside it."""
     text = last_ask(endpoint, body)
     if not text:
@@ -319,5 +321,6 @@ def fingerprint(endpoint: str, body: dict[str, Any]) -> int | None:
         text = text[:half] + text[-half:]
     else:
         n = 0
-    raw = text.encode().lower() if text.isascii() else text.lower().encode("utf-8", "surrogatepass")
-    return hash((raw.translate(None, _WHITESPACE), n))  # 64-bit, salted per process: kept in this process only
+    if text.isascii():  # = text.encode().lower().translate(None, _WHITESPACE), in one pass
+        return hash((text.encode().translate(_LOWER_ASCII, _WHITESPACE), n))  # 64-bit, salted per process
+    return hash((text.lower().encode("utf-8", "surrogatepass").translate(None, _WHITESPACE), n))
