@@ -33,7 +33,7 @@ class LimitPlan:
     """The rpm/tpm counters of one tenant and key: what a request charges, this minute."""
 
     __slots__ = ("end", "groups", "keys", "kinds", "limit_text", "limits", "minute", "names", "request_charges",
-                 "tpm")
+                 "token_idx", "tpm")
 
     def __init__(self, scoped: list[tuple[str, Limits]]) -> None:
         self.names: list[str] = []  # counter key prefixes, `rl:r:k:web:`
@@ -49,6 +49,7 @@ class LimitPlan:
                 self.kinds.append("tokens")
                 self.limits.append(float(lim.tpm))
         self.tpm = "tokens" in self.kinds
+        self.token_idx = tuple(i for i, kind in enumerate(self.kinds) if kind == "tokens")
         # per kind (in order of first appearance): its three header names and its counters' indices
         groups: dict[str, list[int]] = {}
         for i, kind in enumerate(self.kinds):
@@ -167,6 +168,7 @@ class RateLimitStage(Stage):
         tin, tout, _ = token_counts(ex.usage)
         delta = tin + tout - estimated
         if delta:
-            for c, kind in zip(charges, plan.kinds, strict=True):
-                if kind == "tokens":
-                    self.store.add_nowait(c.key, delta, c.expires_at)
+            add = self.store.add_nowait
+            for i in plan.token_idx:
+                c = charges[i]
+                add(c.key, delta, c.expires_at)
