@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from backends.simulated import Behavior, SimulatedUpstream
@@ -34,6 +35,19 @@ def unused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stream_then_leave(base: str, body: dict[str, Any], marker: bytes, count: int) -> None:
+    """POST a streaming chat request over a raw socket, read until `marker` has arrived `count` times, then
+    close the connection mid-stream (a client that leaves)."""
+    host, port = base.removeprefix("http://").split(":")
+    raw = orjson.dumps(body)
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(raw), raw))
+        got = b""
+        while got.count(marker) < count:
+            got += s.recv(65536)
 
 
 def wait_healthy(base: str, within: float = 20) -> None:

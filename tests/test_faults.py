@@ -23,7 +23,7 @@ import pytest
 
 from router.cost import token_counts
 from tests import stages_for_tests
-from tests.conftest import Stack, make_config
+from tests.conftest import Stack, make_config, stream_then_leave
 from tests.faults import FaultUpstream
 
 MSG = [{"role": "user", "content": "hello there"}]
@@ -361,14 +361,7 @@ def test_client_disconnect_cancels_frees_and_settles(fs: Stack) -> None:
     f.drip_s = 0.15  # slow enough to leave mid-stream, under idle_s (0.25)
     try:
         disconnects = f.disconnects
-        host, port = fs.url.removeprefix("http://").split(":")
-        body = orjson.dumps({"model": "auto", "messages": MSG, "stream": True})
-        with socket.create_connection((host, int(port))) as sock:
-            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-            got = b""
-            while got.count(b" tok") < 2:
-                got += sock.recv(65536)
+        stream_then_leave(fs.url, {"model": "auto", "messages": MSG, "stream": True}, b" tok", 2)
         deadline = time.monotonic() + 5
         while f.disconnects == disconnects and time.monotonic() < deadline:
             time.sleep(0.02)

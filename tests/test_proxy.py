@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import httpx
 import orjson
 
-from tests.conftest import Stack, make_config, unused_port, without_health_checks
+from tests.conftest import Stack, make_config, stream_then_leave, unused_port, without_health_checks
 
 MSG = [{"role": "user", "content": "hello there"}]
 
@@ -198,14 +197,7 @@ def test_mid_stream_break_reports_in_band(live: Stack) -> None:
 def test_client_disconnect_cancels_upstream(live: Stack) -> None:
     live.local.behavior.token_delay_s = 0.05
     live.local.behavior.reply_tokens = 200
-    host, port = live.url.removeprefix("http://").split(":")
-    body = orjson.dumps({"model": "qwen3:8b", "messages": MSG, "stream": True})
-    with socket.create_connection((host, int(port))) as s:
-        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        got = b""
-        while got.count(b"data:") < 3:
-            got += s.recv(65536)
+    stream_then_leave(live.url, {"model": "qwen3:8b", "messages": MSG, "stream": True}, b"data:", 3)
     deadline = time.time() + 5
     while live.local.disconnects == 0 and time.time() < deadline:
         time.sleep(0.02)
