@@ -423,11 +423,17 @@ def _close_stream(svc: RouterService, ex: Exchange, stream: Any, error: str | No
 
 
 def _finish(ex: Exchange) -> None:
-    for hook in ex.finish_hooks:
+    hooks = ex.finish_hooks
+    for hook in hooks:
         try:
             hook(ex)
         except Exception:
             log.exception("finish hook %r failed for request %s", hook, ex.request_id)
+    # The hooks and the gate are bound to per-request stage objects that refer back to the exchange (budget's
+    # Spend): dropping them breaks that cycle, so reference counting frees the request now instead of the
+    # cyclic collector later (thousands of garbage cycles per collection were the full pipeline's p99 tail).
+    hooks.clear()
+    ex.gate = None
 
 
 def create_app(service: RouterService) -> web.Application:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import httpx
 import orjson
 
+from router.exchange import Exchange
 from tests.conftest import Stack, make_config, stream_then_leave, unused_port, without_health_checks
 
 MSG = [{"role": "user", "content": "hello there"}]
@@ -236,3 +238,30 @@ def test_idle_timeout_mid_stream_reports_in_band(live: Stack) -> None:
     err = orjson.loads(events[-1][6:])["error"]
     assert err["code"] == "upstream_timeout"
     assert "stalled" in err["message"]
+
+
+def test_a_finished_request_leaves_no_garbage_cycle() -> None:
+    """Every stage on (a priced cloud model under a tenant budget): when an answer ends, its exchange is freed
+    by reference counting, not left for the cyclic collector (per-request cycles made its pauses the tail)."""
+    def config(local: str, cloud: str) -> dict:
+        cfg = make_config(local, cloud)
+        cfg["tenants"] = [{"match": "*", "budget": {"daily_usd": 100, "per_request_usd": 1}}]
+        return cfg
+
+    stack = Stack(config).start()
+    try:
+        body = {"model": "gpt-5-mini", "messages": MSG}
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept in gc.garbage, to be looked at
+        try:
+            assert post(stack, body).status_code == 200
+            assert post(stack, {**body, "stream": True}).status_code == 200
+            assert post(stack, {**body, "model": "qwen3:8b"}).status_code == 200
+            gc.collect()
+            left = [o for o in gc.garbage if isinstance(o, Exchange)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+        assert left == []
+    finally:
+        stack.stop()
