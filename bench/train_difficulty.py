@@ -7,7 +7,7 @@ Data: the public outcome tables in ../shared/datasets/outcomes/ (read in place).
 "the strong model did better than the weak one" (GSM8K, MMLU: the weak model failed and the strong one
 succeeded; AlpacaEval: the judge preferred the strong answer on average over gemma-7b and OpenHermes-7B).
 Features: the request's structure as the classifier computes it (`Classifier.layer_features`, the names in
-`router.routing.difficulty.FEATURES`: length in words, sentences, questions, ratio, operation and negation
+`router.routing.difficulty.FEATURES`: length in words, sentences, questions, ratio, relation and negation
 words, labelled statements), never its words: a bag of words learnt from these three tables memorised their
 topics (MMLU's moral scenarios made "vacation", "beach" and "dog" hard), which is no use on other traffic.
 Plus one indicator per table, which absorbs each table's base rate and is dropped at run time. The model is
@@ -15,10 +15,11 @@ an L2 logistic regression (scikit-learn) with the tables weighted equally.
 
 Evaluation splits by prompt, not by row: a prompt's fold is a hash of its whitespace- and case-folded text,
 so duplicates (MMLU repeats 105 prompts under other ids) always land in the same fold. For every held-out
-fold it prints the APGR of: the hand-tuned difficulty alone, the learned layer alone, and the two combined
+fold it prints the APGR of: the hand-tuned difficulty alone, the learned layer alone, the two combined
 the way the router combines them (the hand logit plus `scale` times the centred learned logit, clipped to
-`clip`). It also routes the hand-labelled sets (tests/data/difficulty_*.yaml, mixed_*.yaml) with and without
-the layer, trained on all tables, to show what it does to diverse traffic it was not trained on.
+`clip`), and prompt length alone (the baseline to beat). It also routes the hand-labelled sets
+(tests/data/difficulty_*.yaml, mixed_*.yaml) with and without the layer, trained on all tables, to show what
+it does to diverse traffic it was not trained on.
 
 --write writes router/data/difficulty_weights.json, the package data `router.routing.difficulty` loads.
 """
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             if f == k:
                 held[x["id"]] = centred(weights, centres, x)
     print(f"held-out APGR over {args.folds} folds split by prompt (C={args.C}, scale={args.scale}, clip={args.clip})")
-    print(f"{'table':18} {'hand-tuned':>10} {'learned':>8} {'combined':>9}")
+    print(f"{'table':18} {'hand-tuned':>10} {'learned':>8} {'combined':>9} {'length':>7}")
     for name in names:
         table = so.load_table(next(p for p in tables() if p.name == name))
         ids = [x["id"] for x in data if x["table"] == name]
@@ -150,8 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = min(zs), max(zs)
         alone = {i: (held[i] - lo) / (hi - lo or 1.0) for i in ids}
         comb = {i: combine(hand[i], held[i], args.scale, args.clip) for i in ids}
+        longest = max(len(x["prompt"]) for x in data if x["table"] == name)
+        length = {x["id"]: len(x["prompt"]) / longest for x in data if x["table"] == name}  # the baseline to beat
         print(f"{name:18} {apgr(so, table, ids, hand):10.3f} {apgr(so, table, ids, alone):8.3f} "
-              f"{apgr(so, table, ids, comb):9.3f}")
+              f"{apgr(so, table, ids, comb):9.3f} {apgr(so, table, ids, length):7.3f}")
     weights, centres = fit(data, names, args.C)
     print("\nthe hand-labelled sets (not trained on), the layer trained on all tables:")
     print(f"{'set':28} {'hard->cloud':>11} {'easy->cloud':>11}   with the layer (same cuts)")

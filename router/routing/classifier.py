@@ -31,7 +31,7 @@ The classes and their keywords are configurable under `routing.tasks` (`parse_ta
 
 Difficulty: the same scan counts the difficulty vocabularies (hard and moderate asks, simplicity markers,
 constraints, expert terms, algorithmic terms, long-form and advanced-math words) and the learned layer's
-structural vocabularies (ratio, operation and negation words, in the same packed counts); `_difficulty_base`
+structural vocabularies (ratio, relation and negation words, in the same packed counts); `_difficulty_base`
 hands them with the task, the fired signals and the request's shape to `router.routing.difficulty`, which
 owns the weights. `complexity` is read off the difficulty through `routing.complexity_cuts`.
 """
@@ -65,8 +65,8 @@ from router.routing.signals import (
     MODERATE,
     NEEDS,
     NEGATIONS,
-    OPERATIONS,
     PREFILTERS,
+    RELATIONS,
     SIMPLE,
     STATEMENT_WORDS,
     STATEMENTS,
@@ -499,7 +499,7 @@ class Classifier:
         packed_words: dict[bytes, int] = {}
         packed_phrases: dict[str, int] = {}
         vocabularies = [*categories, HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH, CONSTRAINTS, EXPERT, ALGORITHMIC,
-                        FRACTIONS, OPERATIONS, NEGATIONS]  # the last three: the learned layer's
+                        FRACTIONS, RELATIONS, NEGATIONS]  # the last three: the learned layer's too
         for cat, keywords in enumerate(vocabularies):
             bit = 1 << (cat * _BITS)
             for k in keywords:
@@ -761,11 +761,16 @@ class Classifier:
     ) -> Base:
         """The evidence `Difficulty.base` reads, gathered from this request (signals it adds are listed too)."""
         cx0 = self._cx0
-        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = counts[cx0 : cx0 + 8]
+        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations = counts[
+            cx0 : cx0 + 10]
         words = view.count(" ") + 1
-        layer = self.difficulty.learned
-        learned = 0.0 if layer is None else layer.raw(self._structure(view, lowered, hits, marks, counts, words))
         signals = f.signals
+        if not STATEMENT_WORDS.isdisjoint(hits) and STATEMENTS.search(lowered):  # "Statement 1 | ... Statement 2"
+            fired["statements"] = 1.0
+            signals.append("statements")
+        layer = self.difficulty.learned
+        learned = 0.0 if layer is None else layer.raw(self._structure(view, lowered, hits, marks, counts, words,
+                                                                      "statements" in fired))
         task = f.task
         if "word" in lowered and WORD_COUNT.search(lowered):
             long_form += 1
@@ -793,14 +798,15 @@ class Classifier:
             shape = self._shape(prompt, signals)
         else:
             shape = _PLAIN
-        vocab = (hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic)
+        vocab = (hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations)
         return self.difficulty.base(task, fired, vocab, numbers, words, shape, learned)
 
     def _structure(
-        self, view: str, lowered: str, hits: frozenset[bytes], marks: bytes, counts: tuple[int, ...], words: int
+        self, view: str, lowered: str, hits: frozenset[bytes], marks: bytes, counts: tuple[int, ...], words: int,
+        statements: bool,
     ) -> tuple[float, ...]:
         """The learned layer's inputs (router.routing.difficulty FEATURES) for a request's view of `words` words."""
-        fractions, operations, negations = counts[self._cx0 + 8 : self._cx0 + 11]
+        fractions, relations, negations = counts[self._cx0 + 8 : self._cx0 + 11]
         questions = marks.count(b"?")  # = view.count("?"): `marks` keeps every ASCII byte but letters, spaces
         sentences = view.count(". ") + view.count(".\n") + questions + marks.count(b"!")
         return (
@@ -808,16 +814,17 @@ class Classifier:
             (sentences if sentences < 12 else 12) / 4,
             questions if questions < 3 else 3,
             fractions if fractions < 3 else 3,
-            (operations if operations < 5 else 5) / 2,
+            relations if relations < 3 else 3,
             negations if negations < 3 else 3,
-            1.0 if not STATEMENT_WORDS.isdisjoint(hits) and STATEMENTS.search(lowered) else 0.0,
+            1.0 if statements else 0.0,
         )
 
     def layer_features(self, prompt: Prompt) -> tuple[float, ...]:
         """The learned layer's inputs for a request, as `analyse` computes them (for `bench.train_difficulty`)."""
         view = _view(_split_turns(prompt)[0])
         lowered, hits, marks, _scores, _fired, counts = self._scan(view)
-        return self._structure(view, lowered, hits, marks, counts, view.count(" ") + 1)
+        statements = not STATEMENT_WORDS.isdisjoint(hits) and STATEMENTS.search(lowered) is not None
+        return self._structure(view, lowered, hits, marks, counts, view.count(" ") + 1, statements)
 
     @staticmethod
     def _shape(prompt: Prompt, signals: list[str]) -> tuple[int, int, int, bool, int | None]:

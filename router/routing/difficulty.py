@@ -41,6 +41,8 @@ PRIORS: dict[str, tuple[float, float, float]] = {
     "chat": (-1.7, 0.2, 0.45),
 }
 _OTHER = (-1.0, 0.3, 0.4)
+FRACTION_W, RELATION_W = 0.5, 0.6  # per ratio word and per relation between quantities, in math and reasoning
+STATEMENTS_W = 1.0  # "Statement 1 | ... Statement 2 | ...": judge each of several labelled claims
 _SIZE_MIN, _SIZE_MAX = -0.678, 9.0  # log2(tokens / 64): 40 tokens .. 32k tokens (shorter prompts: no size signal)
 Base = tuple[float, float, float]  # (size-free logit, weights of the size part)
 
@@ -53,7 +55,7 @@ FEATURES = (
     "sentences",  # sentence ends (". ", "?", "!") in the view, capped at 12, / 4: steps of a problem, parts of an ask
     "questions",  # question marks (capped at 3)
     "fractions",  # ratio words: half, third, twice, percent, ... (capped at 3)
-    "operations",  # operation words of word problems: each, per, remaining, more than, ... (capped at 5), / 2
+    "relations",  # quantities defined through one another: more than, times as, remaining, ... (capped at 3)
     "negations",  # not, except, false, least, never, ... (capped at 3): a question that asks for the exception
     "statements",  # labelled statements or scenarios to judge ("Statement 1 | ...")
 )
@@ -127,16 +129,18 @@ class Difficulty:
         """The size-free part of a request's difficulty.
 
         `vocab`: distinct hits of (hard, moderate, simple, long_form, advanced_math, constraints, expert,
-        algorithmic) phrases; `numbers`: quantities in the last message (capped); `words`: its length in words;
-        `shape`: (conversation turns, system prompt chars, tools, JSON mode, max_tokens); `learned`: the learned
-        layer's raw logit for the request's structure (`LearnedLayer.raw`)."""
-        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic = vocab
+        algorithmic, fractions, relations) phrases; `numbers`: quantities in the last message (capped); `words`: its
+        length in words; `shape`: (conversation turns, system prompt chars, tools, JSON mode, max_tokens);
+        `learned`: the learned layer's raw logit for the request's structure (`LearnedLayer.raw`)."""
+        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations = vocab
         z, size_w, long_w = PRIORS.get(task, _OTHER)
         transform = task == "docs" and fired and ("translate" in fired or "summarize" in fired or "rewrite" in fired)
         if transform:
             hard = expert = 0  # transforming a text is as easy in a specialist field as anywhere
         analytic = task == "math" or task == "reasoning"
-        z += 0.7 * min(hard, 3) + 0.35 * min(moderate, 3) - (0.3 if analytic else 0.6) * min(simple, 2)
+        z += 0.7 * min(hard, 3) + 0.35 * min(moderate, 3)
+        if simple and (words <= 25 or not analytic):  # "just", "small" in a long word problem say nothing
+            z -= (0.3 if analytic else 0.6) * min(simple, 2)
         if long_form:
             z += 0.3
         if constraints > 1:
@@ -150,6 +154,8 @@ class Difficulty:
                 z += 0.5
             if "logic_puzzle" in fired:
                 z += 1.0
+            if "statements" in fired:  # several labelled statements or scenarios to judge, each on its own
+                z += STATEMENTS_W
             if "reasoning_ask" in fired or "analysis" in fired:
                 z += 0.6
             if "diff" in fired:
@@ -160,6 +166,9 @@ class Difficulty:
             z += 1.2
         writes_code = "code_write" in fired
         if analytic:
+            # the steps of a word problem: ratios (half, twice, percent) and quantities defined through one another
+            # ("3 more than", "twice as many", "the rest") are what a small model drops or chains wrongly
+            z += FRACTION_W * min(fractions, 3) + RELATION_W * min(relations, 3)
             if numbers <= 2 and task == "math" and words <= 14 and not advanced and "proof" not in fired:
                 z -= 2.0  # single-step arithmetic or a unit conversion
         elif task == "code":

@@ -474,6 +474,24 @@ EXPERT = [  # specialist vocabulary where small models answer confidently and wr
     "hiperosmolar", "fármaco", "farmacocinética", "termodinâmica", "termodinámica", "derivada parcial",
     "clause", "cláusula", "justa causa", "convertible note", "valuation cap", "pre-money", "post-money",
     "torque", "angular momentum", "precession", "moment of inertia", "epidemiology", "pharmacology",
+    # law: the terms of a case to reason out (not everyday words such as court, jury or contract)
+    "plaintiff", "plaintiffs", "defendant", "defendants", "negligence", "negligent", "tortious", "hearsay",
+    "admissible", "inadmissible", "estoppel", "easement", "grantor", "grantee", "testator", "mens rea", "actus reus",
+    "strict liability", "adverse possession", "fee simple", "due process", "equal protection", "commerce clause",
+    "felony", "misdemeanor", "indictment", "appellate", "injunction", "promissory", "rescission", "bailment",
+    "burden of proof", "statute of limitations", "breach of contract", "unconstitutional", "inconstitucional", "réu",
+    "negligência", "indenização", "usucapião", "demandante", "demandado", "negligencia", "indemnización",
+    "jurisprudencia",
+    # computer science theory, machine learning, formal logic
+    "turing machine", "np-complete", "np-hard", "decidable", "undecidable", "regular language", "context-free",
+    "automaton", "automata", "asymptotic", "amortized", "vc dimension", "gradient descent", "backpropagation",
+    "overfitting", "regularization", "support vector", "maximum likelihood", "convolutional", "cache coherence",
+    "pipelining", "virtual memory", "symbolization", "antecedent", "entailment", "modus ponens", "modus tollens",
+    "autômato", "autómata", "sobreajuste", "descida do gradiente", "descenso de gradiente",
+    # physics and medicine
+    "centripetal", "electric field", "magnetic field", "capacitor", "inductance", "photoelectric", "relativistic",
+    "doppler", "campo elétrico", "campo eléctrico", "campo magnético", "myocardial infarction", "pathogenesis",
+    "pharmacodynamics", "most likely diagnosis", "farmacodinâmica", "farmacodinámica",
 ]
 ALGORITHMIC = [  # what makes a piece of code non-trivial to write or to fix
     "algorithm", "algorithms", "time complexity", "space complexity", "o(n)", "o(1)", "o(log", "o(n log n)",
@@ -498,10 +516,12 @@ FRACTIONS = [  # ratio words: a word problem that scales, splits or compounds
     "dobro", "triplo", "mitad", "tercio", "tercios", "doble", "proporção", "proporción", "porcentaje",
     "porcentagem",
 ]
-OPERATIONS = [  # what a word problem does with its quantities
-    "each", "per", "every", "more than", "less than", "fewer than", "times as", "remaining", "left over", "rest",
-    "after", "altogether", "difference", "cada", "restante", "restantes", "resto", "depois", "después", "diferença",
-    "diferencia",
+RELATIONS = [  # quantities defined through one another: each relation is one more step to chain (word problems)
+    "more than", "less than", "fewer than", "times as", "times more", "as many", "as much", "remaining",
+    "the rest", "the remainder", "left over", "older than", "younger than", "longer than", "shorter than",
+    "taller than", "cheaper than", "heavier than", "faster than", "slower than", "larger than", "smaller than",
+    "mais que", "mais do que", "menos que", "menos do que", "vezes mais", "a mais", "a menos", "restante",
+    "restantes", "o resto", "más que", "menos que", "veces más", "de más", "de menos", "el resto",
 ]
 NEGATIONS = [  # a question that asks for the exception, or a premise to negate
     "not", "except", "false", "incorrect", "least", "never", "cannot", "não", "exceto", "excepto", "falso", "falsa",
