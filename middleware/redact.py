@@ -75,13 +75,23 @@ class RedactStage(Stage):
         scanners = {k: Scanner(kinds=k) for k in {p.kinds for _, p in self.policies.rules} | {default.kinds}}
         self.redactors = {(p.kinds, p.allow): BodyRedactor(scanners[p.kinds], p.allow)  # compiled once per kinds set
                           for p in [default, *(p for _, p in self.policies.rules)]}
+        self._plans: dict[str | None, tuple[RedactPolicy, BodyRedactor | None]] = {}  # tenant -> its policy, redactor
+
+    def _plan(self, tenant: str | None) -> tuple[RedactPolicy, BodyRedactor | None]:
+        """The tenant's policy and the redactor it uses (None: off), looked up once per tenant."""
+        policy = self.policies.for_tenant(tenant)
+        plan = policy, self.redactors[policy.kinds, policy.allow] if policy.active else None
+        if len(self._plans) >= 10_000:  # as bounded as TenantPolicies' own memo
+            self._plans.clear()
+        self._plans[tenant] = plan
+        return plan
 
     def handle(self, ex: Exchange, call_next: CallNext) -> Awaitable[Reply]:
-        policy = self.policies.for_tenant(ex.tenant)
-        if not policy.active:
+        policy, redactor = self._plans.get(ex.tenant) or self._plan(ex.tenant)
+        if redactor is None:
             return call_next(ex)
-        found = self.redactors[policy.kinds, policy.allow].redact(ex.body)
-        if found is None:
+        found = redactor.redact(ex.body)
+        if found is None:  # the common case: nothing found, nothing kept (no vault, no restorer)
             return call_next(ex)
         redacted, vault = found
         ex.findings = vault.counts

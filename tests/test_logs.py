@@ -224,3 +224,35 @@ def test_direct_access_line_is_the_formatter_s_line(monkeypatch: pytest.MonkeyPa
         lg.handlers[:], lg.level, lg.propagate = saved  # type: ignore[misc]
     assert len(seen) == 1
     assert seen[0].fields["request_id"] == "rid-1"
+
+
+def test_direct_lines_are_the_formatter_s_lines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The line written straight to the handler (a template dict filled in place) is byte for byte the
+    formatter's rendering of the record's fields, for bare exchanges, errors and findings, and awkward client
+    values."""
+    import time as _time
+
+    from router.exchange import Attempt, Exchange, Features
+    from router.observe.accesslog import AccessRecord, fields
+
+    monkeypatch.setattr(_time, "time", lambda: 1764582000.0005)
+    bare = Exchange("r%s-1\"\u2028", "embeddings", {"model": "50% ünïcode " * 30}, None, {})
+    bare.status = 400
+    full = Exchange("rid-2", "chat", {"model": "auto"}, None, {})
+    full.features = Features(task="code", complexity="high", tokens=7, difficulty=1e-7)
+    full.tenant, full.status, full.cost_usd, full.cache, full.spilled = "a/b", 200, 1.5e-9, "hit", "cloud-mini"
+    full.usage = {"input_tokens": 5, "output_tokens": 2, "x_router_counted": True}
+    full.attempts = [Attempt("m%", "b", None, "saturated", 0.0)]
+    full.findings = {"EMAIL": 2}
+    full.ttft_s = 0.0
+    for ex, error in ((bare, None), (bare, "invalid_request"), (full, None), (full, "upstream_error")):
+        monkeypatch.setattr(_time, "perf_counter", lambda ex=ex: ex.started + 0.25)
+        path = tmp_path / f"{ex.request_id[:5]}-{error}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+        try:
+            log = AccessLog(True, "json", fd=fd)
+            log.write(ex, error)
+            log.flush()
+        finally:
+            os.close(fd)
+        assert path.read_bytes() == JsonFormatter().render(AccessRecord(fields(ex, error)))

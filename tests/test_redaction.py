@@ -306,16 +306,16 @@ def test_scanner_remembers_texts_it_has_seen(monkeypatch: pytest.MonkeyPatch) ->
     text = "mail me at jane.doe@example.com or call +55 11 91234-5678"
     first = s.scan(text)
     assert [f.kind for f in first] == ["EMAIL", "PHONE"]
-    walked: list[str] = []
-    real_walk = s._walk
-    monkeypatch.setattr(s, "_walk", lambda t, d: walked.append(t) or real_walk(t, d))
+    walked: list[bytes] = []  # the texts the compiled pass ran over (from their start)
+    real_search = s._search
+    monkeypatch.setattr(s, "_search", lambda d, pos: (pos == 0 and walked.append(d)) or real_search(d, pos))
     again = s.scan(text)
     assert again == first
     assert again is not first
     again.clear()  # the caller's list: the memo keeps its own
     assert s.scan(text) == first
     assert s.scan("nothing to see here at all") == []
-    assert walked == ["nothing to see here at all"]  # only the new text was scanned
+    assert walked == [b"nothing to see here at all"]  # only the new text was scanned
     monkeypatch.setattr(scanner_module, "MEMO_CHARS", 100)
     for i in range(20):
         s.scan(f"filler text number {i} with no findings")

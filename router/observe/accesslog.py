@@ -4,9 +4,10 @@ It records where the request went and why (tenant, task, complexity, tokens, tie
 every attempt with its outcome, what the cache did), what it cost and how long it took (latency, time to first token,
 the router's own overhead, upstream time), and never the prompt, the completion, keys or headers.
 The line is a stdlib `logging` record on the `ai_router.access` logger, rendered by
-router/observe/logs.py as JSON (orjson) or text and written in batches, so a request pays for one
-record and one `orjson.dumps`, not for a syscall. Off (`logging.access_log: false`) it costs one
-attribute check.
+router/observe/logs.py as JSON (orjson) or text and written in batches, not a syscall per request. When
+the logger has only the router's own buffered JSON handler (how `ai-router serve` sets it up), no record
+is made: the line's dict (a copy of a template, filled in place) goes through one `orjson.dumps`, giving
+the bytes the formatter would. Off (`logging.access_log: false`) it costs one attribute check.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ import orjson
 from router.cost import token_counts
 from router.errors import MAX_ECHO, echo
 from router.exchange import Exchange
-from router.observe.logs import ACCESS_LOGGER, BufferedHandler, JsonFormatter, access_handler, make_formatter
+from router.observe.logs import ACCESS_LOGGER, BufferedHandler, JsonFormatter, access_handler, make_formatter, ms_time
 
 _INFO = logging.INFO
 _OPTS = orjson.OPT_APPEND_NEWLINE
-_HEAD = b',"level":"info","logger":"%s","msg":"request",' % ACCESS_LOGGER.encode()  # after "ts", before the fields
 
 
 class AccessRecord(logging.LogRecord):
@@ -90,8 +90,9 @@ class AccessLog:
             self._sink(AccessRecord(fields(ex, error, counts)))
             return
         # the line JsonFormatter renders for this record, without making the record (nor a merged dict)
-        line = b'{"ts":%s%s' % (orjson.dumps(round(time.time(), 3)),
-                                _HEAD + orjson.dumps(fields(ex, error, counts), option=_OPTS, default=str)[1:])
+        rec = _fill(_LINE.copy(), ex, error, counts)
+        rec["ts"] = ms_time(time.time())
+        line = orjson.dumps(rec, option=_OPTS, default=str)
         with h.lock:  # type: ignore[union-attr]
             h.add(line)
 
@@ -111,64 +112,70 @@ class AccessLog:
         return h
 
 
+# The access line's fields in their order, with placeholders: a line is a copy of one of these with each value
+# set in place (one `dict.copy`, then stores into existing keys: no resizing, no 30-key dict display).
+_FIELDS: dict[str, Any] = dict.fromkeys((
+    "event", "request_id", "endpoint", "status", "tenant", "requested", "model", "backend", "tier", "location", "task",
+    "complexity", "difficulty", "prompt_tokens_estimate", "stream", "attempts", "prompt_tokens", "completion_tokens",
+    "cached_tokens", "usage_from", "cache", "spilled", "queue_ms", "cost_usd", "latency_ms", "ttft_ms", "overhead_ms",
+    "upstream_ms"))
+_FIELDS["event"] = "request"
+# the whole JSON line as `JsonFormatter` renders an access record: its head ("ts" set per line), then the fields
+_LINE: dict[str, Any] = {"ts": 0.0, "level": "info", "logger": ACCESS_LOGGER, "msg": "request", **_FIELDS}
+
+
 def fields(ex: Exchange, error: str | None = None, counts: tuple[int, int, int] | None = None) -> dict[str, Any]:
     """The access line's fields for one finished exchange (`counts`: its usage's `token_counts`, if known)."""
-    t = ex.target
-    if t is not None:
-        m = t.model
-        model, backend, tier, location = m.id, m.backend, t.tier, m.location
-    else:
-        model = backend = tier = location = None
-    f = ex.features
-    if f is not None:
-        task, complexity, difficulty, estimate = f.task, f.complexity, f.difficulty, f.tokens
-    else:
-        task = complexity = difficulty = estimate = None
-    usage = ex.usage
-    if usage:
-        tokens_in, tokens_out, cached = counts or token_counts(usage)
-        usage_from = "router" if usage.get("x_router_counted") else "upstream"
-    else:
-        tokens_in = tokens_out = cached = usage_from = None
+    return _fill(_FIELDS.copy(), ex, error, counts)
+
+
+def _fill(rec: dict[str, Any], ex: Exchange, error: str | None, counts: tuple[int, int, int] | None) -> dict[str, Any]:
+    """Set one exchange's values into `rec`, a copy of `_FIELDS` or `_LINE`."""
+    rec["request_id"] = ex.request_id
+    rec["endpoint"] = ex.endpoint
+    rec["status"] = ex.status
+    rec["tenant"] = ex.tenant
     requested = ex.client_model
     if len(requested) > MAX_ECHO or not requested.isascii():  # a client value: truncated, valid UTF-8
         requested = echo(requested)
-    ttft = ex.ttft_s
+    rec["requested"] = requested
+    t = ex.target
+    if t is not None:
+        m = t.model
+        rec["model"] = m.id
+        rec["backend"] = m.backend
+        rec["tier"] = t.tier
+        rec["location"] = m.location
+    f = ex.features
+    if f is not None:
+        rec["task"] = f.task
+        rec["complexity"] = f.complexity
+        rec["difficulty"] = f.difficulty
+        rec["prompt_tokens_estimate"] = f.tokens
+    rec["stream"] = ex.stream
     # durations: milliseconds to the microsecond, as `round(s * 1000, 3)` gives for these non-negative
     # values, without `round`'s decimal conversion
-    rec: dict[str, Any] = {
-        "event": "request",
-        "request_id": ex.request_id,
-        "endpoint": ex.endpoint,
-        "status": ex.status,
-        "tenant": ex.tenant,
-        "requested": requested,
-        "model": model,
-        "backend": backend,
-        "tier": tier,
-        "location": location,
-        "task": task,
-        "complexity": complexity,
-        "difficulty": difficulty,
-        "prompt_tokens_estimate": estimate,
-        "stream": ex.stream,
-        "attempts": [{"model": a.model, "backend": a.backend, "tier": a.tier, "outcome": a.outcome,
-                      "ms": int(a.ms * 1000 + 0.5) / 1000} for a in ex.attempts],
-        "prompt_tokens": tokens_in,
-        "completion_tokens": tokens_out,
-        "cached_tokens": cached,
-        "usage_from": usage_from,
-        "cache": ex.cache,
-        "spilled": ex.spilled,  # the tier a saturated (or open) backend's request went to instead
-        "queue_ms": int(ex.queue_s * 1_000_000 + 0.5) / 1000,  # waiting for backend slots (capacity)
-        "cost_usd": ex.cost_usd,
-        "latency_ms": int((time.perf_counter() - ex.started) * 1_000_000 + 0.5) / 1000,
-        "ttft_ms": int(ttft * 1_000_000 + 0.5) / 1000 if ttft is not None else None,
-        "overhead_ms": int(ex.overhead_s * 1_000_000 + 0.5) / 1000,
-        "upstream_ms": int(ex.upstream_s * 1_000_000 + 0.5) / 1000,
-    }
+    rec["attempts"] = attempts = []  # a loop, not a comprehension: 3.11 makes a function object for one
+    for a in ex.attempts:
+        attempts.append({"model": a.model, "backend": a.backend, "tier": a.tier, "outcome": a.outcome,
+                         "ms": int(a.ms * 1000 + 0.5) / 1000})
+    usage = ex.usage
+    if usage:
+        rec["prompt_tokens"], rec["completion_tokens"], rec["cached_tokens"] = counts or token_counts(usage)
+        rec["usage_from"] = "router" if usage.get("x_router_counted") else "upstream"
+    rec["cache"] = ex.cache
+    rec["spilled"] = ex.spilled  # the tier a saturated (or open) backend's request went to instead
+    rec["queue_ms"] = int(ex.queue_s * 1_000_000 + 0.5) / 1000  # waiting for backend slots (capacity)
+    rec["cost_usd"] = ex.cost_usd
+    rec["latency_ms"] = int((time.perf_counter() - ex.started) * 1_000_000 + 0.5) / 1000
+    ttft = ex.ttft_s
+    if ttft is not None:
+        rec["ttft_ms"] = int(ttft * 1_000_000 + 0.5) / 1000
+    rec["overhead_ms"] = int(ex.overhead_s * 1_000_000 + 0.5) / 1000
+    rec["upstream_ms"] = int(ex.upstream_s * 1_000_000 + 0.5) / 1000
     if error:
         rec["error"] = error
     if ex.findings:
         rec["redacted"] = ex.findings  # redaction: kinds and counts, never values
     return rec
+

@@ -31,12 +31,18 @@ def event(logger: logging.Logger, name: str, message: str, level: int = logging.
         logger.log(level, message, extra={"fields": {"event": name, **fields}})
 
 
+def ms_time(t: float) -> float:
+    """A Unix time to the millisecond, as `round(t, 3)` gives it for these positive values, without `round`'s
+    decimal conversion (a tenth of an access line's cost)."""
+    return int(t * 1000 + 0.5) / 1000
+
+
 class JsonFormatter(logging.Formatter):
     """`{"ts", "level", "logger", "msg", …fields}` per line, serialised with orjson."""
 
     def render(self, record: logging.LogRecord) -> bytes:
         rec: dict[str, Any] = {
-            "ts": round(record.created, 3),
+            "ts": ms_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

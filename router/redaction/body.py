@@ -27,12 +27,16 @@ NOT_TEXT = frozenset({
 # keys whose strings are binary payloads (base64): never text, and costly to scan
 BINARY = frozenset({"data", "file_data", "b64_json", "audio", "image_base64"})
 MIN_TEXT = 6  # nothing we look for is shorter
+_NODES = (str, dict, list)  # what the walk looks into (subclasses too)
 
 
-def _is_binary(key: str | None, s: str) -> bool:
-    if key in BINARY:
-        return True
-    return s.startswith("data:") and ";base64," in s[:100]
+class _Walk:
+    """One body's walk: the vault, made at the first finding (a body with nothing to redact allocates none)."""
+
+    __slots__ = ("vault",)
+
+    def __init__(self) -> None:
+        self.vault: Vault | None = None
 
 
 class BodyRedactor:
@@ -46,51 +50,77 @@ class BodyRedactor:
 
     def redact(self, body: dict[str, Any]) -> tuple[dict[str, Any], Vault] | None:
         """(the redacted copy, its vault), or None when the body holds nothing to redact."""
-        vault = Vault()
-        out = self._value(body, None, vault)
-        return (out, vault) if vault else None
+        w = _Walk()
+        out = self._dict(body, w) if type(body) is dict else self._value(body, None, w)
+        return None if w.vault is None else (out, w.vault)
 
-    def _value(self, v: Any, key: str | None, vault: Vault) -> Any:
+    # The walk is the redaction's own cost on a clean body, so its common shapes (exact dicts, lists and
+    # strings, as orjson makes them) are tested with `type(...) is`; anything else goes through `_value`.
+
+    def _dict(self, v: dict[str, Any], w: _Walk) -> dict[str, Any]:
+        out: dict[str, Any] | None = None
+        for k, item in v.items():
+            t = type(item)
+            if t is str:
+                if len(item) < MIN_TEXT or k in NOT_TEXT:
+                    continue
+                new = self._text(item, k, w)
+            elif t is list:
+                new = self._list(item, k, w)
+            elif t is dict:
+                new = self._dict(item, w)
+            elif isinstance(item, _NODES):  # subclasses: the general case
+                new = self._value(item, k, w)
+            else:
+                continue
+            if new is not item:
+                if out is None:
+                    out = dict(v)
+                out[k] = new
+        return v if out is None else out
+
+    def _list(self, v: list[Any], key: str | None, w: _Walk) -> list[Any]:
+        lst: list[Any] | None = None
+        text = key not in NOT_TEXT
+        for i, item in enumerate(v):
+            t = type(item)
+            if t is dict:
+                new = self._dict(item, w)
+            elif t is str:
+                if len(item) < MIN_TEXT or not text:
+                    continue
+                new = self._text(item, key, w)
+            elif t is list:
+                new = self._list(item, key, w)
+            elif isinstance(item, _NODES):
+                new = self._value(item, key, w)
+            else:
+                continue
+            if new is not item:
+                if lst is None:
+                    lst = list(v)
+                lst[i] = new
+        return v if lst is None else lst
+
+    def _value(self, v: Any, key: str | None, w: _Walk) -> Any:
         if isinstance(v, str):
-            return self._text(v, key, vault)
+            return self._text(v, key, w)
         if isinstance(v, dict):
-            out: dict[str, Any] | None = None
-            for k, item in v.items():
-                if isinstance(item, str):  # leaves are handled here: no call for the ones never scanned
-                    if len(item) < MIN_TEXT or k in NOT_TEXT:
-                        continue
-                    new = self._text(item, k, vault)
-                elif isinstance(item, dict | list):
-                    new = self._value(item, k, vault)
-                else:
-                    continue
-                if new is not item:
-                    if out is None:
-                        out = dict(v)
-                    out[k] = new
-            return v if out is None else out
+            return self._dict(v, w)
         if isinstance(v, list):
-            lst: list[Any] | None = None
-            for i, item in enumerate(v):
-                if isinstance(item, str):
-                    if len(item) < MIN_TEXT or key in NOT_TEXT:
-                        continue
-                    new = self._text(item, key, vault)
-                elif isinstance(item, dict | list):
-                    new = self._value(item, key, vault)
-                else:
-                    continue
-                if new is not item:
-                    if lst is None:
-                        lst = list(v)
-                    lst[i] = new
-            return v if lst is None else lst
+            return self._list(v, key, w)
         return v
 
-    def _text(self, v: str, key: str | None, vault: Vault) -> str:
-        if len(v) < MIN_TEXT or key in NOT_TEXT or _is_binary(key, v):
+    def _text(self, v: str, key: str | None, w: _Walk) -> str:
+        if len(v) < MIN_TEXT or key in NOT_TEXT or key in BINARY or (v.startswith("data:") and ";base64," in v[:100]):
             return v
         findings = self.scanner.scan(v)
-        if findings and self.allow:
+        if not findings:
+            return v
+        if self.allow:
             findings = [f for f in findings if v[f.start:f.end] not in self.allow]
-        return redact_text(v, findings, vault) if findings else v
+            if not findings:
+                return v
+        if w.vault is None:
+            w.vault = Vault()
+        return redact_text(v, findings, w.vault)

@@ -221,7 +221,8 @@ class Scanner:
             if seen is not None:
                 return list(seen)
         data = text if self.engine == "re" else text.encode("latin-1", "ai_router_one_byte")
-        found = self._walk(text, data)
+        s = self._search(data, 0)
+        found = [] if s < 0 else self._walk(text, data, s)  # most texts have no candidate at all: one call
         if memo:
             self._memo_chars += len(text)
             if self._memo_chars > MEMO_CHARS:
@@ -230,14 +231,14 @@ class Scanner:
             self._memo[text] = tuple(found)
         return found
 
-    def _walk(self, text: str, data: Any) -> list[Finding]:
-        """The scan loop over `data` (Latin-1 bytes for RE2, the text itself for `re`)."""
+    def _walk(self, text: str, data: Any, s: int) -> list[Finding]:
+        """The scan loop over `data` (Latin-1 bytes for RE2, the text itself for `re`) from its first
+        candidate, at `s`."""
         out: list[Finding] = []
         search = self._search
         starting = self._starting
-        pos = 0
         j = 0
-        while (s := search(data, pos)) >= 0:
+        while s >= 0:
             hit = None
             # Which detector starts here: the first one in priority order that matches at `s` (the pass chose
             # it, leftmost-first); if its check fails, the ones below get their chance at the same place.
@@ -248,16 +249,14 @@ class Scanner:
                     if hit is not None:
                         break
             if hit is None:
-                pos = s + 1
+                s = search(data, s + 1)
                 continue
             kind, hs, he = hit
-            if kind == SAFE:
-                pos = max(s + 1, he)
-                continue
-            if self.detectors[j].generic:
-                kind, hs, he = self._own_kind(text, kind, hs, he)
-            out.append(Finding(kind, hs, he))
-            pos = max(s + 1, he)
+            if kind != SAFE:
+                if self.detectors[j].generic:
+                    kind, hs, he = self._own_kind(text, kind, hs, he)
+                out.append(Finding(kind, hs, he))
+            s = search(data, max(s + 1, he))
         return out
 
     def _own_kind(self, text: str, kind: str, s: int, e: int) -> tuple[str, int, int]:
