@@ -56,6 +56,7 @@ class BudgetStage(Stage):
         self.prices = tier_prices(config.models(), self.tiers)
         top = next((t for t in reversed(self.tiers) if self.prices[t] != (0.0, 0.0)), None)
         self.top_price = self.prices[top] if top else (0.0, 0.0)
+        self.top_tier_price = self.prices[self.tiers[-1]] if self.tiers else (0.0, 0.0)  # (cap's first try)
         emb = [m.price.input for m in config.models() if m.type == "embedding"]
         self.top_embedding_price = max(emb) if emb else 0.0
         self.key_budgets = KeyAllowance("budget", lambda raw, where: parse_budget(raw, where, self.tiers))
@@ -76,7 +77,9 @@ class BudgetStage(Stage):
             out.append((f"k:{key.name}", f"key '{key.name}'", b))  # type: ignore[union-attr]
         return out
 
-    async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
+    def handle(self, ex: Exchange, call_next: CallNext) -> Awaitable[Reply]:
+        """Sets the gate and caps the tier; when that leaves nothing to add to the answer (no budget headers,
+        levels read without waiting), the rest of the pipeline is returned unawaited (no extra frame)."""
         tenant = ex.tenant or DEFAULT_TENANT
         spend = Spend(self, ex, tenant, self.plan(ex, tenant))
         ex.gate = spend.attempt
@@ -84,11 +87,22 @@ class BudgetStage(Stage):
         if plan.needs_cap:
             levels = None
             if plan.needs_levels:
-                store = self.store
-                levels = store.levels_nowait(plan.keys)
+                levels = self.store.levels_nowait(plan.keys)
                 if levels is None:
-                    levels = await store.levels(plan.keys)
+                    return self._capped(ex, call_next, spend)
             spend.cap(levels)
+        if spend.headers:
+            return self._answer(ex, call_next, spend)
+        return call_next(ex)
+
+    async def _capped(self, ex: Exchange, call_next: CallNext, spend: Spend) -> Reply:
+        """`handle` for a store that must be awaited for the levels."""
+        spend.cap(await self.store.levels(spend.plan.keys))
+        return await self._answer(ex, call_next, spend)
+
+    @staticmethod
+    async def _answer(ex: Exchange, call_next: CallNext, spend: Spend) -> Reply:
+        """The rest of the pipeline, with the budget's headers on its answer (and on a refusal)."""
         try:
             reply = await call_next(ex)
         except BudgetExceeded as e:
@@ -186,6 +200,13 @@ class Spend:
         """Cap the tier (Exchange.max_tier) when the budget calls for a downgrade (`levels`: plan.keys', read
         when `plan.needs_levels`; without, only the per-request ceiling can cap)."""
         plan = self.plan
+        ceiling = plan.ceiling
+        if levels is None and ceiling is not None and self.ex.max_tier is None:
+            # only the per-request ceiling can cap: when the highest tier fits (as the loop below would
+            # find first), there is nothing to cap
+            pi, po = self.stage.top_tier_price
+            if ((self.tokens or 1) * pi + (self._max_output() or 4096) * po) / 1_000_000 <= ceiling + 1e-12:
+                return
         soft = False
         remaining = math.inf
         if levels is not None:

@@ -1,9 +1,9 @@
 """The store contract (documented in router/state/__init__.py) and the pieces every store shares.
 
 `Store` is the abstract interface (with `*_nowait` forms of settle/add/record for the after-the-answer
-path); `Charge`, `Grant`, `SpendEntry` and `SpendRow` are the values that
-cross it; `Rollup` is the in-process spend aggregate (memory keeps it as its ledger, SQLite batches
-it between flushes); `open_store(url)` picks the implementation from `state.url`.
+path); `Charge`, `Grant`, `SpendEntry` and `SpendRow` are the values that cross it; `Rollup` is the
+in-process spend aggregate (memory keeps it as its ledger); `open_store(url)` picks the implementation
+from `state.url`.
 """
 
 from __future__ import annotations
@@ -153,40 +153,57 @@ def build_rows(window: str, period: str, parts: dict[tuple[str, str, str], list[
 
 
 class Rollup:
-    """Spend aggregated in process: {period: {(tenant, model, tier): METRICS values}}."""
+    """Spend aggregated in process, per UTC day: {day id: {(tenant, model, tier): METRICS values}}. A month's
+    rows sum its days, so an entry updates one aggregate, not one per window."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("_day", "_end", "_start", "days")
 
     def __init__(self) -> None:
-        self.parts: dict[str, dict[tuple[str, str, str], list[float]]] = {}
+        self.days: dict[str, dict[tuple[str, str, str], list[float]]] = {}
+        self._day: dict[tuple[str, str, str], list[float]] = {}  # the day [_start, _end) last added to
+        self._start = self._end = 0.0
 
     def add(self, e: SpendEntry) -> None:
-        failed = e.failed
+        ts = e.ts
+        if not self._start <= ts < self._end:
+            day, self._end = windows.day(ts)
+            self._start = self._end - 86400
+            self._day = self.days.setdefault(day, {})
         k = (e.tenant, e.model, e.tier)
-        parts = self.parts
-        for period in windows.periods(e.ts):  # day and month
-            p = parts.get(period)
-            if p is None:
-                p = parts[period] = {}
-            v = p.get(k)
-            if v is None:
-                p[k] = list(entry_metrics(e))
-            else:  # entry_metrics, added in place (METRICS order)
-                if failed:
-                    v[2] += 1
-                else:
-                    v[0] += 1
-                if e.cache_hit:
-                    v[1] += 1
-                v[3] += e.cost_usd
-                v[4] += e.baseline_usd
-                v[5] += e.tokens_in
-                v[6] += e.tokens_out
+        v = self._day.get(k)
+        if v is None:
+            self._day[k] = list(entry_metrics(e))
+            return
+        # entry_metrics, added in place (METRICS order)
+        if e.failed:
+            v[2] += 1
+        else:
+            v[0] += 1
+        if e.cache_hit:
+            v[1] += 1
+        v[3] += e.cost_usd
+        v[4] += e.baseline_usd
+        v[5] += e.tokens_in
+        v[6] += e.tokens_out
 
     def rows(self, window: str, period: str, tenant: str | None) -> list[SpendRow]:
-        parts = self.parts.get(period, {})
-        if tenant is not None:
-            parts = {k: v for k, v in parts.items() if k[0] == tenant}
+        """`period`: a day id (`d2026-12-01`) or a month id (`m2026-12`, the sum of its days)."""
+        if period.startswith("d"):
+            days = [self.days.get(period, {})]
+        else:
+            prefix = "d" + period[1:] + "-"
+            days = [p for d, p in self.days.items() if d.startswith(prefix)]
+        parts: dict[tuple[str, str, str], list[float]] = {}
+        for p in days:
+            for k, v in p.items():
+                if tenant is not None and k[0] != tenant:
+                    continue
+                total = parts.get(k)
+                if total is None:
+                    parts[k] = list(v)
+                else:
+                    for i, x in enumerate(v):
+                        total[i] += x
         return build_rows(window, period, parts)
 
 

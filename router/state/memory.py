@@ -1,7 +1,8 @@
 """`memory://`: the store in one process's memory. Exact and fast; nothing survives a restart.
 
 For a single worker, tests and the demo. Each call runs without awaiting anything, so it is atomic on
-the event loop. Expired counters and records are swept lazily (every SWEEP_EVERY writes).
+the event loop. A counter is one `[used, held, expires_at]` cell (one lookup per charge). Expired
+counters (once nothing is held on them) and records are swept lazily (every SWEEP_EVERY writes).
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ class MemoryStore(Store):
     url = "memory://"
 
     def __init__(self) -> None:
-        self.used: dict[str, float] = {}
-        self.held: dict[str, float] = {}
-        self.expires: dict[str, float] = {}
+        self.counters: dict[str, list[float]] = {}  # key -> [used, held, expires_at]: one lookup per charge
         self.rollup = Rollup()
         self.ledger: list[SpendEntry] = []
         self.records: dict[str, tuple[dict[str, Any], float | None]] = {}
@@ -31,7 +30,8 @@ class MemoryStore(Store):
     # ------------------------------------------------------------ counters
 
     def _level(self, key: str) -> float:
-        return self.used.get(key, 0.0) + self.held.get(key, 0.0)
+        cell = self.counters.get(key)
+        return 0.0 if cell is None else cell[0] + cell[1]
 
     settles_now = True
 
@@ -39,22 +39,29 @@ class MemoryStore(Store):
         return self.reserve_nowait(charges)
 
     def reserve_nowait(self, charges: tuple[Charge, ...] | list[Charge]) -> Grant:
-        used, held, expires = self.used, self.held, self.expires
+        counters = self.counters
+        get = counters.get
         levels = []
-        for i, c in enumerate(charges):
-            k = c.key
-            lvl = used.get(k, 0.0) + held.get(k, 0.0)
+        cells = []
+        for c in charges:
+            cell = get(c.key)
+            lvl = 0.0 if cell is None else cell[0] + cell[1]
             if lvl + c.amount > c.limit + EPS:
+                i = len(levels)
                 levels.extend(self._level(x.key) for x in charges[i:])
                 return Grant(False, tuple(charges), levels, denied=i)
             levels.append(lvl)
+            cells.append(cell)
         for i, c in enumerate(charges):
-            k = c.key
-            if c.hold:
-                held[k] = held.get(k, 0.0) + c.amount
+            cell = cells[i]
+            if cell is None:  # a new counter (a refused reservation above created none)
+                cell = counters[c.key] = [0.0, 0.0, c.expires_at]
             else:
-                used[k] = used.get(k, 0.0) + c.amount
-            expires[k] = c.expires_at
+                cell[2] = c.expires_at
+            if c.hold:
+                cell[1] += c.amount
+            else:
+                cell[0] += c.amount
             levels[i] += c.amount
         self._writes += 1
         if self._writes % SWEEP_EVERY == 0:
@@ -67,11 +74,13 @@ class MemoryStore(Store):
     def settle_nowait(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
         if grant.ok and not grant.settled:
             grant.settled = True
-            used, held = self.used, self.held
+            counters = self.counters
             for c in grant.charges:
                 if c.hold:
-                    held[c.key] = held.get(c.key, 0.0) - c.amount
-                    used[c.key] = used.get(c.key, 0.0) + actual
+                    cell = counters.get(c.key)
+                    if cell is not None:  # (the sweep keeps a counter while it holds anything)
+                        cell[1] -= c.amount
+                        cell[0] += actual
         if entry is not None:
             self._record(entry)
 
@@ -79,15 +88,24 @@ class MemoryStore(Store):
         self.add_nowait(key, amount, expires_at)
 
     def add_nowait(self, key: str, amount: float, expires_at: float) -> None:
-        self.used[key] = self.used.get(key, 0.0) + amount
-        self.expires[key] = max(self.expires.get(key, 0.0), expires_at)
+        cell = self.counters.get(key)
+        if cell is None:
+            self.counters[key] = [amount, 0.0, expires_at]
+        else:
+            cell[0] += amount
+            if expires_at > cell[2]:
+                cell[2] = expires_at
 
     async def levels(self, keys: list[str]) -> list[float]:
         return self.levels_nowait(keys)
 
     def levels_nowait(self, keys: list[str]) -> list[float]:
-        used, held = self.used, self.held
-        return [used.get(k, 0.0) + held.get(k, 0.0) for k in keys]
+        get = self.counters.get
+        out = []
+        for k in keys:
+            cell = get(k)
+            out.append(0.0 if cell is None else cell[0] + cell[1])
+        return out
 
     # ------------------------------------------------------------ ledger
 
@@ -167,10 +185,8 @@ class MemoryStore(Store):
 
     def _sweep(self) -> None:
         now = time.time()
-        for k in [k for k, t in self.expires.items() if t < now]:
-            del self.expires[k]
-            self.used.pop(k, None)
-            if abs(self.held.get(k, 0.0)) < EPS:
-                self.held.pop(k, None)
+        counters = self.counters
+        for k in [k for k, cell in counters.items() if cell[2] < now and abs(cell[1]) < EPS]:
+            del counters[k]
         for k in [k for k, (_, t) in self.records.items() if t is not None and t <= now]:
             del self.records[k]
