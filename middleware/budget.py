@@ -78,8 +78,8 @@ class BudgetStage(Stage):
         return out
 
     def handle(self, ex: Exchange, call_next: CallNext) -> Awaitable[Reply]:
-        """Sets the gate and caps the tier; when that leaves nothing to add to the answer (no budget headers,
-        levels read without waiting), the rest of the pipeline is returned unawaited (no extra frame)."""
+        """Sets the gate and caps the tier, then returns the rest of the pipeline unawaited (the budget's
+        headers go on the exchange, `reply_headers`, which the server puts on the answer or the refusal)."""
         tenant = ex.tenant or DEFAULT_TENANT
         spend = Spend(self, ex, tenant, self.plan(ex, tenant))
         ex.gate = spend.attempt
@@ -91,26 +91,12 @@ class BudgetStage(Stage):
                 if levels is None:
                     return self._capped(ex, call_next, spend)
             spend.cap(levels)
-        if spend.headers:
-            return self._answer(ex, call_next, spend)
         return call_next(ex)
 
     async def _capped(self, ex: Exchange, call_next: CallNext, spend: Spend) -> Reply:
         """`handle` for a store that must be awaited for the levels."""
         spend.cap(await self.store.levels(spend.plan.keys))
-        return await self._answer(ex, call_next, spend)
-
-    @staticmethod
-    async def _answer(ex: Exchange, call_next: CallNext, spend: Spend) -> Reply:
-        """The rest of the pipeline, with the budget's headers on its answer (and on a refusal)."""
-        try:
-            reply = await call_next(ex)
-        except BudgetExceeded as e:
-            e.headers.update(spend.headers)
-            raise
-        if spend.headers:
-            reply.headers = {**reply.headers, **spend.headers}
-        return reply
+        return await call_next(ex)
 
     def plan(self, ex: Exchange, tenant: str) -> Plan:
         """The request's windows, memoised per tenant and key for the UTC day (all dropped when it ends)."""
@@ -173,14 +159,14 @@ class Plan:
 class Spend:
     """One request's budget state (a throwaway object: nothing per request lives on the stage)."""
 
-    __slots__ = ("ex", "headers", "plan", "stage", "tenant", "tokens")
+    __slots__ = ("downgraded", "ex", "plan", "stage", "tenant", "tokens")
 
     def __init__(self, stage: BudgetStage, ex: Exchange, tenant: str, plan: Plan) -> None:
         self.stage = stage
         self.ex = ex
         self.tenant = tenant
         self.plan = plan
-        self.headers: dict[str, str] = {}
+        self.downgraded: str | None = None  # the tier cap the budget set, if any
         f = ex.features
         self.tokens = 0
         if f is not None:  # an upper bound, with room for the upstream's tokenizer counting differently
@@ -195,6 +181,14 @@ class Spend:
         b = self.ex.body
         v = b.get("max_tokens") or b.get("max_completion_tokens") or b.get("max_output_tokens")
         return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    def say(self, name: str, value: str) -> None:
+        """A budget header (`x-router-budget`, `x-router-downgraded`) for the answer or the refusal."""
+        ex = self.ex
+        if ex.reply_headers is None:
+            ex.reply_headers = {name: value}
+        else:
+            ex.reply_headers[name] = value
 
     def cap(self, levels: list[float] | None) -> None:
         """Cap the tier (Exchange.max_tier) when the budget calls for a downgrade (`levels`: plan.keys', read
@@ -219,7 +213,7 @@ class Spend:
         top: str | None = None
         for _, _, b in plan.budgets:
             if soft and b.soft_pct is not None:
-                self.headers["x-router-budget"] = "soft"
+                self.say("x-router-budget", "soft")
                 if b.on_soft == "downgrade":
                     downgrade = True
                     top = _lower(self.stage.tiers, top, b.soft_max_tier)
@@ -248,7 +242,8 @@ class Spend:
         new = _lower(tiers, ex.max_tier, allowed)
         if new != ex.max_tier and new != tiers[-1]:
             ex.max_tier = new
-            self.headers["x-router-downgraded"] = new
+            self.downgraded = new
+            self.say("x-router-downgraded", new)
 
     # ------------------------------------------------------------ each upstream attempt
 
@@ -258,8 +253,8 @@ class Spend:
         model = target.model
         grant = NO_GRANT
         if ex.dry_run:
-            if ex.decision is not None and self.headers.get("x-router-downgraded"):
-                ex.decision.reasons.append(f"budget: tier capped to {self.headers['x-router-downgraded']}")
+            if ex.decision is not None and self.downgraded:
+                ex.decision.reasons.append(f"budget: tier capped to {self.downgraded}")
             return await send(ex, target)
         plan = self.plan
         ceiling = plan.ceiling

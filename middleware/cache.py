@@ -21,7 +21,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -126,14 +126,18 @@ class CacheStage(Stage):
                                              option=orjson.OPT_SORT_KEYS)).hexdigest()
         return digest
 
-    async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
-        key = None if ex.dry_run else self.key(ex)
+    def handle(self, ex: Exchange, call_next: CallNext) -> Awaitable[Reply]:
+        """A request that is not cacheable goes on unawaited, its `bypass` on the exchange (the server
+        puts `reply_headers` on the answer); a cacheable one looks the cache up (`_lookup`)."""
+        if ex.dry_run:
+            return call_next(ex)
+        key = self.key(ex)
         if key is None:
-            reply = await call_next(ex)
-            if not ex.dry_run:
-                reply.headers = {**reply.headers, HEADER: "bypass"}
-                ex.cache = "bypass"  # for the metrics and the access log
-            return reply
+            _say(ex, "bypass")
+            return call_next(ex)
+        return self._lookup(ex, call_next, key)
+
+    async def _lookup(self, ex: Exchange, call_next: CallNext, key: str) -> Reply:
         try:
             hit = await self.cache.get(key)
         except Exception as e:  # a cache that is down must not fail the request
@@ -144,9 +148,8 @@ class CacheStage(Stage):
             if reply is not None:
                 ex.cache = "hit"
                 return reply
+        _say(ex, "miss")
         reply = await call_next(ex)
-        reply.headers = {**reply.headers, HEADER: "miss"}
-        ex.cache = "miss"
         if reply.status != 200 or ex.target is None:
             return reply
         if reply.stream is None:
@@ -218,6 +221,16 @@ class CacheStage(Stage):
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return True
+
+
+def _say(ex: Exchange, what: str) -> None:
+    """`x-router-cache: miss|bypass` on whatever answer the request gets, and `ex.cache` for the metrics
+    and the access log."""
+    ex.cache = what
+    if ex.reply_headers is None:
+        ex.reply_headers = {HEADER: what}
+    else:
+        ex.reply_headers[HEADER] = what
 
 
 class Recorder:

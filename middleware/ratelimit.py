@@ -6,7 +6,8 @@ as OpenAI does) against each limit's current minute, in one atomic store call; o
 answer is 429 `rate_limit_exceeded` with `retry-after` = the minute's reset. After the answer the
 token counters are corrected with the real usage. Every reply of a limited caller carries OpenAI's
 `x-ratelimit-limit-requests`, `-remaining-requests`, `-reset-requests` and the `-tokens` trio (the
-tightest of the key's and the tenant's limits). Inactive when no limit is configured anywhere.
+tightest of the key's and the tenant's limits; resets in whole seconds, rounded up: `13s`). Inactive
+when no limit is configured anywhere.
 
 The limits that apply to a tenant and key are resolved once into a `LimitPlan` (memoised), which
 also keeps the current minute's counter keys and its request charges, so a request formats no key.
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable
+from functools import partial
 from typing import Any
 
 from router.cost import token_counts
@@ -23,10 +26,13 @@ from router.errors import RateLimited
 from router.exchange import CallNext, Exchange, Reply
 from router.pipeline import Stage
 from router.routing.tokens import estimate, extract
-from router.state import Charge, Store
+from router.state import Charge, Grant, Store
 from router.tenants import DEFAULT_TENANT, KeyAllowance, Limits, Tenants, parse_limits
 
 MEMO_MAX = 10_000
+
+
+RESET = tuple(f"{s}s" for s in range(61))  # x-ratelimit-reset-*: whole seconds to the minute's end, rounded up
 
 
 class LimitPlan:
@@ -50,12 +56,13 @@ class LimitPlan:
                 self.limits.append(float(lim.tpm))
         self.tpm = "tokens" in self.kinds
         self.token_idx = tuple(i for i, kind in enumerate(self.kinds) if kind == "tokens")
-        # per kind (in order of first appearance): its three header names and its counters' indices
+        # per kind (in order of first appearance): its three header names, its first counter's index and the
+        # indices of its other counters (a key's and a tenant's limit of the same kind)
         groups: dict[str, list[int]] = {}
         for i, kind in enumerate(self.kinds):
             groups.setdefault(kind, []).append(i)
-        self.groups = [((f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}"),
-                        tuple(indices)) for kind, indices in groups.items()]
+        self.groups = [(f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}",
+                        indices[0], tuple(indices[1:])) for kind, indices in groups.items()]
         self.limit_text = [str(int(x)) for x in self.limits]
         self.minute = -1
         self.end = 0.0
@@ -70,23 +77,25 @@ class LimitPlan:
             self.request_charges = [Charge(k, 1, lim, self.end, hold=False) if kind == "requests" else None
                                     for k, kind, lim in zip(self.keys, self.kinds, self.limits, strict=True)]
             self.minute = n
-        return [c if c is not None else Charge(self.keys[i], tokens, self.limits[i], self.end, hold=False)
-                for i, c in enumerate(self.request_charges)]
+        out: list[Any] = self.request_charges.copy()  # the request counters' charges are the same all minute
+        for i in self.token_idx:
+            out[i] = Charge(self.keys[i], tokens, self.limits[i], self.end, False)
+        return out
 
     def headers(self, levels: list[float], now: float, end: float) -> dict[str, str]:
-        """OpenAI's x-ratelimit-* headers: the tightest limit of each kind."""
-        s = end - now
-        reset = f"{s:.3f}s" if s < 60 else "60s"
+        """OpenAI's x-ratelimit-* headers: the tightest limit of each kind; the reset in whole seconds,
+        rounded up (`13s`: the counters start over within that time)."""
+        s = math.ceil(end - now)
+        reset = RESET[s] if 0 < s <= 60 else RESET[60 if s > 60 else 1]
         h: dict[str, str] = {}
-        limits, limit_text = self.limits, self.limit_text
-        for (limit_h, remaining_h, reset_h), indices in self.groups:
-            i = indices[0]
+        limits = self.limits
+        for limit_h, remaining_h, reset_h, i, others in self.groups:
             remaining = limits[i] - levels[i]
-            for j in indices[1:]:
+            for j in others:
                 r = limits[j] - levels[j]
                 if r < remaining:
                     i, remaining = j, r
-            h[limit_h] = limit_text[i]
+            h[limit_h] = self.limit_text[i]
             h[remaining_h] = str(int(remaining)) if remaining > 0 else "0"
             h[reset_h] = reset
         return h
@@ -131,10 +140,13 @@ class RateLimitStage(Stage):
         p = self._plans[memo] = LimitPlan(scoped) if scoped else None
         return p
 
-    async def handle(self, ex: Exchange, call_next: CallNext) -> Reply:
+    def handle(self, ex: Exchange, call_next: CallNext) -> Awaitable[Reply]:
+        """Counts the request before the rest of the pipeline, which it returns unawaited: the headers go
+        on the exchange (`reply_headers`, merged into the answer by the server), the correction into a
+        finish hook, so nothing is left to do after the answer."""
         plan = self.plan(ex)
         if plan is None or ex.dry_run:
-            return await call_next(ex)
+            return call_next(ex)
         now = time.time()
         tokens = 0
         if plan.tpm:  # a cheap estimate (about 4 bytes a token), corrected after
@@ -146,23 +158,36 @@ class RateLimitStage(Stage):
                 tokens += mt
         charges = plan.charges(now, tokens)
         end = plan.end  # (read now: another request may start the next minute while this one waits)
-        store = self.store
-        grant = store.reserve_nowait(charges)
+        grant = self.store.reserve_nowait(charges)
         if grant is None:
-            grant = await store.reserve(charges)
+            return self._reserve(ex, call_next, plan, charges, tokens, now, end)
+        self._admit(ex, plan, grant, charges, tokens, now, end)
+        return call_next(ex)
+
+    async def _reserve(self, ex: Exchange, call_next: CallNext, plan: LimitPlan, charges: list[Charge],
+                       tokens: int, now: float, end: float) -> Reply:
+        """`handle` for a store that must be awaited (Redis)."""
+        self._admit(ex, plan, await self.store.reserve(charges), charges, tokens, now, end)
+        return await call_next(ex)
+
+    def _admit(self, ex: Exchange, plan: LimitPlan, grant: Grant, charges: list[Charge], tokens: int, now: float,
+               end: float) -> None:
+        """The answer's headers, or the refusal (429 with retry-after); the token correction when the
+        answer is in."""
         headers = plan.headers(grant.levels, now, end)
         if not grant.ok:
             i = grant.denied or 0
             headers["Retry-After"] = str(max(1, math.ceil(end - now)))
             raise RateLimited(f"Rate limit reached: {plan.limit_text[i]} {plan.kinds[i]} per minute. "
                               f"Try again in {headers['Retry-After']} s.", headers=headers)
-        reply = await call_next(ex)
-        reply.headers = {**reply.headers, **headers}
+        if ex.reply_headers is None:
+            ex.reply_headers = headers
+        else:
+            ex.reply_headers.update(headers)
         if tokens:
-            ex.finish_hooks.append(lambda ex: self._correct(ex, plan, charges, tokens))
-        return reply
+            ex.finish_hooks.append(partial(self._correct, plan, charges, tokens))
 
-    def _correct(self, ex: Exchange, plan: LimitPlan, charges: list[Charge], estimated: int) -> None:
+    def _correct(self, plan: LimitPlan, charges: list[Charge], estimated: int, ex: Exchange) -> None:
         if not ex.usage:
             return
         tin, tout, _ = token_counts(ex.usage)

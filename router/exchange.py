@@ -105,6 +105,7 @@ class Exchange:
         "prefer",
         "queue_s",
         "raw",
+        "reply_headers",
         "request_id",
         "slot_wait_s",
         "spilled",
@@ -170,6 +171,9 @@ class Exchange:
         self.queue_s = 0.0  # time spent waiting for backend slots
         self.spilled: str | None = None  # the tier a saturated/open backend's request spilled to
         self.cache: str | None = None  # hit | miss | bypass: what the `cache` stage did (None: it did not run)
+        # headers a stage adds to whatever answer this request gets, errors included (x-ratelimit-*,
+        # x-router-cache): the server merges them once, so a stage need not await the reply to copy its headers
+        self.reply_headers: dict[str, str] | None = None
 
 
 class Reply:

@@ -191,6 +191,8 @@ def _decision_headers(ex: Exchange, overhead_ms: float) -> dict[str, str]:
         h["x-router-spilled"] = ex.spilled
     if ex.queue_s:
         h["x-router-queue-ms"] = f"{ex.queue_s * 1000:.1f}"
+    if ex.reply_headers is not None:  # the stages' (Exchange.reply_headers)
+        h.update(ex.reply_headers)
     return h
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -351,7 +352,10 @@ def test_limit_plan_starts_new_counters_each_minute() -> None:
     h = plan.headers([3, 500, 4], t, plan.end)
     assert (h["x-ratelimit-limit-requests"], h["x-ratelimit-remaining-requests"]) == ("5", "1")  # the tenant's
     assert (h["x-ratelimit-limit-tokens"], h["x-ratelimit-remaining-tokens"]) == ("1000", "500")
-    assert h["x-ratelimit-reset-requests"] == f"{end - t:.3f}s"
+    assert h["x-ratelimit-reset-requests"] == h["x-ratelimit-reset-tokens"] == f"{math.ceil(end - t)}s" == "50s"
+    assert plan.headers([3, 500, 4], end - 0.2, end)["x-ratelimit-reset-requests"] == "1s"  # rounded up, never 0s
+    assert plan.headers([3, 500, 4], end - 60, end)["x-ratelimit-reset-tokens"] == "60s"
+    assert plan.headers([11, 1200, 4], t, end)["x-ratelimit-remaining-requests"] == "0"  # over: never negative
     nxt = plan.charges(t + 60, 7)
     assert nxt[0].key == f"rl:r:k:web:{windows.minute(t + 60)[0]}" != first[0].key
     assert nxt[1].amount == 7
