@@ -152,6 +152,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return 2
     analyzer, policy = route.analyzer, route.policy
     features = []
+    bodies: list[tuple[str, dict]] = []
     skipped = 0
     progress = sys.stderr.isatty() or os.path.getsize(args.file) > PROGRESS_BYTES
     last = time.monotonic()
@@ -162,6 +163,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         try:
             check(endpoint, body)
             features.append(analyzer.features(Exchange("calibrate", endpoint, body, None, {}))[0])
+            bodies.append((endpoint, body))
         except ProxyError:
             skipped += 1
         if progress and time.monotonic() - last > 0.5:
@@ -183,9 +185,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     now = config.routing.complexity_cuts
     result = calibrate(features, to_cloud, args.cloud_share, now)
     lo, hi = result.cuts
+    share = result.share
+    if result.cuts != now:  # the share the new cuts really give: a difficulty scored at an estimated token count
+        # can move when routing counts exactly because a new cut lies within the estimate's band
+        config.routing.complexity_cuts = result.cuts
+        route = next(s for s in RouterService(config).pipeline.stages if isinstance(s, RouteStage))
+        analyzer, policy = route.analyzer, route.policy
+        share = sum(to_cloud(analyzer.features(Exchange("calibrate", e, b, None, {}))[0]) for e, b in bodies)
+        share /= len(bodies)
     print(f"{result.requests} prompts from {args.file}" + (f" ({skipped} lines skipped)" if skipped else ""))
     print(f"now:     complexity_cuts [{now[0]:g}, {now[1]:g}] send {result.configured_share:.1%} to cloud")
-    print(f"for {args.cloud_share:.0%}: complexity_cuts [{lo:g}, {hi:g}] send {result.share:.1%} to cloud")
+    print(f"for {args.cloud_share:.0%}: complexity_cuts [{lo:g}, {hi:g}] send {share:.1%} to cloud")
     print(f"\nrouting:\n  complexity_cuts: [{lo:g}, {hi:g}]")
     return 0
 

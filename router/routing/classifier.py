@@ -70,6 +70,7 @@ from router.routing.signals import (
     SIMPLE,
     STATEMENT_WORDS,
     STATEMENTS,
+    STEP_WORDS,
     STRUCTURAL,
     WORD_COUNT,
     Need,
@@ -787,9 +788,10 @@ class Classifier:
         if "file_paths" in fired and len(set(_SOURCE_FILE.findall(view))) >= 3:
             fired["many_files"] = 1.0
             signals.append("many_files")
-        numbers = 0
+        numbers = steps = 0
         if task == "math" or task == "reasoning":
             numbers = sum(1 for x in islice(_iter_numbers(view), 12) if not _YEAR.fullmatch(x))
+            steps = len(STEP_WORDS.intersection(_words(lowered)))  # not in the vocabulary: other asks skip it
         elif algorithmic and task == "code":
             signals.append("algorithmic")
         roles = prompt.roles
@@ -798,7 +800,8 @@ class Classifier:
             shape = self._shape(prompt, signals)
         else:
             shape = _PLAIN
-        vocab = (hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations)
+        vocab = (hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations,
+                 steps)
         return self.difficulty.base(task, fired, vocab, numbers, words, shape, learned)
 
     def _structure(

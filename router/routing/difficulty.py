@@ -41,7 +41,8 @@ PRIORS: dict[str, tuple[float, float, float]] = {
     "chat": (-1.7, 0.2, 0.45),
 }
 _OTHER = (-1.0, 0.3, 0.4)
-FRACTION_W, RELATION_W = 0.5, 0.6  # per ratio word and per relation between quantities, in math and reasoning
+# per ratio word, relation between quantities and stage word, in math and reasoning (capped at 3 each)
+FRACTION_W, RELATION_W, STEP_W = 0.5, 0.6, 0.3
 STATEMENTS_W = 1.0  # "Statement 1 | ... Statement 2 | ...": judge each of several labelled claims
 _SIZE_MIN, _SIZE_MAX = -0.678, 9.0  # log2(tokens / 64): 40 tokens .. 32k tokens (shorter prompts: no size signal)
 Base = tuple[float, float, float]  # (size-free logit, weights of the size part)
@@ -129,10 +130,11 @@ class Difficulty:
         """The size-free part of a request's difficulty.
 
         `vocab`: distinct hits of (hard, moderate, simple, long_form, advanced_math, constraints, expert,
-        algorithmic, fractions, relations) phrases; `numbers`: quantities in the last message (capped); `words`: its
-        length in words; `shape`: (conversation turns, system prompt chars, tools, JSON mode, max_tokens);
-        `learned`: the learned layer's raw logit for the request's structure (`LearnedLayer.raw`)."""
-        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations = vocab
+        algorithmic, fractions, relations, steps) phrases; `numbers`: quantities in the last message (capped);
+        `words`: its length in words; `shape`: (conversation turns, system prompt chars, tools, JSON mode,
+        max_tokens); `learned`: the learned layer's raw logit for the request's structure (`LearnedLayer.raw`)."""
+        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations, steps = (
+            vocab)
         z, size_w, long_w = PRIORS.get(task, _OTHER)
         transform = task == "docs" and fired and ("translate" in fired or "summarize" in fired or "rewrite" in fired)
         if transform:
@@ -166,9 +168,10 @@ class Difficulty:
             z += 1.2
         writes_code = "code_write" in fired
         if analytic:
-            # the steps of a word problem: ratios (half, twice, percent) and quantities defined through one another
-            # ("3 more than", "twice as many", "the rest") are what a small model drops or chains wrongly
-            z += FRACTION_W * min(fractions, 3) + RELATION_W * min(relations, 3)
+            # the steps of a word problem: ratios (half, twice, percent), quantities defined through one another
+            # ("3 more than", "twice as many", "the rest") and a story in stages ("first", "then") are what a small
+            # model drops or chains wrongly
+            z += FRACTION_W * min(fractions, 3) + RELATION_W * min(relations, 3) + STEP_W * min(steps, 3)
             if numbers <= 2 and task == "math" and words <= 14 and not advanced and "proof" not in fired:
                 z -= 2.0  # single-step arithmetic or a unit conversion
         elif task == "code":

@@ -517,12 +517,15 @@ FRACTIONS = [  # ratio words: a word problem that scales, splits or compounds
     "porcentagem",
 ]
 RELATIONS = [  # quantities defined through one another: each relation is one more step to chain (word problems)
-    "more than", "less than", "fewer than", "times as", "times more", "as many", "as much", "remaining",
-    "the rest", "the remainder", "left over", "older than", "younger than", "longer than", "shorter than",
-    "taller than", "cheaper than", "heavier than", "faster than", "slower than", "larger than", "smaller than",
+    "than", "times as", "times more", "as many", "as much", "remaining", "the rest", "the remainder", "left over",
     "mais que", "mais do que", "menos que", "menos do que", "vezes mais", "a mais", "a menos", "restante",
     "restantes", "o resto", "más que", "menos que", "veces más", "de más", "de menos", "el resto",
 ]
+# a story told in stages: each stage changes the quantities before the question (word problems; whole words, read
+# for math and reasoning only)
+STEP_WORDS = frozenset(w.encode() for w in (
+    "first", "second", "then", "next", "later", "finally", "afterwards", "primeiro", "depois", "então", "finalmente",
+    "primero", "después", "luego", "entonces"))
 NEGATIONS = [  # a question that asks for the exception, or a premise to negate
     "not", "except", "false", "incorrect", "least", "never", "cannot", "não", "exceto", "excepto", "falso", "falsa",
     "incorreta", "incorrecta", "nunca",
