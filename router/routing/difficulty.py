@@ -7,11 +7,12 @@ weighs for this task. `Difficulty.score(base, tokens)` adds the size part and sq
 Keeping the size apart lets the classify stage bound the token count first and count exactly only when a cut
 point or a rule's difficulty bound lies between the difficulties at the band's ends.
 
-What raises it is what breaks 7-14B models: multi-step math and word problems (many quantities), proofs and
-advanced math, logic puzzles and analysis, writing or fixing non-trivial code (algorithms, concurrency,
-parsers: not the mere presence of code), instructions with many constraints, expert domains, long pasted
-material, deep conversations. What lowers it: greetings and short questions, simple asks ("quick", "what
-is"), single-step arithmetic, rewriting, translating or summarising short text. Each task starts from its
+What raises it is what breaks 7-14B models: multi-step math and word problems (ratios, quantities defined
+through one another, a story in stages), proofs and advanced math, logic puzzles and analysis, labelled
+statements to judge one by one, writing or fixing non-trivial code (algorithms, concurrency, parsers: not
+the mere presence of code), instructions with many constraints, expert domains, long pasted material, deep
+conversations. What lowers it: greetings and short questions, simple asks ("quick", "what is"),
+single-step arithmetic, rewriting, translating or summarising short text. Each task starts from its
 own prior (`PRIORS`), so math and reasoning start high and docs and chat low.
 
 `complexity` is read off the difficulty through the cut points (`routing.complexity_cuts`, default
