@@ -73,9 +73,13 @@ def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 class Holder:
-    """A slow stream on the local backend, holding its only slot while the test runs."""
+    """A slow stream on the local backend, holding its only slot while the test runs.
 
-    def __init__(self, s: Stack, seconds: float = 0.6) -> None:
+    The stream lasts `seconds` unless the test ends first: on exit the rest of its tokens flow at once, so
+    a long default hold costs no test time and a loaded machine cannot end the hold before the test's
+    request arrives."""
+
+    def __init__(self, s: Stack, seconds: float = 3.0) -> None:
         s.local.behavior.token_delay_s = seconds / 10
         s.local.behavior.reply_tokens = 10
         self.s = s
@@ -91,6 +95,7 @@ class Holder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.s.local.behavior.token_delay_s = 0  # the simulated stream reads the delay before each token
         self.thread.join(10)
         assert self.result is not None
         assert self.result.status_code == 200
