@@ -38,6 +38,7 @@ KEY_FIELDS = ("name", "key_env", "key_sha256", "tenant", "models", "tiers", "ste
 TENANT = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.*-]+$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 LIMIT_FIELDS = ("rpm", "tpm")
+SEEN_MAX = 1024  # config keys remembered by the presented key (`KeyRing.identify_sync`)
 NO_KEY = "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' (or 'x-api-key: KEY')."
 
 
@@ -236,6 +237,9 @@ class KeyRing:
         self.keyed = bool(self.keys) or self.admin_set  # keys exist or can be created (/admin/keys)
         self.required = in_pipeline and self.keyed and not self.open
         self.lookup: KeyLookup | None = None  # the run-time key store, attached by the server
+        # config keys by the key a client presented, so a client that sends the same key with every request
+        # pays the SHA-256 once (bounded; only keys that matched a config key are kept)
+        self._seen: dict[str, ApiKey] = {}
 
     def attach(self, lookup: KeyLookup | None) -> None:
         self.lookup = lookup
@@ -250,12 +254,18 @@ class KeyRing:
             return None, None
         if not self.keyed:  # an open router without keys: whatever the SDK sends as api_key is ignored
             return None, None
+        entry = self._seen.get(key)
+        if entry is not None:
+            return _valid(entry), None
         digest = sha256_hex(key)
         entry = self.keys.get(digest)
         if entry is None:
             if self.lookup is None:
                 raise AuthenticationFailed("Incorrect API key provided.")
             return None, digest
+        if len(self._seen) >= SEEN_MAX:
+            self._seen.clear()
+        self._seen[key] = entry
         return _valid(entry), None
 
     async def identify(self, headers: Any) -> ApiKey | None:

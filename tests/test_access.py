@@ -17,6 +17,7 @@ import yaml
 from router.auth import KeyRing, is_loopback
 from router.cli import main as cli_main
 from router.config import ConfigError, load
+from router.errors import AuthenticationFailed
 from tests.conftest import Stack, make_config
 
 KEY = "sk-access-test-key"
@@ -65,6 +66,23 @@ def test_open_on_purpose_and_keyed_routers() -> None:
     admin_only = ring({"admin_key_env": "ADM"}, env={"ADM": ADMIN})  # run-time keys: clients need one
     assert admin_only.required
     assert admin_only.exposure("0.0.0.0") is None
+
+
+def test_a_config_key_is_hashed_once_and_still_checked_every_time() -> None:
+    keyed = ring({"keys": [{"name": "a", "key_sha256": sha(KEY), "tenant": "acme/web"},
+                           {"name": "old", "key_sha256": sha("sk-expired"), "expires": "2020-01-01"}]})
+    first, _ = keyed.identify_sync({"Authorization": f"Bearer {KEY}"})
+    again, _ = keyed.identify_sync({"x-api-key": KEY})
+    assert first is not None
+    assert first is again
+    assert first.tenant == "acme/web"
+    for _ in range(2):  # remembered or not, an expired key is refused
+        with pytest.raises(AuthenticationFailed, match="expired"):
+            keyed.identify_sync({"x-api-key": "sk-expired"})
+    for _ in range(2):  # a wrong key is never remembered
+        with pytest.raises(AuthenticationFailed, match="Incorrect"):
+            keyed.identify_sync({"x-api-key": "sk-wrong"})
+    assert set(keyed._seen) == {KEY, "sk-expired"}
 
 
 def test_serve_refuses_a_public_port_without_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
