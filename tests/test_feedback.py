@@ -133,16 +133,53 @@ def test_memory_is_bounded_by_count_and_time() -> None:
     loop, clock, svc = loop_for(remember_max=3, remember_s=100)
     for i in range(5):
         loop.finished(served(svc, f"r{i}", "local-small", content=f"q{i}"))
-    assert len(loop.records) == 3
-    assert len(loop.pending) == 3  # open outcomes and fingerprints: capped too
-    assert len(loop.asks) == 3
+    assert loop.answers.counts() == {"answers": 3, "pending": 3, "asks": 3}  # open outcomes, asks: capped too
     assert local_outcome(loop)["n"] == 1.0  # the two pushed out of `pending` were counted, not lost
     assert loop.lookup("r0", "acme/a") is None
     assert loop.lookup("r4", "acme/a") is not None
     clock.t += 101
     assert loop.lookup("r4", "acme/a") is None
     loop.finished(served(svc, "r9", "local-small"))
-    assert list(loop.records) == [("acme/a", "r9")]
+    assert loop.answers.counts()["answers"] == 1
+    assert loop.lookup("r9", "acme/a") is not None
+
+
+def test_the_oldest_answer_is_forgotten_first_at_the_cap() -> None:
+    loop, _clock, svc = loop_for(remember_max=4)
+    for i in range(6):
+        loop.finished(served(svc, f"r{i}", "local-small", content=f"q{i}"))
+    assert [loop.rate(f"r{i}", "acme/a", 0.0) for i in range(6)] == [False, False, True, True, True, True]
+    loop.finished(served(svc, "r2", "cloud-mini", content="q2 again"))  # an id reused: its newest answer is rated
+    assert loop.rate("r2", "acme/a", 1.0)
+    cells = loop.adaptive.describe("acme/a")
+    assert [c["cloud"] for c in cells if c["cloud"]["n"]] == [{"n": 1.0, "mean": 1.0}]
+    for i in range(6, 9):  # r2's first answer and r3-r5 go; the reused r2 is now the oldest
+        loop.finished(served(svc, f"r{i}", "local-small", content=f"q{i}"))
+    assert [loop.lookup(f"r{i}", "acme/a") is not None for i in (2, 3, 4, 5, 6, 7, 8)] == [
+        True, False, False, False, True, True, True]
+
+
+def test_a_reask_of_a_forgotten_answer_counts_nothing_against_it() -> None:
+    loop, _clock, svc = loop_for(remember_max=2, reask_window_s=60)
+    loop.finished(served(svc, "r1", "local-small", content="the same question"))
+    loop.finished(served(svc, "r2", "local-small", content="another"))
+    loop.finished(served(svc, "r3", "local-small", content="a third"))  # r1 forgotten: its quiet outcome counted
+    assert local_outcome(loop) == {"n": 0.5, "mean": 1.0}
+    loop.finished(served(svc, "r4", "local-small", content="the same question"))
+    loop.flush()
+    assert local_outcome(loop) == {"n": 2.0, "mean": 1.0}  # r1 stays good; r2-r4 quiet
+
+
+def test_the_outbox_keeps_an_answer_pushed_out_before_it_was_written() -> None:
+    loop, _clock, svc = loop_for(remember_max=1)
+    loop.outbox = []  # as with a shared store
+    loop.finished(served(svc, "r1", "local-small", truncated=True))
+    loop.finished(served(svc, "r2", "cloud-mini", tenant="acme/b", content="other"))
+    items = dict(loop.take_outbox())
+    first, second = items["fbr/acme/a/r1"], items["fbr/acme/b/r2"]
+    assert first == {"tenant": "acme/a", "cell": first["cell"], "cloud": False, "implicit": 0.0}  # truncated
+    assert second == {"tenant": "acme/b", "cell": second["cell"], "cloud": True, "implicit": 1.0}
+    assert first["cell"][0] == second["cell"][0] == "chat"
 
 
 def test_fingerprint_normalises_and_keeps_no_text() -> None:
@@ -291,6 +328,27 @@ def test_ratings_move_the_tenants_decisions_within_caps(keyed: Stack) -> None:
     assert ask(keyed, KEY_A, content=prompt)[1] == "local-small"  # another tenant is not moved
     # the caps still hold: the client's x-router-max-tier
     assert ask(keyed, KEY_B, content=prompt, **{"x-router-max-tier": "local-large"})[1] == "local-small"
+
+
+def test_a_forgotten_answer_is_404() -> None:
+    os.environ["AI_ROUTER_TEST_FEEDBACK_A"] = KEY_A
+    os.environ["AI_ROUTER_TEST_FEEDBACK_B"] = KEY_B
+
+    def config(local: str, cloud: str) -> dict[str, Any]:
+        cfg = keyed_config(local, cloud)
+        cfg["routing"]["adaptive"]["remember_max"] = 2
+        return cfg
+
+    stack = Stack(config).start()
+    try:
+        first, second, third = (ask(stack, KEY_A, content=f"question {i}")[0] for i in range(3))
+        r = rate(stack, KEY_A, {"request_id": first, "rating": "up"})
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == "request_not_found"
+        assert rate(stack, KEY_A, {"request_id": second, "rating": "up"}).status_code == 204
+        assert rate(stack, KEY_A, {"request_id": third, "rating": "down"}).status_code == 204
+    finally:
+        stack.stop()
 
 
 def test_truncated_answers_count_against_their_location(keyed: Stack) -> None:

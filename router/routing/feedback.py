@@ -3,8 +3,9 @@
 In the request's journey: `route` adds `FeedbackLoop.finished` to the exchange's finish hooks, so when an
 answer (or an error) has ended the loop remembers the request for `POST /v1/feedback`: its id, tenant,
 cell (task x difficulty bucket), where it was served (local or cloud) and when. Never any prompt or
-completion content. Memory is bounded: at most `remember_max` requests, each for `remember_s`; the answers whose
-implicit outcome is still open and the re-ask fingerprints are capped at `remember_max` too.
+completion content. Memory is bounded and small: at most `remember_max` answers, each for `remember_s`, in
+fixed-width slots of router/routing/answers.py (~75 bytes each, no Python object per answer); an answer's open
+implicit outcome and its re-ask fingerprint live in its slot.
 
 Outcomes, each a score in [0, 1] for one location of one tenant's cell:
 - explicit: `rate()` (the endpoint's `score`, or `rating` up = 1 / down = 0), weight 1; a later rating of
@@ -29,15 +30,15 @@ from __future__ import annotations
 
 import random
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
 from router.catalog import Catalog
 from router.config import Config
 from router.exchange import Exchange
-from router.routing.adaptive import Adaptive, CellKey
+from router.routing.adaptive import Adaptive
 from router.routing.adaptive_store import AdaptiveStore
+from router.routing.answers import BAD, CLOUD, COUNTED, PENDING, RATED, Answers
 from router.state import Store
 
 GENERATION_ENDPOINTS = frozenset(("chat", "completions", "responses", "messages"))
@@ -46,23 +47,7 @@ FINGERPRINT_CHARS = 2048  # longer asks are fingerprinted by their head, tail an
 _WHITESPACE = b" \t\n\r\x0b\x0c"  # dropped before hashing: a re-ask that only re-spaces the text is the same ask
 # bytes.lower() as a translate table, so lower-casing and dropping whitespace are one pass over an ASCII text
 _LOWER_ASCII = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
-EXPIRE_EVERY_S = 0.25  # pending outcomes and old records are swept at most this often
-
-
-class Record:
-    """One remembered request: who, which cell, where it was served, and what has been counted for it."""
-
-    __slots__ = ("cloud", "counted", "done_at", "explicit", "key", "request_id", "tenant", "verdict")
-
-    def __init__(self, request_id: str, tenant: str | None, key: CellKey | None, cloud: bool, done_at: float) -> None:
-        self.request_id = request_id
-        self.tenant = tenant
-        self.key = key
-        self.cloud = cloud
-        self.done_at = done_at
-        self.verdict: float | None = 1.0  # the implicit outcome so far; None once final
-        self.explicit: float | None = None
-        self.counted: tuple[float, float] | None = None  # (score, weight) already observed for this answer
+EXPIRE_EVERY_S = 0.25  # open outcomes and old answers are swept at most this often
 
 
 def stored_key(tenant: str | None, request_id: str) -> str:
@@ -81,7 +66,8 @@ def build_feedback(config: Config, catalog: Catalog, clock: Callable[[], float] 
 
 
 class FeedbackLoop:
-    """Remembers recent requests, turns ratings and implicit signals into outcomes for `adaptive`."""
+    """Remembers recent answers (router/routing/answers.py), turns ratings and implicit signals into outcomes
+    for `adaptive`."""
 
     def __init__(self, adaptive: Adaptive, backend_is_cloud: dict[str, bool], clock: Callable[[], float]) -> None:
         s = adaptive.settings
@@ -91,15 +77,16 @@ class FeedbackLoop:
         self.implicit_weight = s.implicit_weight
         self.window = s.reask_window_s
         self.ttl = s.remember_s
-        self.max = s.remember_max
-        # (tenant, request id) -> answer, by time of the answer's end: ids are the client's to choose, so
-        # one tenant's id never reaches (or pushes out) another's answer
-        self.records: OrderedDict[tuple[str | None, str], Record] = OrderedDict()
-        self.pending: deque[Record] = deque()  # answers whose implicit outcome is not final yet
-        self.asks: OrderedDict[tuple[str | None, int], Record] = OrderedDict()  # fingerprint -> last answer
+        # the answers, oldest first, by (tenant, request id) and by (tenant, last ask): ids are the client's to
+        # choose, so one tenant's id never reaches (or pushes out) another's answer
+        self.answers = Answers(s.remember_max, self._finalise)
+        self.buckets = adaptive.buckets
+        self.pending = 0  # answers before this one (a count of `answers.head`) have no open implicit outcome
         self.sync: AdaptiveStore | None = None
         self.store: Store | None = None
-        self.outbox: list[Record] | None = None  # answers to write to a shared store, so any worker can rate them
+        # answers to write to a shared store, so any worker can rate them: (slot, id hash, request id, tenant,
+        # cell, state as it ended)
+        self.outbox: list[tuple[int, int, str, int, int, int]] | None = None
         self._next_expiry = 0.0
 
     # ------------------------------------------------------------ the answer ended
@@ -112,72 +99,74 @@ class FeedbackLoop:
         if now >= self._next_expiry:
             self._expire(now)
             self._next_expiry = now + EXPIRE_EVERY_S
+        a = self.answers
+        tenant = ex.tenant
+        who = a.tenant_ids.get(tenant)
+        if who is None:
+            who = a.tenant_id(tenant)
+        h = hash((tenant, ex.request_id))
         f = ex.features
-        key = (f.task, self.adaptive.bucket(f)) if f is not None else None
         t = ex.target
-        cloud = t is not None and t.model.location == "cloud"
-        rec = Record(ex.request_id, ex.tenant, key, cloud, now)
-        rk = (ex.tenant, ex.request_id)
-        old = self.records.pop(rk, None)
-        if old is not None:  # a reused request id: the earlier answer can no longer be rated
-            self._finalise(old)
-        self.records[rk] = rec
-        if len(self.records) > self.max:
-            self._finalise(self.records.popitem(last=False)[1])
-        if key is None:
-            rec.verdict = None
+        state = CLOUD if t is not None and t.model.location == "cloud" else 0
+        if f is None:
+            slot = a.add(h, who, 0, state, now)
             if self.outbox is not None:
-                self.outbox.append(rec)
+                self.outbox.append((slot, h, ex.request_id, who, 0, state))
             return
+        b = int(f.difficulty * self.buckets)  # Adaptive.bucket, inlined
+        cell_key = (f.task, b if b < self.buckets else self.buckets - 1)
+        cell = a.cell_ids.get(cell_key) or a.cell_id(cell_key)
         w = self.implicit_weight
         if ex.attempts and (len(ex.attempts) > 1 or ex.attempts[0].outcome != "ok"):
-            failed = {self.backend_is_cloud.get(a.backend, True) for a in ex.attempts if a.outcome != "ok"}
+            failed = {self.backend_is_cloud.get(x.backend, True) for x in ex.attempts if x.outcome != "ok"}
             for location in failed:  # a promotion, or an error that reached the client: that location failed
-                self.adaptive.observe(ex.tenant, key, location, 0.0, w)
-        if ex.status >= 400 or t is None:
-            rec.verdict = None  # no answer to rate implicitly (an explicit rating still counts)
+                self.adaptive.observe(tenant, a.cells[cell], location, 0.0, w)  # type: ignore[arg-type]
+        if ex.status >= 400 or t is None:  # no answer to rate implicitly (an explicit rating still counts)
+            slot = a.add(h, who, cell, state, now)
             if self.outbox is not None:
-                self.outbox.append(rec)
+                self.outbox.append((slot, h, ex.request_id, who, cell, state))
             return
-        if ex.truncated:
-            rec.verdict = 0.0
+        slot = a.add(h, who, cell, state | PENDING | (BAD if ex.truncated else 0), now)
         fp = fingerprint(ex.endpoint, ex.body)
         if fp is not None:
-            ask = (ex.tenant, fp)
-            prev = self.asks.pop(ask, None)
-            if prev is not None and prev.verdict is not None and now - prev.done_at <= self.window:
-                prev.verdict = 0.0  # asked again: the earlier answer did not do
-            self.asks[ask] = rec
-            if len(self.asks) > self.max:  # bounded by count too, not only by the re-ask window
-                self.asks.popitem(last=False)
+            prev = a.link_ask(slot, hash((tenant, fp)))
+            if prev >= 0 and a.state[prev] & PENDING and now - a.at[prev] <= self.window:
+                a.state[prev] |= BAD  # asked again: the earlier answer did not do
         if self.outbox is not None:
-            self.outbox.append(rec)
-        if self.window > 0:
-            self.pending.append(rec)
-            if len(self.pending) > self.max:  # at high rates the window alone would not bound memory
-                self._finalise(self.pending.popleft())
-        else:
-            self._finalise(rec)
+            self.outbox.append((slot, h, ex.request_id, who, cell, a.state[slot]))
+        if self.window <= 0:
+            self._finalise(slot)
 
     # ------------------------------------------------------------ an explicit rating
 
-    def lookup(self, request_id: str, tenant: str | None) -> Record | None:
-        rec = self.records.get((tenant, request_id))
-        if rec is None or self.clock() - rec.done_at > self.ttl:
+    def lookup(self, request_id: str, tenant: str | None) -> int | None:
+        """The slot of `tenant`'s answer `request_id`, or None when it is unknown, expired or another tenant's."""
+        a = self.answers
+        who = a.tenant_ids.get(tenant)
+        if who is None:
             return None
-        return rec
+        slot = a.find(hash((tenant, request_id)), who)
+        if slot < 0 or self.clock() - a.at[slot] > self.ttl:
+            return None
+        return slot
 
     def rate(self, request_id: str, tenant: str | None, score: float) -> bool:
         """Record a rating from `tenant`; False when the request is unknown, expired or another tenant's."""
-        rec = self.lookup(request_id, tenant)
-        if rec is None:
+        slot = self.lookup(request_id, tenant)
+        if slot is None:
             return False
-        rec.explicit = score
-        if rec.key is None:
-            return True
-        if rec.verdict is not None:  # still pending: the rating is its outcome, counted now
-            rec.verdict = None
-        self._count(rec, score, 1.0)
+        a = self.answers
+        st = a.state[slot]
+        cell = a.cells[a.cell[slot]]
+        if cell is not None:  # replace what this answer counted before (an open outcome is replaced too)
+            cloud = bool(st & CLOUD)
+            if st & RATED:
+                self.adaptive.observe(tenant, cell, cloud, a.score[slot], -1.0)
+            elif st & COUNTED:
+                self.adaptive.observe(tenant, cell, cloud, 0.0 if st & BAD else 1.0, -self.implicit_weight)
+            self.adaptive.observe(tenant, cell, cloud, score, 1.0)
+        a.score[slot] = score
+        a.state[slot] = (st & ~(PENDING | COUNTED)) | RATED
         return True
 
     async def rate_anywhere(self, request_id: str, tenant: str | None, score: float) -> bool:
@@ -208,55 +197,52 @@ class FeedbackLoop:
         if not self.outbox:
             return []
         out, self.outbox = self.outbox, []
+        a = self.answers
         items = []
-        for r in out:
-            rec: dict[str, Any] = {"tenant": r.tenant, "cell": list(r.key) if r.key else None, "cloud": r.cloud}
-            if r.explicit is not None:
-                rec["rated"] = r.explicit
-            elif r.verdict is not None or r.counted is not None:
-                rec["implicit"] = r.verdict if r.verdict is not None else r.counted[0]  # type: ignore[index]
-            items.append((stored_key(r.tenant, r.request_id), rec))
+        for slot, h, request_id, who, cell_id, st in out:
+            if a.key[slot] == h and a.who[slot] == who and a.state[slot]:  # still remembered: its state now
+                st = a.state[slot]
+            tenant = a.tenants[who]
+            cell = a.cells[cell_id]
+            rec: dict[str, Any] = {"tenant": tenant, "cell": list(cell) if cell else None, "cloud": bool(st & CLOUD)}
+            if st & RATED:
+                rec["rated"] = a.score[slot]
+            elif st & (PENDING | COUNTED):
+                rec["implicit"] = 0.0 if st & BAD else 1.0
+            items.append((stored_key(tenant, request_id), rec))
         return items
 
     # ------------------------------------------------------------ bookkeeping
 
-    def _count(self, rec: Record, score: float, weight: float) -> None:
-        assert rec.key is not None
-        if rec.counted is not None:  # replace what this answer counted before
-            old_score, old_weight = rec.counted
-            self.adaptive.observe(rec.tenant, rec.key, rec.cloud, old_score, -old_weight)
-        rec.counted = (score, weight)
-        self.adaptive.observe(rec.tenant, rec.key, rec.cloud, score, weight)
-
-    def _finalise(self, rec: Record) -> None:
-        if rec.verdict is None or rec.key is None:
-            return
-        verdict, rec.verdict = rec.verdict, None
-        self._count(rec, verdict, self.implicit_weight)
+    def _finalise(self, slot: int) -> None:
+        """Count the answer's open implicit outcome, if it has one."""
+        a = self.answers
+        st = a.state[slot]
+        if st & PENDING:
+            a.state[slot] = st ^ PENDING | COUNTED
+            self.adaptive.observe(a.tenants[a.who[slot]], a.cells[a.cell[slot]],  # type: ignore[arg-type]
+                                  bool(st & CLOUD), 0.0 if st & BAD else 1.0, self.implicit_weight)
 
     def _expire(self, now: float) -> None:
-        pending = self.pending
-        window = self.window
-        while pending and now - pending[0].done_at > window:
-            self._finalise(pending.popleft())
-        asks = self.asks
-        while asks:
-            first = next(iter(asks.values()))
-            if now - first.done_at <= window:
-                break
-            asks.popitem(last=False)
-        records = self.records
-        ttl = self.ttl
-        while records:
-            first = next(iter(records.values()))
-            if now - first.done_at <= ttl:
-                break
-            self._finalise(records.popitem(last=False)[1])
+        a = self.answers
+        cap = a.capacity
+        at = a.at
+        due = now - self.window  # open outcomes of answers older than the re-ask window are final
+        n = max(self.pending, a.tail)
+        while n < a.head and at[n % cap] < due:
+            self._finalise(n % cap)
+            n += 1
+        self.pending = n
+        due = now - self.ttl  # answers older than remember_s are forgotten
+        while a.tail < a.head and at[a.tail % cap] < due:
+            a.drop_oldest()
 
     def flush(self) -> None:
         """Finalise every pending implicit outcome now (shutdown, or a replay that ends)."""
-        while self.pending:
-            self._finalise(self.pending.popleft())
+        a = self.answers
+        for n in range(max(self.pending, a.tail), a.head):
+            self._finalise(n % a.capacity)
+        self.pending = a.head
 
     # ------------------------------------------------------------ persistence
 
