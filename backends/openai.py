@@ -34,7 +34,7 @@ from backends.base import Backend
 from backends.encoding import IDENTITY, EncodingError, StreamDecoder, decode_body
 from router import __version__
 from router.config import BackendSpec, ConfigError, ModelSpec
-from router.cost import cost_usd, local_usage, with_counted_output
+from router.cost import counts_cost, local_usage, usage_counts, with_counted_output
 from router.errors import (
     InvalidRequest,
     ModelUnavailable,
@@ -258,8 +258,9 @@ class OpenAIBackend(Backend):
         else:
             usage = ex.usage = find_usage(body)
         ex.truncated = truncated(body)
-        if usage is not None:
-            ex.cost_usd = cost_usd(target.model, usage)
+        if usage is not None:  # (the counts are kept on the exchange for the stages and the observer)
+            counts = usage_counts(ex)
+            ex.cost_usd = counts_cost(target.model, counts) if counts is not None else 0.0
         return Reply(resp.status, JSON_HEADERS, body=body)
 
     def native_stream(self, resp: http1.Response, first: bytes, strip: bool, ex: Exchange) -> Any:

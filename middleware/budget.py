@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from router.cost import counts_cost, local_usage, tier_prices, token_counts, worst_case_usd
+from router.cost import counts_cost, local_usage, tier_prices, token_counts, usage_counts, worst_case_usd
 from router.errors import BudgetExceeded, UpstreamFailure
 from router.exchange import CallNext, Candidate, Exchange, Reply
 from router.pipeline import Stage
@@ -133,7 +133,8 @@ class Window:
 class Plan:
     """The budget windows of one tenant and key on one UTC day, and whether routing may need a cap."""
 
-    __slots__ = ("budgets", "ceiling", "hard_downgrade", "keys", "needs_cap", "needs_levels", "windows")
+    __slots__ = ("budgets", "ceiling", "counters", "hard_downgrade", "keys", "needs_cap", "needs_levels", "priced",
+                 "windows")
 
     def __init__(self, budgets: list[tuple[str, str, Budget]], now: float) -> None:
         self.budgets = budgets
@@ -150,6 +151,8 @@ class Plan:
             if b.per_request_usd is not None:
                 self.ceiling = b.per_request_usd if self.ceiling is None else min(self.ceiling, b.per_request_usd)
         self.keys = [w.key for w in self.windows]
+        self.counters = [(w.key, w.limit, w.end) for w in self.windows]  # what a reservation charges
+        self.priced = bool(self.windows) or self.ceiling is not None  # may a paid attempt be refused
         self.hard_downgrade = any(b.on_hard == "downgrade" for _, _, b in budgets)
         # the levels matter only to a soft threshold or a hard downgrade; a per-request ceiling alone needs none
         self.needs_levels = self.hard_downgrade or any(b.soft_pct is not None for _, _, b in budgets)
@@ -159,7 +162,7 @@ class Plan:
 class Spend:
     """One request's budget state (a throwaway object: nothing per request lives on the stage)."""
 
-    __slots__ = ("downgraded", "ex", "plan", "stage", "tenant", "tokens")
+    __slots__ = ("downgraded", "ex", "max_out", "plan", "stage", "tenant", "tokens")
 
     def __init__(self, stage: BudgetStage, ex: Exchange, tenant: str, plan: Plan) -> None:
         self.stage = stage
@@ -168,19 +171,14 @@ class Spend:
         self.plan = plan
         self.downgraded: str | None = None  # the tier cap the budget set, if any
         f = ex.features
-        self.tokens = 0
         if f is not None:  # an upper bound, with room for the upstream's tokenizer counting differently
             self.tokens = int(f.tokens * (1.1 if f.tokens_exact else 1.3)) + 16
-        elif plan.budgets:
-            self.tokens = int(estimate(extract(ex.endpoint, ex.body)).high * 1.1) + 16
-
-    def _max_output(self) -> int | None:
-        f = self.ex.features
-        if f is not None:
-            return f.max_output_tokens
-        b = self.ex.body
+            self.max_out: int | None = f.max_output_tokens
+            return
+        self.tokens = int(estimate(extract(ex.endpoint, ex.body)).high * 1.1) + 16 if plan.budgets else 0
+        b = ex.body
         v = b.get("max_tokens") or b.get("max_completion_tokens") or b.get("max_output_tokens")
-        return v if isinstance(v, int) and not isinstance(v, bool) else None
+        self.max_out = v if isinstance(v, int) and not isinstance(v, bool) else None
 
     def say(self, name: str, value: str) -> None:
         """A budget header (`x-router-budget`, `x-router-downgraded`) for the answer or the refusal."""
@@ -199,7 +197,7 @@ class Spend:
             # only the per-request ceiling can cap: when the highest tier fits (as the loop below would
             # find first), there is nothing to cap
             pi, po = self.stage.top_tier_price
-            if ((self.tokens or 1) * pi + (self._max_output() or 4096) * po) / 1_000_000 <= ceiling + 1e-12:
+            if ((self.tokens or 1) * pi + (self.max_out or 4096) * po) / 1_000_000 <= ceiling + 1e-12:
                 return
         soft = False
         remaining = math.inf
@@ -224,7 +222,7 @@ class Spend:
             room = min(room, plan.ceiling)
         if room == math.inf and top is None:
             return
-        max_out = self._max_output()
+        max_out = self.max_out
         tokens = self.tokens or 1
         allowed: str | None = None
         tiers = self.stage.tiers
@@ -257,15 +255,15 @@ class Spend:
                 ex.decision.reasons.append(f"budget: tier capped to {self.downgraded}")
             return await send(ex, target)
         plan = self.plan
-        ceiling = plan.ceiling
-        if not model.is_free and (plan.windows or ceiling is not None):
-            worst = worst_case_usd(model, self.tokens or 1, self._max_output())
+        if plan.priced and not model.is_free:
+            ceiling = plan.ceiling
+            worst = worst_case_usd(model, self.tokens or 1, self.max_out)
             if ceiling is not None and worst > ceiling + 1e-12:
                 raise BudgetExceeded(
                     f"This request may cost up to ${worst:.4f} on {model.id}, above the per-request budget of "
                     f"${ceiling:.4f}; lower max_tokens or ask for a cheaper model.", code="budget_exceeded")
-            charges = [Charge(w.key, worst, w.limit, w.end) for w in plan.windows]
-            if charges:
+            if plan.counters:
+                charges = [Charge(key, worst, limit, end) for key, limit, end in plan.counters]
                 g = stage.store.reserve_nowait(charges)
                 grant = g if g is not None else await stage.store.reserve(charges)
                 if not grant.ok:
@@ -277,7 +275,7 @@ class Spend:
         try:
             reply = await send(ex, target)
         except UpstreamFailure as e:
-            await stage.store.settle(grant, 0.0, self._entry(target, None, "none", failed=True, status=e.status))
+            await stage.store.settle(grant, 0.0, self._entry(target, None, e.status, failed=True))
             raise
         except BaseException:
             if grant is not NO_GRANT:
@@ -286,7 +284,7 @@ class Spend:
         if reply.stream is None:
             store = stage.store
             cost, counts = self._bill(target, reply.body, None, reply.status)
-            entry = self._entry(target, ex.usage, self._source(), status=reply.status, counts=counts)
+            entry = self._entry(target, counts, reply.status)
             if store.settles_now:
                 store.settle_nowait(grant, cost, entry)
             else:
@@ -295,12 +293,6 @@ class Spend:
             stream = reply.stream
             ex.finish_hooks.append(lambda ex: self._finish_stream(target, grant, stream))
         return reply
-
-    def _source(self) -> str:
-        u = self.ex.usage
-        if not u:
-            return "none"
-        return "local" if u.get("x_router_counted") else "upstream"
 
     def _bill(self, target: Candidate, body: bytes | None, chunks: list[bytes] | None, status: int
               ) -> tuple[float, tuple[int, int, int] | None]:
@@ -314,31 +306,34 @@ class Spend:
             ex.usage = local_usage(ex, body, chunks)
             log.info("request %s: %s sent no usage; counted locally (%d prompt, %d completion tokens)",
                      ex.request_id, target.model.backend, ex.usage["prompt_tokens"], ex.usage["completion_tokens"])
-        counts = token_counts(ex.usage) if ex.usage else None
+        counts = usage_counts(ex)
         ex.cost_usd = counts_cost(target.model, counts) if counts is not None else 0.0
         return ex.cost_usd, counts
 
     def _finish_stream(self, target: Candidate, grant: Grant, stream: Any) -> None:
         ex = self.ex
         cost, counts = self._bill(target, None, getattr(stream, "seen", None), ex.status)
-        self.stage.store.settle_nowait(grant, cost, self._entry(target, ex.usage, self._source(), status=ex.status,
-                                                                counts=counts))
+        self.stage.store.settle_nowait(grant, cost, self._entry(target, counts, ex.status))
 
-    def _entry(self, target: Candidate, usage: dict[str, Any] | None, source: str, *, failed: bool = False,
-               status: int = 200, counts: tuple[int, int, int] | None = None) -> SpendEntry:
-        """The ledger entry (`counts`: `token_counts(usage)`, when the caller has them)."""
+    def _entry(self, target: Candidate, counts: tuple[int, int, int] | None, status: int, *, failed: bool = False
+               ) -> SpendEntry:
+        """The ledger entry of an answer (`counts`: its usage's `token_counts`, when `_bill` has them) or of a
+        failed attempt."""
         ex = self.ex
+        usage = None if failed else ex.usage
         if not usage:
-            tin, tout, cached = 0, 0, 0
+            tin = tout = cached = 0
+            source = "none"
+            base = 0.0
         else:
             tin, tout, cached = counts if counts is not None else token_counts(usage)
-        return SpendEntry(
-            tenant=self.tenant, model=target.model.id, tier=target.tier or "",
-            cost_usd=0.0 if failed else (ex.cost_usd or 0.0),
-            baseline_usd=0.0 if failed or not usage else self.stage.baseline(ex, tin, tout),
-            tokens_in=tin, tokens_out=tout, tokens_cached=cached, usage_source=source, failed=failed,
-            request_id=ex.request_id, key=ex.key_name or "", endpoint=ex.endpoint, backend=target.model.backend,
-            status=status, ts=time.time())
+            source = "local" if usage.get("x_router_counted") else "upstream"
+            base = self.stage.baseline(ex, tin, tout)
+        model = target.model
+        # positional, in SpendEntry's field order (keywords cost a third of the request's ledger time)
+        return SpendEntry(self.tenant, model.id, target.tier or "", 0.0 if failed else (ex.cost_usd or 0.0), base,
+                          tin, tout, cached, source, False, failed, ex.request_id, ex.key_name or "", ex.endpoint,
+                          model.backend, status, time.time())
 
 
 def _lower(tiers: list[str], a: str | None, b: str | None) -> str | None:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable
 from functools import partial
 from typing import Any
 
-from router.cost import token_counts
+from router.cost import usage_counts
 from router.errors import RateLimited
 from router.exchange import CallNext, Exchange, Reply
 from router.pipeline import Stage
@@ -38,8 +38,8 @@ RESET = tuple(f"{s}s" for s in range(61))  # x-ratelimit-reset-*: whole seconds 
 class LimitPlan:
     """The rpm/tpm counters of one tenant and key: what a request charges, this minute."""
 
-    __slots__ = ("end", "groups", "keys", "kinds", "limit_text", "limits", "minute", "names", "request_charges",
-                 "token_idx", "tpm")
+    __slots__ = ("end", "groups", "keys", "kinds", "limit_text", "limits", "names", "request_charges", "start",
+                 "token_idx", "tpm", "two")
 
     def __init__(self, scoped: list[tuple[str, Limits]]) -> None:
         self.names: list[str] = []  # counter key prefixes, `rl:r:k:web:`
@@ -64,19 +64,18 @@ class LimitPlan:
         self.groups = [(f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}",
                         indices[0], tuple(indices[1:])) for kind, indices in groups.items()]
         self.limit_text = [str(int(x)) for x in self.limits]
-        self.minute = -1
-        self.end = 0.0
+        self.two = self.kinds == ["requests", "tokens"]  # the usual shape: one rpm and one tpm counter
+        self.start = self.end = 0.0  # the minute the keys are for
         self.keys: list[str] = []
         self.request_charges: list[Charge | None] = []
 
     def charges(self, now: float, tokens: int) -> list[Charge]:
-        n = int(now // 60)
-        if n != self.minute:  # a new minute: new counters (windows.minute's ids, `t29345678`)
-            self.end = float((n + 1) * 60)
+        if not self.start <= now < self.end:  # a new minute: new counters (windows.minute's ids, `t29345678`)
+            n = int(now // 60)
+            self.start, self.end = float(n * 60), float((n + 1) * 60)
             self.keys = [f"{name}t{n}" for name in self.names]
             self.request_charges = [Charge(k, 1, lim, self.end, hold=False) if kind == "requests" else None
                                     for k, kind, lim in zip(self.keys, self.kinds, self.limits, strict=True)]
-            self.minute = n
         out: list[Any] = self.request_charges.copy()  # the request counters' charges are the same all minute
         for i in self.token_idx:
             out[i] = Charge(self.keys[i], tokens, self.limits[i], self.end, False)
@@ -87,8 +86,16 @@ class LimitPlan:
         rounded up (`13s`: the counters start over within that time)."""
         s = math.ceil(end - now)
         reset = RESET[s] if 0 < s <= 60 else RESET[60 if s > 60 else 1]
-        h: dict[str, str] = {}
         limits = self.limits
+        if self.two:  # one counter of each kind: no tightest to find
+            r, t = limits[0] - levels[0], limits[1] - levels[1]
+            return {"x-ratelimit-limit-requests": self.limit_text[0],
+                    "x-ratelimit-remaining-requests": str(int(r)) if r > 0 else "0",
+                    "x-ratelimit-reset-requests": reset,
+                    "x-ratelimit-limit-tokens": self.limit_text[1],
+                    "x-ratelimit-remaining-tokens": str(int(t)) if t > 0 else "0",
+                    "x-ratelimit-reset-tokens": reset}
+        h: dict[str, str] = {}
         for limit_h, remaining_h, reset_h, i, others in self.groups:
             remaining = limits[i] - levels[i]
             for j in others:
@@ -188,10 +195,10 @@ class RateLimitStage(Stage):
             ex.finish_hooks.append(partial(self._correct, plan, charges, tokens))
 
     def _correct(self, plan: LimitPlan, charges: list[Charge], estimated: int, ex: Exchange) -> None:
-        if not ex.usage:
+        counts = usage_counts(ex)
+        if counts is None:
             return
-        tin, tout, _ = token_counts(ex.usage)
-        delta = tin + tout - estimated
+        delta = counts[0] + counts[1] - estimated
         if delta:
             add = self.store.add_nowait
             for i in plan.token_idx:

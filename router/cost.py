@@ -36,6 +36,21 @@ def token_counts(usage: dict[str, Any]) -> tuple[int, int, int]:
     return int(inp), int(out), int(cached)
 
 
+def usage_counts(ex: Any) -> tuple[int, int, int] | None:
+    """`token_counts(ex.usage)` of an exchange (None without usage), computed once per usage object: the
+    stages and the observer that all need them share the memo (`Exchange.counts`; usage is never changed in
+    place, only replaced)."""
+    usage = ex.usage
+    if not usage:
+        return None
+    memo = ex.counts
+    if memo is not None and memo[0] is usage:
+        return memo[1]  # type: ignore[no-any-return]
+    counts = token_counts(usage)
+    ex.counts = (usage, counts)
+    return counts
+
+
 def cost_usd(model: ModelSpec, usage: dict[str, Any] | None) -> float:
     """What this usage costs on this model, in USD."""
     if not usage:

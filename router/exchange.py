@@ -87,6 +87,7 @@ class Exchange:
         "cache",
         "client_model",
         "cost_usd",
+        "counts",
         "decision",
         "dry_run",
         "egress",
@@ -150,6 +151,7 @@ class Exchange:
         self.target: Candidate | None = None
         self.attempts: list[Attempt] = []
         self.usage: dict[str, Any] | None = None
+        self.counts: tuple[Any, tuple[int, int, int]] | None = None  # (usage, its counts): cost.usage_counts
         self.cost_usd: float | None = None
         self.prefer: str | None = None
         self.max_tier: str | None = None

@@ -159,6 +159,16 @@ async def test_put_many(store: Store) -> None:
     await store.put_many([])
 
 
+def test_spend_entry_field_order() -> None:
+    """The budget builds ledger entries positionally (middleware/budget.py, `Spend._entry`): this order is
+    what it relies on."""
+    import dataclasses
+
+    assert [f.name for f in dataclasses.fields(SpendEntry)] == [
+        "tenant", "model", "tier", "cost_usd", "baseline_usd", "tokens_in", "tokens_out", "tokens_cached",
+        "usage_source", "cache_hit", "failed", "request_id", "key", "endpoint", "backend", "status", "ts"]
+
+
 def test_bad_urls() -> None:
     with pytest.raises(StoreURLError):
         open_store("postgres://x")

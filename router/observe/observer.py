@@ -15,7 +15,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from router.cost import Baseline, token_counts
+from router.cost import Baseline, usage_counts
 from router.observe.accesslog import AccessLog
 from router.observe.logs import event
 from router.observe.metrics import Metrics, breaker_state, process_metrics
@@ -128,7 +128,7 @@ class Observer:
 
     def finish(self, ex: Exchange, error: str | None = None) -> None:
         """The request is over (answer sent or stream ended): metrics, access line, span end."""
-        counts = token_counts(ex.usage) if ex.usage else None  # once, for both
+        counts = usage_counts(ex)  # once, for both (and shared with the stages: Exchange.counts)
         m = self.metrics
         if m is not None:
             m.observe(ex, error, self.baseline, counts)
