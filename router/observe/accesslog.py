@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from router.cost import token_counts
+from router.cost import usage_counts
 from router.errors import MAX_ECHO, echo
 from router.exchange import Exchange
 from router.observe.logs import ACCESS_LOGGER, BufferedHandler, JsonFormatter, access_handler, make_formatter, ms_time
@@ -81,16 +81,15 @@ class AccessLog:
         if h is not None:
             h.flush()
 
-    def write(self, ex: Exchange, error: str | None = None, counts: tuple[int, int, int] | None = None) -> None:
-        """`counts`: the usage's `token_counts`, when the caller has them."""
+    def write(self, ex: Exchange, error: str | None = None) -> None:
         if not self.enabled:
             return
         h = self._direct()
         if h is None:
-            self._sink(AccessRecord(fields(ex, error, counts)))
+            self._sink(AccessRecord(fields(ex, error)))
             return
         # the line JsonFormatter renders for this record, without making the record (nor a merged dict)
-        rec = _fill(_LINE.copy(), ex, error, counts)
+        rec = _fill(_LINE.copy(), ex, error)
         rec["ts"] = ms_time(time.time())
         line = orjson.dumps(rec, option=_OPTS, default=str)
         with h.lock:  # type: ignore[union-attr]
@@ -124,12 +123,12 @@ _FIELDS["event"] = "request"
 _LINE: dict[str, Any] = {"ts": 0.0, "level": "info", "logger": ACCESS_LOGGER, "msg": "request", **_FIELDS}
 
 
-def fields(ex: Exchange, error: str | None = None, counts: tuple[int, int, int] | None = None) -> dict[str, Any]:
-    """The access line's fields for one finished exchange (`counts`: its usage's `token_counts`, if known)."""
-    return _fill(_FIELDS.copy(), ex, error, counts)
+def fields(ex: Exchange, error: str | None = None) -> dict[str, Any]:
+    """The access line's fields for one finished exchange."""
+    return _fill(_FIELDS.copy(), ex, error)
 
 
-def _fill(rec: dict[str, Any], ex: Exchange, error: str | None, counts: tuple[int, int, int] | None) -> dict[str, Any]:
+def _fill(rec: dict[str, Any], ex: Exchange, error: str | None) -> dict[str, Any]:
     """Set one exchange's values into `rec`, a copy of `_FIELDS` or `_LINE`."""
     rec["request_id"] = ex.request_id
     rec["endpoint"] = ex.endpoint
@@ -161,7 +160,7 @@ def _fill(rec: dict[str, Any], ex: Exchange, error: str | None, counts: tuple[in
                          "ms": int(a.ms * 1000 + 0.5) / 1000})
     usage = ex.usage
     if usage:
-        rec["prompt_tokens"], rec["completion_tokens"], rec["cached_tokens"] = counts or token_counts(usage)
+        rec["prompt_tokens"], rec["completion_tokens"], rec["cached_tokens"] = usage_counts(ex)  # type: ignore[misc]
         rec["usage_from"] = "router" if usage.get("x_router_counted") else "upstream"
     rec["cache"] = ex.cache
     rec["spilled"] = ex.spilled  # the tier a saturated (or open) backend's request went to instead

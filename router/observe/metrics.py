@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from router import __version__
-from router.cost import Baseline, token_counts
+from router.cost import Baseline, usage_counts
 from router.observe.shared import merged, shared_dir, write_snapshot
 from router.tenants import DEFAULT_TENANT
 
@@ -192,11 +192,9 @@ class Metrics:
 
     # ------------------------------------------------------------ per request
 
-    def observe(self, ex: Exchange, error: str | None = None, baseline: Baseline | None = None,
-                counts: tuple[int, int, int] | None = None) -> None:
+    def observe(self, ex: Exchange, error: str | None = None, baseline: Baseline | None = None) -> None:
         """The end of one proxied request: count it, time it, add its tokens, cost and savings baseline
-        (`baseline` prices its tokens on the highest tier; `counts`: its usage's `token_counts`, when the
-        caller has them)."""
+        (`baseline` prices its tokens on the highest tier)."""
         t = ex.target
         f = ex.features
         tenant = ex.tenant or DEFAULT_TENANT
@@ -232,8 +230,7 @@ class Metrics:
         h = s.overhead
         h.counts[bisect_left(h.bounds, v)] += 1
         h.sum += v
-        if counts is None and ex.usage:
-            counts = token_counts(ex.usage)
+        counts = usage_counts(ex)  # computed once per request, shared with the stages and the access line
         if counts is not None:
             tin, tout, _ = counts
             s.tokens_in_n += tin

@@ -15,7 +15,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from router.cost import Baseline, usage_counts
+from router.cost import Baseline
 from router.observe.accesslog import AccessLog
 from router.observe.logs import event
 from router.observe.metrics import Metrics, breaker_state, process_metrics
@@ -128,11 +128,10 @@ class Observer:
 
     def finish(self, ex: Exchange, error: str | None = None) -> None:
         """The request is over (answer sent or stream ended): metrics, access line, span end."""
-        counts = usage_counts(ex)  # once, for both (and shared with the stages: Exchange.counts)
         m = self.metrics
         if m is not None:
-            m.observe(ex, error, self.baseline, counts)
-        self.access.write(ex, error, counts)
+            m.observe(ex, error, self.baseline)
+        self.access.write(ex, error)
         if ex.trace is not None:
             self.tracer.end(ex, error)
 
