@@ -182,11 +182,7 @@ class Spend:
 
     def say(self, name: str, value: str) -> None:
         """A budget header (`x-router-budget`, `x-router-downgraded`) for the answer or the refusal."""
-        ex = self.ex
-        if ex.reply_headers is None:
-            ex.reply_headers = {name: value}
-        else:
-            ex.reply_headers[name] = value
+        self.ex.add_reply_headers({name: value})
 
     def cap(self, levels: list[float] | None) -> None:
         """Cap the tier (Exchange.max_tier) when the budget calls for a downgrade (`levels`: plan.keys', read

@@ -227,10 +227,7 @@ def _say(ex: Exchange, what: str) -> None:
     """`x-router-cache: miss|bypass` on whatever answer the request gets, and `ex.cache` for the metrics
     and the access log."""
     ex.cache = what
-    if ex.reply_headers is None:
-        ex.reply_headers = {HEADER: what}
-    else:
-        ex.reply_headers[HEADER] = what
+    ex.add_reply_headers({HEADER: what})
 
 
 class Recorder:

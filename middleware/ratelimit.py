@@ -187,10 +187,7 @@ class RateLimitStage(Stage):
             headers["Retry-After"] = str(max(1, math.ceil(end - now)))
             raise RateLimited(f"Rate limit reached: {plan.limit_text[i]} {plan.kinds[i]} per minute. "
                               f"Try again in {headers['Retry-After']} s.", headers=headers)
-        if ex.reply_headers is None:
-            ex.reply_headers = headers
-        else:
-            ex.reply_headers.update(headers)
+        ex.add_reply_headers(headers)
         if tokens:
             ex.finish_hooks.append(partial(self._correct, plan, charges, tokens))
 

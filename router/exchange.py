@@ -177,6 +177,13 @@ class Exchange:
         # x-router-cache): the server merges them once, so a stage need not await the reply to copy its headers
         self.reply_headers: dict[str, str] | None = None
 
+    def add_reply_headers(self, headers: dict[str, str]) -> None:
+        """Headers for whatever answer this request gets (`reply_headers`; the dict may be kept as it is)."""
+        if self.reply_headers is None:
+            self.reply_headers = headers
+        else:
+            self.reply_headers.update(headers)
+
 
 class Reply:
     """What comes back through the stages: a complete body, or a stream of raw SSE chunks.
