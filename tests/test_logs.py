@@ -231,8 +231,9 @@ def test_direct_lines_are_the_formatter_s_lines(monkeypatch: pytest.MonkeyPatch,
     formatter's rendering of the record's fields, for bare exchanges, errors and findings, and awkward client
     values."""
     import time as _time
+    from types import SimpleNamespace
 
-    from router.exchange import Attempt, Exchange, Features
+    from router.exchange import Attempt, Candidate, Exchange, Features
     from router.observe.accesslog import AccessRecord, fields
 
     monkeypatch.setattr(_time, "time", lambda: 1764582000.0005)
@@ -245,7 +246,14 @@ def test_direct_lines_are_the_formatter_s_lines(monkeypatch: pytest.MonkeyPatch,
     full.attempts = [Attempt("m%", "b", None, "saturated", 0.0)]
     full.findings = {"EMAIL": 2}
     full.ttft_s = 0.0
-    for ex, error in ((bare, None), (bare, "invalid_request"), (full, None), (full, "upstream_error")):
+    clean = Exchange("rid-3", "chat", {"model": "auto"}, None, {})  # no findings: the templated line
+    clean.features, clean.tenant, clean.status, clean.cost_usd, clean.cache = full.features, "a/b", 200, None, "bypass"
+    clean.usage = {"prompt_tokens": 300, "completion_tokens": 50, "prompt_tokens_details": {"cached_tokens": 10}}
+    clean.attempts = [Attempt("m", "b", "t", "error", 1.00049), Attempt("m2", "b2", "t2", "ok", 3e-7)]
+    clean.queue_s, clean.overhead_s, clean.upstream_s = 0.0012345, 2.5e-5, 0.25
+    clean.target = Candidate(SimpleNamespace(id="gpt-5", backend="open%ai", location="cloud"), None, "cloud-high")  # type: ignore[arg-type]
+    for ex, error in ((bare, None), (bare, "invalid_request"), (full, None), (full, "upstream_error"), (clean, None),
+                      (clean, None)):
         monkeypatch.setattr(_time, "perf_counter", lambda ex=ex: ex.started + 0.25)
         path = tmp_path / f"{ex.request_id[:5]}-{error}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT)

@@ -363,3 +363,23 @@ async def test_sqlite_closing_gives_every_lease_back(tmp_path: Path, monkeypatch
     whole = await b.reserve([Charge("budget:close", 10.0, 10.0, end)])  # all of it, at once
     assert whole.ok
     await b.aclose()
+
+
+
+async def test_memory_ledger_is_bounded_and_its_reports_exact() -> None:
+    """`memory://` keeps only the most recent raw entries (a ring of LEDGER_MAX); the rollups the reports read
+    keep every entry, past the bound too."""
+    from router.state import memory
+
+    st = memory.MemoryStore()
+    assert st.ledger.maxlen == memory.LEDGER_MAX
+    st.ledger = type(st.ledger)(maxlen=100)
+    for i in range(600):
+        await st.record(SpendEntry("acme/web", "gpt-5", "cloud-high", 0.5, 1.0, 10, 20, request_id=f"r{i}",
+                                   ts=time.time()))
+    assert len(st.ledger) == 100
+    assert [e.request_id for e in st.ledger] == [f"r{i}" for i in range(500, 600)]
+    rows = await st.spend("day")
+    assert rows[0].requests == 600
+    assert rows[0].cost_usd == pytest.approx(300.0)
+    assert rows[0].tokens_out == 600 * 20

@@ -3,18 +3,26 @@
 For a single worker, tests and the demo. Each call runs without awaiting anything, so it is atomic on
 the event loop. A counter is one `[used, held, expires_at]` cell (one lookup per charge). Expired
 counters (once nothing is held on them) and records are swept lazily (every SWEEP_EVERY writes).
+
+The spend ledger is two things: the per-day rollups (`base.Rollup`: every entry ever recorded, summed per
+tenant, model and tier), which `spend()` reads, so `/admin/spend` and `ai-router spend` are exact however
+long the process runs; and the most recent `LEDGER_MAX` raw entries (`self.ledger`, a ring), kept for
+inspection and bounded, so memory stays flat under any load (it held up to 100,000, ~35 MB, before).
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from router.state.base import EPS, Charge, Grant, Rollup, SpendEntry, SpendRow, Store
 from router.state.windows import period_id
 
 SWEEP_EVERY = 4096
-LEDGER_MAX = 100_000  # recent raw entries kept for inspection; the rollups keep everything
+# recent raw entries kept for inspection (~345 bytes each: ~3.5 MB at most); the rollups, which /admin/spend
+# and `ai-router spend` read, keep every entry
+LEDGER_MAX = 10_000
 
 
 class MemoryStore(Store):
@@ -23,7 +31,7 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self.counters: dict[str, list[float]] = {}  # key -> [used, held, expires_at]: one lookup per charge
         self.rollup = Rollup()
-        self.ledger: list[SpendEntry] = []
+        self.ledger: deque[SpendEntry] = deque(maxlen=LEDGER_MAX)  # the oldest drops off as a new one comes
         self.records: dict[str, tuple[dict[str, Any], float | None]] = {}
         self._writes = 0
 
@@ -114,8 +122,6 @@ class MemoryStore(Store):
             entry.ts = time.time()
         self.rollup.add(entry)
         self.ledger.append(entry)
-        if len(self.ledger) > LEDGER_MAX:
-            del self.ledger[: LEDGER_MAX // 10]
 
     async def record(self, entry: SpendEntry) -> None:
         self._record(entry)
