@@ -259,7 +259,9 @@ class Spend:
                     f"This request may cost up to ${worst:.4f} on {model.id}, above the per-request budget of "
                     f"${ceiling:.4f}; lower max_tokens or ask for a cheaper model.", code="budget_exceeded")
             if plan.counters:
-                charges = [Charge(key, worst, limit, end) for key, limit, end in plan.counters]
+                charges = []  # (a loop: a comprehension is a function call in 3.11)
+                for key, limit, end in plan.counters:
+                    charges.append(Charge(key, worst, limit, end))
                 g = stage.store.reserve_nowait(charges)
                 grant = g if g is not None else await stage.store.reserve(charges)
                 if not grant.ok:

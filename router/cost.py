@@ -22,12 +22,21 @@ from router.routing.tokens import DEFAULT_ENCODING, count_exact, count_text, ext
 def token_counts(usage: dict[str, Any]) -> tuple[int, int, int]:
     """(input, output, cached input) from OpenAI chat, Responses or Anthropic usage objects."""
     inp = usage.get("prompt_tokens")
+    out = usage.get("completion_tokens")
+    if inp.__class__ is int and out.__class__ is int:  # OpenAI's shape, as JSON gives it: the common case, first
+        details = usage.get("prompt_tokens_details")
+        if details is None:
+            if "cache_read_input_tokens" not in usage:
+                return inp, out, 0
+        elif details.__class__ is dict:
+            cached = details.get("cached_tokens")
+            if cached.__class__ is int and cached:
+                return inp, out, cached
     if inp is None:
         inp = usage.get("input_tokens") or 0
         # Anthropic reports cache reads apart from input_tokens.
         inp += usage.get("cache_read_input_tokens") or 0
         inp += usage.get("cache_creation_input_tokens") or 0
-    out = usage.get("completion_tokens")
     if out is None:
         out = usage.get("output_tokens") or 0
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}

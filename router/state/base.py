@@ -61,6 +61,22 @@ class Grant:
         return tuple(c for c in self.charges if c.hold)
 
 
+_new = object.__new__
+
+
+def granted(charges: tuple[Charge, ...], levels: list[float]) -> Grant:
+    """`Grant(True, charges, levels)` without the dataclass `__init__`'s frame (a third of the cost; the hot path
+    makes two a request, the limits' and the budget's)."""
+    g = _new(Grant)
+    g.ok = True
+    g.charges = charges
+    g.levels = levels
+    g.denied = None
+    g.settled = False
+    g._id = ""
+    return g
+
+
 @dataclass(slots=True)
 class SpendEntry:
     """One line of the spend ledger: an answered request (a cache hit too) or a failed upstream attempt."""

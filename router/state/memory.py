@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Any
 
-from router.state.base import EPS, Charge, Grant, Rollup, SpendEntry, SpendRow, Store
+from router.state.base import EPS, Charge, Grant, Rollup, SpendEntry, SpendRow, Store, granted
 from router.state.windows import period_id
 
 SWEEP_EVERY = 4096
@@ -74,7 +74,7 @@ class MemoryStore(Store):
         self._writes += 1
         if self._writes % SWEEP_EVERY == 0:
             self._sweep()
-        return Grant(True, tuple(charges), levels)
+        return granted(tuple(charges), levels)
 
     async def settle(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
         self.settle_nowait(grant, actual, entry)
