@@ -213,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, help="at most this many prompts per table (a quick look)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-sweep", action="store_true", help="skip the fixed-share curve")
+    ap.add_argument("--shares", type=float, nargs="*", default=list(SWEEP), help="the curve's fixed shares")
+    ap.add_argument("--tenants", nargs="*", default=[*TABLES, "mixed"], help="replay only these tenants")
     ap.add_argument("--json", help="write every figure here")
     ap.add_argument("--hot-path", action="store_true", help="only time what the loop adds per request")
     args = ap.parse_args(argv)
@@ -223,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     so = scorer()
     config = load(args.config)
     tenants = load_tenants(so, args.weak, args.limit, args.seed)
+    if not set(args.tenants) <= {*TABLES, "mixed"}:
+        ap.error(f"--tenants: choose from {', '.join((*TABLES, 'mixed'))}")
+    if "mixed" not in args.tenants:  # the mixed tenant needs every table's prompts; else only the chosen ones
+        tenants = [t for t in tenants if t.name in args.tenants]
     n = sum(len(t.ids) for t in tenants)
     print(f"bench.adaptive: {n} requests ({', '.join(f'{t.name} {len(t.ids)}' for t in tenants)}), "
           f"{args.rounds} rounds, min_samples {args.min_samples}; classifying", end="", flush=True)
@@ -230,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     for t in tenants:
         t.features = [base.features(p) for p in t.prompts]
         print(".", end="", flush=True)
-    tenants.append(mixed(tenants, args.seed))
+    if "mixed" in args.tenants:
+        tenants.append(mixed(tenants, args.seed))
+        tenants = [t for t in tenants if t.name in args.tenants]
     print(f" {time.perf_counter() - t0:.0f}s")
     a = config.routing.adaptive
     default = dataclasses.replace(a, enabled=True, min_samples=args.min_samples, buckets=args.buckets or a.buckets,
@@ -239,7 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     static_cfg = dataclasses.replace(default, enabled=False)
     variants = {"free": default, "rules": dataclasses.replace(default, cloud_share="rules")}
     if not args.no_sweep:
-        variants.update({f"share {s:.1f}": dataclasses.replace(default, cloud_share=s) for s in SWEEP})
+        variants.update({f"share {s:.2f}": dataclasses.replace(default, cloud_share=s) for s in args.shares})
+        # the static dial run online: the same engine at the same budget that never learns (no outcome is ever
+        # enough) and never explores, so its cut point comes from the difficulties seen so far, as a static
+        # policy calibrated on past traffic would have it
+        variants.update({f"online {s:.2f}": dataclasses.replace(default, cloud_share=s, min_samples=10**9, explore=0.0,
+                                                                 explore_floor=0.0) for s in args.shares})
     print("static rules ", end="", flush=True)
     static = run(Replay(config, static_cfg, args.seed), tenants, args.rounds, True)
     results: dict[str, dict[str, list[bool]]] = {}
@@ -276,15 +289,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{t.name:11s} {name:12s} {b['share']:6.1%} {_n(b['pgr'])} {_n(b['static_dial_pgr']):>11s} "
                   f"{_n(b['random_pgr'])} {_n(b['oracle_pgr'])}   ({st['share']:.1%}, {_n(st['pgr'])})")
     if not args.no_sweep:
-        print("\ncurve (cloud_share fixed): share and PGR of the adaptive run / the static dial at that share")
-        print(f"{'target':>6s}{head}")
-        for s in SWEEP:
+        print("\ncurve (cloud_share fixed): share and PGR of the adaptive run / the static dial at that share, with "
+              "hindsight of the replay's difficulties / the static dial online (its cut from the requests seen so "
+              "far), at its own share")
+        print(f"{'target':>6s}{''.join(f' | {t.name:^31s}' for t in tenants)}")
+        for s in args.shares:
             cells = []
             for t in tenants:
-                b = baselines(so, t, results[f"share {s:.1f}"][t.name])
+                b = baselines(so, t, results[f"share {s:.2f}"][t.name])
+                o = baselines(so, t, results[f"online {s:.2f}"][t.name])
+                b["online_dial"] = {"share": o["share"], "pgr": o["pgr"]}
                 report["curve"].setdefault(t.name, []).append(b)
-                cells.append(f" | {b['share']:5.1%} {_n(b['pgr'])} / {_n(b['static_dial_pgr'])}    ")
-            print(f"{s:6.1f}{''.join(cells)}")
+                cells.append(f" | {b['share']:5.1%} {_n(b['pgr'])} /{_n(b['static_dial_pgr'])} /{_n(o['pgr'])} "
+                             f"{o['share']:5.1%}")
+            print(f"{s:6.2f}{''.join(cells)}")
     print(f"\n{time.perf_counter() - t0:.0f}s")
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

@@ -236,3 +236,22 @@ def test_policy_keeps_every_cap() -> None:
     assert downgraded.primary.tier == "local-small"
     assert all(c.tier in ("local-small", "local-large") for c in downgraded.candidates)
     assert policy.decide(f, tenant="acme/free", model="tier:local-small").primary.tier == "local-small"
+
+
+def test_a_young_cell_far_below_the_boundary_stops_exploring() -> None:
+    """A cell with few cloud outcomes of its own is judged with its task's trend: when that puts it clearly
+    below the cell the budget ends in, it explores at the floor (exploring there only spends the budget on
+    requests that gain less than those it displaces)."""
+    a, clock = engine(explore=0.05, explore_floor=0.01, cloud_share=0.3, min_samples=5)
+    hard, easy = Features(task="math", difficulty=0.9), Features(task="math", difficulty=0.1)
+    for _ in range(60):  # the rules' traffic: what the budget is a share of
+        route(a, "t", hard, LL)
+        route(a, "t", easy, LL)
+    feed(a, clock, "t", hard, cloud=True, score=0.6, n=40)
+    feed(a, clock, "t", hard, cloud=False, score=0.4, n=40)
+    feed(a, clock, "t", easy, cloud=False, score=0.9, n=40)
+    feed(a, clock, "t", easy, cloud=True, score=0.9, n=3)  # three draws of its own, in line with the trend
+    plan = a.tenants["t"].plan
+    assert plan[("math", a.bucket(hard))].cloud > 0.5
+    assert plan[("math", a.bucket(easy))].cloud == 0.0
+    assert plan[("math", a.bucket(easy))].explore == 0.01

@@ -32,9 +32,12 @@ The model, per tenant:
   location, so both sides get measured; so does a cell whose gain is within two standard errors of the
   decision boundary (`min_gain`, or the gain where the budget ran out) while it has fewer than
   4 x `min_samples` outcomes on a side, so an early unlucky estimate does not stick; the others keep
-  `explore_floor`, to notice drift. A budget pays for exploring (the plan is computed for the budget less
-  the exploration's expected net cloud calls), so the tenant's share is the one asked. Exploring never
-  leaves the caps.
+  `explore_floor`, to notice drift. The standard error is that of the shrunk gain (the cell's own part
+  weighs n / (n + min_samples)): a young cell that its task's trend puts clearly on one side does not
+  keep exploring (on a tenant whose gains rise with the difficulty, as gsm8k's do, that exploring only
+  spent the budget on requests that gain less than those they displaced). A budget pays for exploring
+  (the plan is computed for the budget less the exploration's expected net cloud calls), so the tenant's
+  share is the one asked. Exploring never leaves the caps.
 - Moves: up is from a local start tier to the cheapest cloud tier above it, down is from a cloud start
   tier to the highest local tier below it; only up to the cap the policy computed (tenant `max_tier`,
   steering, `Exchange.max_tier`). The reason says when and why a decision moved.
@@ -289,7 +292,7 @@ class Adaptive:
         for key, c in cells.items():
             est = estimates[key]
             a, b = trend[key[0]]
-            ranked.append((est.shrunk(a + b * key[1], ms), key, c, est.q_local, est.q_cloud, est.se))
+            ranked.append((est.shrunk(a + b * key[1], ms), key, c, est.q_local, est.q_cloud, est.shrunk_se(ms)))
         ranked.sort(key=lambda r: (-r[0], -r[1][1]))  # best gain first; on a tie the harder bucket
         floor = s.min_gain if s.cloud_share == "free" else 0.0  # a budget is spent wherever cloud does better
         # exploring sends some of a cell's requests to the other location: the budget pays for it, so the
@@ -449,6 +452,10 @@ class _Estimate:
         self.n = 1.0 / (1.0 / (n_local + 1e-9) + 1.0 / (n_cloud + 1e-9))  # effective samples of the difference
         self.se = math.sqrt(self.q_local * (1 - self.q_local) / (n_local + 2)
                             + self.q_cloud * (1 - self.q_cloud) / (n_cloud + 2))
+
+    def shrunk_se(self, strength: float) -> float:
+        """The spread of `shrunk`'s gain: the cell's own part of it weighs n / (n + strength)."""
+        return self.se * self.n / (self.n + strength)
 
     def shrunk(self, prior: float, strength: float) -> float:
         """The gain pulled towards `prior` by `strength` pseudo-samples."""
