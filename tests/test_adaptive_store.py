@@ -10,7 +10,7 @@ import pytest
 
 from router.config import Adaptive as Settings
 from router.exchange import Features
-from router.routing.adaptive import Adaptive
+from router.routing.adaptive import FIELDS, Adaptive
 from router.routing.adaptive_store import AdaptiveStore, decode, encode, parse_key, record_key
 from router.state import Store, open_store
 from tests.redis_support import delete_prefix, new_prefix, redis_url, require_redis
@@ -90,6 +90,12 @@ def test_record_format() -> None:
     assert record_key("acme/web", 20425) == "adaptive/acme/web/d20425"
     assert parse_key("adaptive/acme/web/d20425") == ("acme/web", 20425)
     assert parse_key("adaptive/junk") is None
-    cells = {("math", 2): [1.0, 0.0, 2.5] + [0.0] * 13}
-    assert encode(cells) == {"math\t2\t0": 1.0, "math\t2\t2": 2.5}
+    cells = {("math", 2): [1.0, 0.0, 2.5] + [0.0] * (FIELDS - 3)}
+    cells[("math", 2)][6 + 39] = 4.0  # the hardest of the bucket's 40 difficulty slices
+    assert encode(cells) == {"math\t2\t0": 1.0, "math\t2\t2": 2.5, "math\t2\t55": 4.0}
     assert decode({**encode(cells), "bad": 1, "math\t2\t99": 1}) == cells
+    # a record written with ten slices per bucket (fields 6-15): each is read as the four finer slices it covers
+    old = decode({"math\t2\t0": 2.0, "math\t2\t15": 2.0})[("math", 2)]
+    assert old[0] == 2.0
+    assert old[6 + 36 : 6 + 40] == [0.5] * 4
+    assert sum(old[6:]) == 2.0

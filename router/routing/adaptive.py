@@ -56,7 +56,7 @@ from router.config import Adaptive as Settings
 
 CellKey = tuple[str, int]  # (task, difficulty bucket)
 SEEN, RULE_CLOUD, N_LOCAL, S_LOCAL, N_CLOUD, S_CLOUD = range(6)
-SUB = 10  # each bucket's requests are also counted in SUB slices of its difficulty range (for splitting)
+SUB = 40  # each bucket's requests are also counted in SUB slices of its difficulty range (for splitting)
 FIELDS = 6 + SUB
 DAY_S = 86400.0
 REPLAN_S = 1.0  # a tenant's plan is recomputed at most once a second (on an outcome)

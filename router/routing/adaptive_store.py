@@ -19,12 +19,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from router.routing.adaptive import DAY_S, FIELDS, Adaptive, CellKey, TenantModel, add_cells
+from router.routing.adaptive import DAY_S, FIELDS, SUB, Adaptive, CellKey, TenantModel, add_cells
 from router.state import Store
 
 log = logging.getLogger("ai_router.adaptive")
 
 PREFIX = "adaptive/"
+# a record's field numbers: 0-5 the counters; SLICE_FIELD + j the count of difficulty slice j (of SUB per bucket);
+# 6-15 are the ten slices per bucket of records written before SUB was 40, each read as its four finer slices
+SLICE_FIELD = 16
+OLD_SLICES = 10
 PUSH_S = 2.0
 PULL_S = 15.0
 
@@ -41,21 +45,29 @@ def parse_key(key: str) -> tuple[str, int] | None:
 
 
 def encode(cells: dict[CellKey, list[float]]) -> dict[str, float]:
-    return {f"{task}\t{bucket}\t{i}": v for (task, bucket), c in cells.items() for i, v in enumerate(c) if v}
+    return {f"{task}\t{bucket}\t{i if i < 6 else SLICE_FIELD + i - 6}": v
+            for (task, bucket), c in cells.items() for i, v in enumerate(c) if v}
 
 
 def decode(fields: dict[str, object]) -> dict[CellKey, list[float]]:
     cells: dict[CellKey, list[float]] = {}
+    per_old = SUB // OLD_SLICES
     for name, v in fields.items():
         parts = name.rsplit("\t", 2)
-        if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit() and int(parts[2]) < FIELDS
+        if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit() and int(parts[2]) < SLICE_FIELD + SUB
                                    and isinstance(v, int | float)):
             continue  # not a counter of this version: ignored
-        task, b, i = parts
-        c = cells.get((task, int(b)))
+        task, b, i = parts[0], int(parts[1]), int(parts[2])
+        c = cells.get((task, b))
         if c is None:
-            c = cells[(task, int(b))] = [0.0] * FIELDS
-        c[int(i)] = float(v)
+            c = cells[(task, b)] = [0.0] * FIELDS
+        if i < 6:
+            c[i] += float(v)
+        elif i >= SLICE_FIELD:
+            c[6 + i - SLICE_FIELD] += float(v)
+        else:  # an older record's slice: spread over the finer slices it covers
+            for j in range(per_old):
+                c[6 + (i - 6) * per_old + j] += float(v) / per_old
     return cells
 
 
