@@ -6,6 +6,9 @@ rules, entropy, placeholders and references such as `${VAR}`) decides, and may n
 secret part (`(?P<v>...)`: the password of a URL, the value of `password=...`). `before`/`after` are
 characters that may not touch the match (word boundaries, kept out of the patterns so they stay
 portable to RE2 and Hyperscan, which were measured against the stdlib: see docs/performance.md).
+`finder`, when set, is what the compiled pass looks for instead of `pattern`: a looser pattern (it matches
+wherever `pattern` does, from the same start; a test holds it to that) that is cheaper for RE2's DFA. The
+pass only says where a candidate may start; `pattern` still decides, so findings are the same.
 
 Kinds (placeholder names): secrets PRIVATE_KEY, ANTHROPIC_KEY, OPENAI_KEY, GOOGLE_KEY, AWS_ACCESS_KEY,
 AWS_SECRET_KEY, AZURE_KEY, GITHUB_TOKEN, GITLAB_TOKEN, SLACK_TOKEN, STRIPE_KEY, TWILIO_KEY, SENDGRID_KEY,
@@ -46,6 +49,7 @@ class Detector:
     before: frozenset[str] = WORD  # characters that may not precede the match
     after: frozenset[str] = frozenset()  # characters that may not follow it
     generic: bool = False  # found by context (`password=`, `Bearer`): a provider's own format wins the kind
+    finder: str | None = None  # the compiled pass's looser stand-in for `pattern` (see the module docstring)
 
 
 # ---------------------------------------------------------------- checks
@@ -315,6 +319,10 @@ _ASSIGN_NAMES = (
     r"private[_-]?key|credentials?|auth)"
 )
 
+# PHONE's alternatives that start with `+` or `(`; the pattern and its finder share them
+_PHONE_OPEN = (r"(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){1,4}|"
+               r"\(\d{2,4}\)[ .-]?(?:9[ .-])?\d{3,5}[ .-]?\d{4}")
+
 DETECTORS: tuple[Detector, ...] = (
     Detector("PRIVATE_KEY", SECRET,
              r"-----BEGIN[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END[A-Z0-9 ]* PRIVATE KEY"
@@ -373,11 +381,13 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("IP", PII, r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", _ipv4, before=NUMERIC_NEIGHBOURS, after=WORD),
     Detector("CARD", PII, r"\d{4}[ -]?\d{4,6}[ -]?\d{4,5}(?:[ -]?\d{1,4}){0,2}", _card,
              before=NUMERIC_NEIGHBOURS, after=WORD),
-    Detector("PHONE", PII,
-             r"(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){1,4}|"
-             r"\(\d{2,4}\)[ .-]?(?:9[ .-])?\d{3,5}[ .-]?\d{4}|1[ .-]\d{3}[ .-]\d{3}[ .-]\d{4}|"
-             r"\d{2,4}[ .-]\d{3,5}[ .-]\d{4}|0\d{2,4}[ .-]\d{5,8}|0\d(?:[ .-]\d\d){4}|9\d{4}-\d{4})", _phone,
-             before=frozenset(WORD | {"-", ".", "/", "+"}), after=frozenset(WORD | {"-"})),
+    Detector("PHONE", PII, _PHONE_OPEN + r"|1[ .-]\d{3}[ .-]\d{3}[ .-]\d{4}|\d{2,4}[ .-]\d{3,5}[ .-]\d{4}|"
+             r"0\d{2,4}[ .-]\d{5,8}|0\d(?:[ .-]\d\d){4}|9\d{4}-\d{4})", _phone,
+             before=frozenset(WORD | {"-", ".", "/", "+"}), after=frozenset(WORD | {"-"}),
+             # the pass reads the leading 1, 0 and 9 as any digit: with them, each digit of a random id
+             # (`req 907-3fa2b1`) was its own DFA input class and most new ids built new RE2 states
+             finder=_PHONE_OPEN + r"|\d[ .-]\d{3}[ .-]\d{3}[ .-]\d{4}|\d{2,4}[ .-]\d{3,5}[ .-]\d{4}|"
+                    r"\d{3,5}[ .-]\d{5,8}|\d\d(?:[ .-]\d\d){4}|\d{5}-\d{4})"),
     Detector("CARD", PII, r"\d{9,}", _run, before=NUMERIC_NEIGHBOURS, after=WORD),
     Detector("IP", PII,
              r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}|"

@@ -184,7 +184,7 @@ class Scanner:
         n = len(self.detectors)
         # The pass only finds where a candidate starts: no capture groups, so RE2 answers from its DFA alone
         # (a capture group makes it rerun the whole program on every match: ~25x slower here).
-        pattern = "|".join(f"(?:{_NAMED_GROUP.sub('(?:', d.pattern)})" for d in self.detectors)
+        pattern = "|".join(f"(?:{_NAMED_GROUP.sub('(?:', d.finder or d.pattern)})" for d in self.detectors)
         if engine == "re2":
             options = re2.Options()
             options.max_mem = 32 << 20
