@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.redaction.placeholders import Vault, redact_text
-from router.redaction.scanner import Scanner
+from router.redaction.scanner import Finding, Scanner
 
 # keys whose string values are not user text: identifiers, enumerations, routing and format fields
 NOT_TEXT = frozenset({
@@ -26,17 +26,19 @@ NOT_TEXT = frozenset({
 })
 # keys whose strings are binary payloads (base64): never text, and costly to scan
 BINARY = frozenset({"data", "file_data", "b64_json", "audio", "image_base64"})
+SKIP = NOT_TEXT | BINARY  # keys whose strings are never scanned
 MIN_TEXT = 6  # nothing we look for is shorter
 _NODES = (str, dict, list)  # what the walk looks into (subclasses too)
+_SCALARS = frozenset({int, float, bool, type(None)})  # exact types the walk passes over without `isinstance`
+
+# One body's walk shares `w`, a list that holds the vault once the first finding makes it (a body with
+# nothing to redact allocates none; a list, as the cheapest mutable cell).
+_Walk = list[Vault]
 
 
-class _Walk:
-    """One body's walk: the vault, made at the first finding (a body with nothing to redact allocates none)."""
-
-    __slots__ = ("vault",)
-
-    def __init__(self) -> None:
-        self.vault: Vault | None = None
+def _binary(v: str) -> bool:
+    """A base64 data URL (`data:image/png;base64,...`), not text."""
+    return v.startswith("data:") and ";base64," in v[:100]
 
 
 class BodyRedactor:
@@ -50,25 +52,31 @@ class BodyRedactor:
 
     def redact(self, body: dict[str, Any]) -> tuple[dict[str, Any], Vault] | None:
         """(the redacted copy, its vault), or None when the body holds nothing to redact."""
-        w = _Walk()
+        w: _Walk = []
         out = self._dict(body, w) if type(body) is dict else self._value(body, None, w)
-        return None if w.vault is None else (out, w.vault)
+        return (out, w[0]) if w else None
 
     # The walk is the redaction's own cost on a clean body, so its common shapes (exact dicts, lists and
-    # strings, as orjson makes them) are tested with `type(...) is`; anything else goes through `_value`.
+    # strings, as orjson makes them) are tested with `type(...) is`, and a string is scanned in place (no
+    # call of `_text` for it); anything else goes through `_value`.
 
     def _dict(self, v: dict[str, Any], w: _Walk) -> dict[str, Any]:
         out: dict[str, Any] | None = None
         for k, item in v.items():
             t = type(item)
             if t is str:
-                if len(item) < MIN_TEXT or k in NOT_TEXT:
+                if len(item) < MIN_TEXT or k in SKIP or (item[0] == "d" and _binary(item)):
                     continue
-                new = self._text(item, k, w)
+                findings = self.scanner.scan(item)
+                if not findings:
+                    continue
+                new = self._redacted(item, findings, w)
             elif t is list:
                 new = self._list(item, k, w)
             elif t is dict:
                 new = self._dict(item, w)
+            elif t in _SCALARS:
+                continue
             elif isinstance(item, _NODES):  # subclasses: the general case
                 new = self._value(item, k, w)
             else:
@@ -81,17 +89,24 @@ class BodyRedactor:
 
     def _list(self, v: list[Any], key: str | None, w: _Walk) -> list[Any]:
         lst: list[Any] | None = None
-        text = key not in NOT_TEXT
-        for i, item in enumerate(v):
+        text = key not in SKIP
+        i = -1
+        for item in v:  # (a counter, not `enumerate`: no tuple per item)
+            i += 1
             t = type(item)
             if t is dict:
                 new = self._dict(item, w)
             elif t is str:
-                if len(item) < MIN_TEXT or not text:
+                if len(item) < MIN_TEXT or not text or (item[0] == "d" and _binary(item)):
                     continue
-                new = self._text(item, key, w)
+                findings = self.scanner.scan(item)
+                if not findings:
+                    continue
+                new = self._redacted(item, findings, w)
             elif t is list:
                 new = self._list(item, key, w)
+            elif t in _SCALARS:
+                continue
             elif isinstance(item, _NODES):
                 new = self._value(item, key, w)
             else:
@@ -112,15 +127,16 @@ class BodyRedactor:
         return v
 
     def _text(self, v: str, key: str | None, w: _Walk) -> str:
-        if len(v) < MIN_TEXT or key in NOT_TEXT or key in BINARY or (v.startswith("data:") and ";base64," in v[:100]):
+        if len(v) < MIN_TEXT or key in SKIP or _binary(v):
             return v
         findings = self.scanner.scan(v)
-        if not findings:
-            return v
+        return self._redacted(v, findings, w) if findings else v
+
+    def _redacted(self, v: str, findings: list[Finding], w: _Walk) -> str:
         if self.allow:
             findings = [f for f in findings if v[f.start:f.end] not in self.allow]
             if not findings:
                 return v
-        if w.vault is None:
-            w.vault = Vault()
-        return redact_text(v, findings, w.vault)
+        if not w:
+            w.append(Vault())
+        return redact_text(v, findings, w[0])
