@@ -307,8 +307,8 @@ def test_scanner_remembers_texts_it_has_seen(monkeypatch: pytest.MonkeyPatch) ->
     first = s.scan(text)
     assert [f.kind for f in first] == ["EMAIL", "PHONE"]
     walked: list[bytes] = []  # the texts the compiled pass ran over (from their start)
-    real_search = s._search
-    monkeypatch.setattr(s, "_search", lambda d, pos: (pos == 0 and walked.append(d)) or real_search(d, pos))
+    real_match = s._match  # a text's first search (the scan loop's later ones go through s._search)
+    monkeypatch.setattr(s, "_match", lambda a, d, p, e: (p == 0 and walked.append(d)) or real_match(a, d, p, e))
     again = s.scan(text)
     assert again == first
     assert again is not first

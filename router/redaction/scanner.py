@@ -153,10 +153,13 @@ class _Groups:
         raise AssertionError("a match of no detector")
 
 
+_UNANCHORED = re2._Anchor.UNANCHORED
+
+
 def _re2_search(regex: Any) -> Any:
     """Where RE2 finds the next candidate (-1: none), through the binding's own call: no match object."""
     match = regex._regexp.Match
-    unanchored = re2._Anchor.UNANCHORED
+    unanchored = _UNANCHORED
 
     def search(data: bytes, pos: int) -> int:
         return int(match(unanchored, data, pos, len(data))[0][0])
@@ -191,9 +194,11 @@ class Scanner:
             options.encoding = re2.Options.Encoding.LATIN1
             self.regex: Any = re2.compile(pattern.encode("latin-1"), options)
             self._search = _re2_search(self.regex)
+            self._match: Any = self.regex._regexp.Match  # scan's first search calls it directly (one frame less)
         elif engine == "re":
             self.regex = re.compile(pattern)
             self._search = _re_search(self.regex)
+            self._match = None
         else:
             raise ValueError(f"unknown engine {engine!r} (re2 or re)")
         self._single = [re.compile(_alternation(self.detectors, [i])) for i in range(n)]
@@ -219,9 +224,14 @@ class Scanner:
         if memo:
             seen = self._memo.get(text)
             if seen is not None:
-                return list(seen)
-        data = text if self.engine == "re" else text.encode("latin-1", "ai_router_one_byte")
-        s = self._search(data, 0)
+                return list(seen) if seen else []
+        match = self._match
+        if match is not None:
+            data: Any = text.encode("latin-1", "ai_router_one_byte")
+            s = match(_UNANCHORED, data, 0, len(data))[0][0]
+        else:
+            data = text
+            s = self._search(data, 0)
         found = [] if s < 0 else self._walk(text, data, s)  # most texts have no candidate at all: one call
         if memo:
             self._memo_chars += len(text)
