@@ -133,8 +133,8 @@ class Window:
 class Plan:
     """The budget windows of one tenant and key on one UTC day, and whether routing may need a cap."""
 
-    __slots__ = ("budgets", "ceiling", "counters", "hard_downgrade", "keys", "needs_cap", "needs_levels", "priced",
-                 "windows")
+    __slots__ = ("budgets", "ceiling", "counters", "ends", "hard_downgrade", "keys", "limits", "needs_cap",
+                 "needs_levels", "priced", "windows")
 
     def __init__(self, budgets: list[tuple[str, str, Budget]], now: float) -> None:
         self.budgets = budgets
@@ -152,6 +152,8 @@ class Plan:
                 self.ceiling = b.per_request_usd if self.ceiling is None else min(self.ceiling, b.per_request_usd)
         self.keys = [w.key for w in self.windows]
         self.counters = [(w.key, w.limit, w.end) for w in self.windows]  # what a reservation charges
+        self.limits = [w.limit for w in self.windows]
+        self.ends = [w.end for w in self.windows]
         self.priced = bool(self.windows) or self.ceiling is not None  # may a paid attempt be refused
         self.hard_downgrade = any(b.on_hard == "downgrade" for _, _, b in budgets)
         # the levels matter only to a soft threshold or a hard downgrade; a per-request ceiling alone needs none
@@ -259,11 +261,15 @@ class Spend:
                     f"This request may cost up to ${worst:.4f} on {model.id}, above the per-request budget of "
                     f"${ceiling:.4f}; lower max_tokens or ask for a cheaper model.", code="budget_exceeded")
             if plan.counters:
-                charges = []  # (a loop: a comprehension is a function call in 3.11)
-                for key, limit, end in plan.counters:
-                    charges.append(Charge(key, worst, limit, end))
-                g = stage.store.reserve_nowait(charges)
-                grant = g if g is not None else await stage.store.reserve(charges)
+                g = stage.store.hold_nowait(plan.keys, worst, plan.limits, plan.ends)  # (no Charge objects)
+                if g is not None:
+                    grant = g
+                else:  # refused, or a store that answers as Charges (and may have to wait)
+                    charges = []  # (a loop: a comprehension is a function call in 3.11)
+                    for key, limit, end in plan.counters:
+                        charges.append(Charge(key, worst, limit, end))
+                    g = stage.store.reserve_nowait(charges)
+                    grant = g if g is not None else await stage.store.reserve(charges)
                 if not grant.ok:
                     w = plan.windows[grant.denied or 0]
                     raise BudgetExceeded(

@@ -69,13 +69,26 @@ class LimitPlan:
         self.keys: list[str] = []
         self.request_charges: list[Charge | None] = []
 
+    def _minute(self, now: float) -> None:
+        """Start the minute `now` is in: new counters (windows.minute's ids, `t29345678`)."""
+        n = int(now // 60)
+        self.start, self.end = float(n * 60), float((n + 1) * 60)
+        self.keys = [f"{name}t{n}" for name in self.names]
+        self.request_charges = [Charge(k, 1, lim, self.end, hold=False) if kind == "requests" else None
+                                for k, kind, lim in zip(self.keys, self.kinds, self.limits, strict=True)]
+
+    def amounts(self, now: float, tokens: int) -> list[float]:
+        """What a request adds to each of this minute's counters (`keys`): 1 request, its tokens."""
+        if not self.start <= now < self.end:
+            self._minute(now)
+        if self.two:
+            return [1, tokens]
+        out: list[float] = [1 if kind == "requests" else tokens for kind in self.kinds]
+        return out
+
     def charges(self, now: float, tokens: int) -> list[Charge]:
-        if not self.start <= now < self.end:  # a new minute: new counters (windows.minute's ids, `t29345678`)
-            n = int(now // 60)
-            self.start, self.end = float(n * 60), float((n + 1) * 60)
-            self.keys = [f"{name}t{n}" for name in self.names]
-            self.request_charges = [Charge(k, 1, lim, self.end, hold=False) if kind == "requests" else None
-                                    for k, kind, lim in zip(self.keys, self.kinds, self.limits, strict=True)]
+        if not self.start <= now < self.end:
+            self._minute(now)
         out: list[Any] = self.request_charges.copy()  # the request counters' charges are the same all minute
         for i in self.token_idx:
             out[i] = Charge(self.keys[i], tokens, self.limits[i], self.end, False)
@@ -119,6 +132,7 @@ class RateLimitStage(Stage):
         # keys may carry limits (also keys added at run time through /admin/keys): active whenever keys exist
         self.active = any(s.limits for s in self.tenants.specs) or bool(keys)
         self.key_limits = KeyAllowance("limits", parse_limits)
+        self.counts_now = self.store.counts_now  # the store counts without Charge and Grant objects
         self._plans: dict[tuple[str, str | None, int], LimitPlan | None] = {}
 
     def limits(self, ex: Exchange) -> list[tuple[str, Limits]]:
@@ -163,7 +177,16 @@ class RateLimitStage(Stage):
             mt = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
             if isinstance(mt, int) and not isinstance(mt, bool):
                 tokens += mt
-        charges = plan.charges(now, tokens)
+        if self.counts_now:  # the usual path: counted at once, no Charge or Grant objects
+            amounts = plan.amounts(now, tokens)
+            keys, end = plan.keys, plan.end
+            levels = self.store.count_nowait(keys, amounts, plan.limits, end)
+            if levels is not None:
+                ex.add_reply_headers(plan.headers(levels, now, end))
+                if tokens:
+                    ex.finish_hooks.append(partial(self._correct_keys, plan.token_idx, keys, end, tokens))
+                return call_next(ex)
+        charges = plan.charges(now, tokens)  # refused above, or a store that answers as Charges and a Grant
         end = plan.end  # (read now: another request may start the next minute while this one waits)
         grant = self.store.reserve_nowait(charges)
         if grant is None:
@@ -190,6 +213,18 @@ class RateLimitStage(Stage):
         ex.add_reply_headers(headers)
         if tokens:
             ex.finish_hooks.append(partial(self._correct, plan, charges, tokens))
+
+    def _correct_keys(self, token_idx: tuple[int, ...], keys: list[str], end: float, estimated: int, ex: Exchange
+                      ) -> None:
+        """`_correct` for a request counted by `count_nowait`: the same correction, by its minute's keys."""
+        counts = usage_counts(ex)
+        if counts is None:
+            return
+        delta = counts[0] + counts[1] - estimated
+        if delta:
+            add = self.store.add_nowait
+            for i in token_idx:
+                add(keys[i], delta, end)
 
     def _correct(self, plan: LimitPlan, charges: list[Charge], estimated: int, ex: Exchange) -> None:
         counts = usage_counts(ex)

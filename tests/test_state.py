@@ -383,3 +383,42 @@ async def test_memory_ledger_is_bounded_and_its_reports_exact() -> None:
     assert rows[0].requests == 600
     assert rows[0].cost_usd == pytest.approx(300.0)
     assert rows[0].tokens_out == 600 * 20
+
+
+async def test_count_nowait_is_reserve_without_holds(store: Store) -> None:
+    """`count_nowait` (the rate limit's path) counts like `reserve` of hold=False charges, or answers None and
+    changes nothing; a store without it (counts_now False) always answers None."""
+    keys, end = ["rl:r:x:t1", "rl:t:x:t1"], later()
+    got = store.count_nowait(keys, [1, 40], [3.0, 100.0], end)
+    if not store.counts_now:
+        assert got is None
+        return
+    assert got == [1.0, 40.0]
+    assert store.count_nowait(keys, [1, 70], [3.0, 100.0], end) is None  # tokens over: nothing counted
+    assert store.levels_nowait(keys) == [1.0, 40.0]
+    g = await store.reserve([Charge(k, a, lim, end, hold=False) for k, a, lim in zip(keys, [1, 70], [3.0, 100.0],
+                                                                                     strict=True)])
+    assert (g.ok, g.denied, g.levels) == (False, 1, [1.0, 40.0])
+    assert store.count_nowait(keys, [1, 60], [3.0, 100.0], end) == [2.0, 100.0]
+    assert store.count_nowait(keys, [1, 0], [3.0, 100.0], end) == [3.0, 100.0]
+    assert store.count_nowait(keys, [1, 0], [3.0, 100.0], end) is None  # requests over
+    assert await store.levels(keys) == [3.0, 100.0]
+
+
+async def test_hold_nowait_is_reserve_of_one_amount(store: Store) -> None:
+    """`hold_nowait` (the budget's path) holds like `reserve` and its Grant settles like reserve's; or it answers
+    None and changes nothing (then `reserve` with the Charges answers in full)."""
+    keys, limits, ends = ["budget:t:h:d1", "budget:t:h:m1"], [10.0, 12.0], [later(), later(120)]
+    g = store.hold_nowait(keys, 4.0, limits, ends)
+    if g is None:  # a store without the path (or that must wait): the Charges' way
+        g = await store.reserve([Charge(k, 4.0, lim, e) for k, lim, e in zip(keys, limits, ends, strict=True)])
+    else:
+        assert [(c.key, c.amount, c.limit, c.expires_at, c.hold) for c in g.charges] == [
+            (k, 4.0, lim, e, True) for k, lim, e in zip(keys, limits, ends, strict=True)]
+    assert g.ok
+    assert g.levels == [pytest.approx(4.0), pytest.approx(4.0)]
+    assert store.hold_nowait(keys, 9.0, limits, ends) is None  # over the daily limit: nothing held
+    assert await store.levels(keys) == [pytest.approx(4.0), pytest.approx(4.0)]
+    await store.settle(g, 1.5)
+    await store.settle(g, 1.5)  # once
+    assert await store.levels(keys) == [pytest.approx(1.5), pytest.approx(1.5)]

@@ -286,6 +286,22 @@ class Store:
         """`levels` answered without waiting, or None: call `await levels(keys)`."""
         return None
 
+    def hold_nowait(self, keys: list[str], amount: float, limits: list[float], ends: list[float]) -> Grant | None:
+        """`reserve` of `Charge(keys[i], amount, limits[i], ends[i])` (a budget's worst case, held on each window)
+        without making the Charges, when it is granted here and now; None when it is not (over a limit, or the
+        store must wait): then call `reserve` with the Charges. The Grant settles like any other."""
+        return None
+
+    counts_now = False  # True: count_nowait answers every request that fits
+
+    def count_nowait(self, keys: list[str], amounts: list[float], limits: list[float], expires_at: float
+                     ) -> list[float] | None:
+        """`reserve` of `Charge(keys[i], amounts[i], limits[i], expires_at, hold=False)` (rate limits: used at
+        once, nothing to settle) without making the Charges or the Grant: the levels after, when it is granted
+        here and now. None when it is not (over a limit, or the store must wait): then call `reserve` with the
+        Charges, which answers in full (a refusal changed nothing)."""
+        return None
+
     # Fire-and-forget forms for the after-the-answer path (sync: they never make the caller wait). A store
     # whose calls are local (memory, SQLite's write-behind) does them at once; others run them as tasks.
 

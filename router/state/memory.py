@@ -19,10 +19,22 @@ from typing import Any
 from router.state.base import EPS, Charge, Grant, Rollup, SpendEntry, SpendRow, Store, granted
 from router.state.windows import period_id
 
+_new = object.__new__
 SWEEP_EVERY = 4096
 # recent raw entries kept for inspection (~345 bytes each: ~3.5 MB at most); the rollups, which /admin/spend
 # and `ai-router spend` read, keep every entry
 LEDGER_MAX = 10_000
+
+
+class Held(Grant):
+    """`hold_nowait`'s Grant: the same amount held on each of `keys` (its Charges are made only if asked for)."""
+
+    __slots__ = ("amount", "ends", "keys", "limits")
+
+    @property  # type: ignore[override]
+    def charges(self) -> tuple[Charge, ...]:  # type: ignore[override]
+        return tuple(Charge(k, self.amount, lim, end) for k, lim, end in zip(self.keys, self.limits, self.ends,
+                                                                             strict=True))
 
 
 class MemoryStore(Store):
@@ -76,12 +88,77 @@ class MemoryStore(Store):
             self._sweep()
         return granted(tuple(charges), levels)
 
+    counts_now = True
+
+    def count_nowait(self, keys: list[str], amounts: list[float], limits: list[float], expires_at: float
+                     ) -> list[float] | None:
+        counters = self.counters
+        get = counters.get
+        levels = []
+        cells = []
+        for i, key in enumerate(keys):
+            cell = get(key)
+            lvl = 0.0 if cell is None else cell[0] + cell[1]
+            if lvl + amounts[i] > limits[i] + EPS:
+                return None  # reserve() gives the refusal in full
+            levels.append(lvl)
+            cells.append(cell)
+        for i, cell in enumerate(cells):
+            amount = amounts[i]
+            if cell is None:
+                counters[keys[i]] = [amount + 0.0, 0.0, expires_at]
+            else:
+                cell[0] += amount
+                cell[2] = expires_at
+            levels[i] += amount
+        self._writes += 1
+        if self._writes % SWEEP_EVERY == 0:
+            self._sweep()
+        return levels
+
+    def hold_nowait(self, keys: list[str], amount: float, limits: list[float], ends: list[float]) -> Grant | None:
+        counters = self.counters
+        get = counters.get
+        levels = []
+        cells = []
+        for i, key in enumerate(keys):
+            cell = get(key)
+            lvl = 0.0 if cell is None else cell[0] + cell[1]
+            if lvl + amount > limits[i] + EPS:
+                return None  # reserve() gives the refusal in full
+            levels.append(lvl + amount)
+            cells.append(cell)
+        for i, cell in enumerate(cells):
+            if cell is None:
+                counters[keys[i]] = [0.0, 0.0 + amount, ends[i]]
+            else:
+                cell[1] += amount
+                cell[2] = ends[i]
+        self._writes += 1
+        if self._writes % SWEEP_EVERY == 0:
+            self._sweep()
+        g = _new(Held)
+        g.ok, g.levels, g.denied, g.settled, g._id = True, levels, None, False, ""
+        g.keys, g.amount, g.limits, g.ends = keys, amount, limits, ends
+        return g
+
     async def settle(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
         self.settle_nowait(grant, actual, entry)
 
     def settle_nowait(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
         if grant.ok and not grant.settled:
             grant.settled = True
+            if grant.__class__ is Held:  # hold_nowait's: one amount on every key
+                get = self.counters.get
+                amount = grant.amount  # type: ignore[attr-defined]
+                for key in grant.keys:  # type: ignore[attr-defined]
+                    cell = get(key)
+                    if cell is not None:
+                        cell[1] -= amount
+                        cell[0] += actual
+                if entry is not None:
+                    self._record(entry)
+                return
             counters = self.counters
             for c in grant.charges:
                 if c.hold:
