@@ -240,6 +240,9 @@ class KeyRing:
         # config keys by the key a client presented, so a client that sends the same key with every request
         # pays the SHA-256 once (bounded; only keys that matched a config key are kept)
         self._seen: dict[str, ApiKey] = {}
+        # and by the whole `Authorization` header that carried one that never expires: the usual request is one
+        # header lookup and one dict lookup (bounded like `_seen`)
+        self._headers: dict[str, ApiKey] = {}
 
     def attach(self, lookup: KeyLookup | None) -> None:
         self.lookup = lookup
@@ -247,6 +250,11 @@ class KeyRing:
     def identify_sync(self, headers: Any) -> tuple[ApiKey | None, str | None]:
         """Resolve from config keys alone: (key, None), or (None, digest) when the store must be asked,
         or (None, None) for an anonymous caller allowed in. Raises 401 when no key is allowed."""
+        auth = headers.get("Authorization")
+        if auth is not None:
+            hit = self._headers.get(auth)
+            if hit is not None:
+                return hit, None
         key = client_key(headers)
         if key is None:
             if self.required:
@@ -255,17 +263,22 @@ class KeyRing:
         if not self.keyed:  # an open router without keys: whatever the SDK sends as api_key is ignored
             return None, None
         entry = self._seen.get(key)
-        if entry is not None:
-            return _valid(entry), None
-        digest = sha256_hex(key)
-        entry = self.keys.get(digest)
         if entry is None:
-            if self.lookup is None:
-                raise AuthenticationFailed("Incorrect API key provided.")
-            return None, digest
-        if len(self._seen) >= SEEN_MAX:
-            self._seen.clear()
-        self._seen[key] = entry
+            digest = sha256_hex(key)
+            entry = self.keys.get(digest)
+            if entry is None:
+                if self.lookup is None:
+                    raise AuthenticationFailed("Incorrect API key provided.")
+                return None, digest
+            if len(self._seen) >= SEEN_MAX:
+                self._seen.clear()
+            self._seen[key] = entry
+        if auth is not None and entry.expires_at is None and client_key({"Authorization": auth}) is not None:
+            # the key came from this header (client_key reads it first): a config key, which no run-time change
+            # removes, and which never expires
+            if len(self._headers) >= SEEN_MAX:
+                self._headers.clear()
+            self._headers[auth] = entry
         return _valid(entry), None
 
     async def identify(self, headers: Any) -> ApiKey | None:

@@ -78,3 +78,33 @@ def test_preview_needs_a_key_too(keyed: Stack) -> None:
                    headers={"authorization": f"Bearer {WEB_KEY}"})
     assert r.status_code == 200
     assert r.json()["model"]
+
+
+def test_keyring_remembers_the_header_of_a_key_that_never_expires() -> None:
+    """The usual request is one header and one dict lookup (KeyRing._headers); an expiring key is checked every
+    time, a wrong key is still refused, and x-api-key is read as before."""
+    import time as _time
+
+    import pytest
+
+    from router.auth import KeyRing
+    from router.errors import AuthenticationFailed
+
+    env = {"K1": "sk-one-0123456789", "K2": "sk-two-0123456789"}
+    ring = KeyRing({"keys": [{"name": "one", "key_env": "K1", "tenant": "a/b"},
+                             {"name": "two", "key_env": "K2", "tenant": "a/c", "expires": _time.time() + 3600}]},
+                   ["auth"], env=env)
+    for _ in range(3):
+        entry, digest = ring.identify_sync({"Authorization": "Bearer sk-one-0123456789"})
+        assert (entry.name if entry else None, digest) == ("one", None)
+    assert list(ring._headers) == ["Bearer sk-one-0123456789"]
+    assert ring.identify_sync({"x-api-key": "sk-one-0123456789"})[0].name == "one"  # type: ignore[union-attr]
+    assert ring.identify_sync({"Authorization": "Bearer sk-two-0123456789"})[0].name == "two"  # type: ignore[union-attr]
+    assert "Bearer sk-two-0123456789" not in ring._headers  # it expires: checked on every request
+    object.__setattr__(ring.keys[next(d for d, k in ring.keys.items() if k.name == "two")], "expires_at", 1.0)
+    with pytest.raises(AuthenticationFailed):
+        ring.identify_sync({"Authorization": "Bearer sk-two-0123456789"})
+    with pytest.raises(AuthenticationFailed):
+        ring.identify_sync({"Authorization": "Bearer sk-wrong"})
+    with pytest.raises(AuthenticationFailed):
+        ring.identify_sync({"Authorization": "Basic sk-one-0123456789"})
