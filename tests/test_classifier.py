@@ -6,7 +6,7 @@ import pytest
 
 from router.config import ConfigError
 from router.exchange import Features
-from router.routing.classifier import Classifier, parse_tasks
+from router.routing.classifier import Classifier, parse_tasks, round3
 from router.routing.tokens import count, extract
 
 CLF = Classifier()
@@ -237,3 +237,16 @@ def test_common_two_message_shape_splits_like_the_general_path() -> None:
     assert _split_turns(q) == ("a", "")
     r = Prompt(roles=["assistant", "tool"], contents=["a", "b"])
     assert _split_turns(r) == ("b", "a")
+
+
+def test_round3_is_round_to_three_places() -> None:
+    """The classifier's fast `round(x, 3)` gives the same float, ties and edge values included."""
+    import random
+
+    rng = random.Random(7)
+    values = [rng.random() for _ in range(20_000)] + [rng.uniform(0, 1000) for _ in range(5_000)]
+    values += [k / 1000 + d for k in range(2000) for d in (0.0005, -0.0005, 5e-4 + 1e-12, 5e-4 - 1e-12, 0.0)]
+    values += [0.0, -0.0, 1e-300, 0.0625, 0.1235, 0.0015, 999.9995, 1000.0, 1e9, -1.5, float("inf")]
+    for x in values:
+        assert repr(round3(x)) == repr(round(x, 3)), x
+    assert repr(round3(float("nan"))) == "nan"
