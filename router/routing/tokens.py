@@ -250,7 +250,7 @@ def _tool(t: Any) -> dict[str, Any] | None:
 
 
 def _add_message(prompt: Prompt, role: str, content: Any, msg: dict[str, Any] | None = None) -> None:
-    text = _content_text(content, prompt)
+    text = content if type(content) is str else _content_text(content, prompt)
     prompt.roles.append(role)
     prompt.contents.append(text)
     prompt.texts.append(text)
@@ -268,8 +268,8 @@ def _add_message(prompt: Prompt, role: str, content: Any, msg: dict[str, Any] | 
                 prompt.texts.append(str(f.get("name", "")) + str(f.get("arguments", "")))
 
 
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+_ABSENT = object()  # a message without "content" (a Responses output item): its "output" is the text
+_MAX_OUTPUT_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
 
 def extract(endpoint: str, body: dict[str, Any]) -> Prompt:
@@ -302,10 +302,13 @@ def extract(endpoint: str, body: dict[str, Any]) -> Prompt:
         for m in msgs if isinstance(msgs, list) else []:
             if not isinstance(m, dict):
                 continue
-            role = str(m.get("role", "user"))
-            if role in ("system", "developer") and not p.system:
+            role = m.get("role", "user")
+            if type(role) is not str:
+                role = str(role)
+            if (role == "system" or role == "developer") and not p.system:
                 p.system = _content_text(m.get("content"), p)
-            _add_message(p, role, m.get("content", m.get("output")), m)
+            content = m.get("content", _ABSENT)
+            _add_message(p, role, m.get("output") if content is _ABSENT else content, m)
         p.overhead += REPLY_PRIMING
         tools = body.get("tools")
         if isinstance(tools, list):
@@ -318,9 +321,11 @@ def extract(endpoint: str, body: dict[str, Any]) -> Prompt:
         text = body.get("text")
         if isinstance(text, dict) and isinstance(text.get("format"), dict):
             p.wants_json = text["format"].get("type") in ("json_object", "json_schema")
-    p.max_output = _int(body.get("max_completion_tokens")) or _int(body.get("max_tokens")) or _int(
-        body.get("max_output_tokens")
-    )
+    for key in _MAX_OUTPUT_KEYS:  # the first positive integer of them (a bool is not one)
+        v = body.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            p.max_output = v
+            break
     p.chars = sum(map(len, p.texts))
     return p
 
@@ -431,6 +436,7 @@ SAMPLED_CHARS = 32768
 _NOT_DIGIT = bytes(c for c in range(256) if not 48 <= c <= 57)  # bytes.translate(None, _NOT_DIGIT): the digits
 _DIGITS_NL = b"0123456789\n"
 _TOOL_MEMO: dict[tuple[str, bytes], int] = {}
+_TUPLE_NEW = tuple.__new__
 _TOOL_MEMO_MAX = 256
 
 
@@ -507,7 +513,8 @@ def estimate(prompt: Prompt, encoding: str = DEFAULT_ENCODING) -> TokenCount:
     lo_i = fixed + int(low)
     hi_i = fixed + int(high) + 1
     e_i = fixed + round(est)
-    return TokenCount(lo_i if e_i < lo_i else hi_i if e_i > hi_i else e_i, False, lo_i, hi_i)
+    # = TokenCount(...), without the named tuple's Python-level __new__ (once per request)
+    return _TUPLE_NEW(TokenCount, (lo_i if e_i < lo_i else hi_i if e_i > hi_i else e_i, False, lo_i, hi_i))
 
 
 def count_text(text: str, encoding: str = DEFAULT_ENCODING) -> int:
