@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -73,16 +72,23 @@ def test_serve_two_workers_and_sigterm(live: Stack, tmp_path: Path) -> None:
                            json={"model": "qwen3:8b", "messages": [{"role": "user", "content": "hi"}]})
                 assert r.status_code == 200
         # A stream in flight when SIGTERM arrives is allowed to finish.
+        # SIGTERM is sent once the stream's first bytes have arrived (not after a fixed sleep, which a loaded
+        # machine can outrun), so the stream is surely in flight.
         result: dict[str, bytes] = {}
+        started = threading.Event()
 
         def stream() -> None:
-            with httpx.Client(timeout=20) as c:
-                result["body"] = c.post(base + "/v1/chat/completions", json={
-                    "model": "qwen3:8b", "stream": True, "messages": [{"role": "user", "content": "hi"}]}).content
+            body = b""
+            with httpx.Client(timeout=20) as c, c.stream("POST", base + "/v1/chat/completions", json={
+                    "model": "qwen3:8b", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as r:
+                for chunk in r.iter_bytes():
+                    body += chunk
+                    started.set()
+            result["body"] = body
 
         t = threading.Thread(target=stream)
         t.start()
-        time.sleep(0.4)
+        assert started.wait(15)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
         t.join(20)
