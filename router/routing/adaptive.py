@@ -33,9 +33,10 @@ The model, per tenant:
   decision boundary (`min_gain`, or the gain where the budget ran out) while it has fewer than
   4 x `min_samples` outcomes on a side, so an early unlucky estimate does not stick; the others keep
   `explore_floor`, to notice drift. The standard error is that of the shrunk gain (the cell's own part
-  weighs n / (n + min_samples)): a young cell that its task's trend puts clearly on one side does not
-  keep exploring (on a tenant whose gains rise with the difficulty, as gsm8k's do, that exploring only
-  spent the budget on requests that gain less than those they displaced). A budget pays for exploring
+  weighs n / (n + min_samples), its task's trend's the rest, as uncertain as the task's own gain): a young
+  cell that a well-measured trend puts clearly on one side does not keep exploring (on a tenant whose gains
+  rise with the difficulty, as gsm8k's do, that only spent the budget on requests that gain less than those
+  they displaced), while one of a task measured on one side only still does. A budget pays for exploring
   (the plan is computed for the budget less the exploration's expected net cloud calls), so the tenant's
   share is the one asked. Exploring never leaves the caps.
 - Moves: up is from a local start tier to the cheapest cloud tier above it, down is from a cloud start
@@ -284,15 +285,19 @@ class Adaptive:
             return
         g_tenant = _Estimate(tenant_sum).gain
         estimates = {key: _Estimate(c) for key, c in cells.items()}
-        trend: dict[str, tuple[float, float]] = {}  # task -> (gain at bucket 0, gain per bucket)
+        # task -> (gain at bucket 0, gain per bucket, the spread of the task's own gain)
+        trend: dict[str, tuple[float, float, float]] = {}
         for task in {k[0] for k in cells}:
-            g_task = _Estimate(_sum(c for k, c in cells.items() if k[0] == task)).shrunk(g_tenant, ms)
-            trend[task] = _trend([(k[1], e.gain, e.n) for k, e in estimates.items() if k[0] == task], g_task, ms)
+            e_task = _Estimate(_sum(c for k, c in cells.items() if k[0] == task))
+            line = _trend([(k[1], e.gain, e.n) for k, e in estimates.items() if k[0] == task],
+                          e_task.shrunk(g_tenant, ms), ms)
+            trend[task] = (*line, e_task.se)
         ranked = []
         for key, c in cells.items():
             est = estimates[key]
-            a, b = trend[key[0]]
-            ranked.append((est.shrunk(a + b * key[1], ms), key, c, est.q_local, est.q_cloud, est.shrunk_se(ms)))
+            a, b, se_task = trend[key[0]]
+            ranked.append((est.shrunk(a + b * key[1], ms), key, c, est.q_local, est.q_cloud,
+                           est.shrunk_se(ms, se_task)))
         ranked.sort(key=lambda r: (-r[0], -r[1][1]))  # best gain first; on a tie the harder bucket
         floor = s.min_gain if s.cloud_share == "free" else 0.0  # a budget is spent wherever cloud does better
         # exploring sends some of a cell's requests to the other location: the budget pays for it, so the
@@ -453,9 +458,10 @@ class _Estimate:
         self.se = math.sqrt(self.q_local * (1 - self.q_local) / (n_local + 2)
                             + self.q_cloud * (1 - self.q_cloud) / (n_cloud + 2))
 
-    def shrunk_se(self, strength: float) -> float:
-        """The spread of `shrunk`'s gain: the cell's own part of it weighs n / (n + strength)."""
-        return self.se * self.n / (self.n + strength)
+    def shrunk_se(self, strength: float, prior_se: float) -> float:
+        """The spread of `shrunk`'s gain: the cell's own part weighs n / (n + strength), its prior's (the task's
+        trend, taken to be as uncertain as the task's own gain) strength / (n + strength)."""
+        return math.hypot(self.n * self.se, strength * prior_se) / (self.n + strength)
 
     def shrunk(self, prior: float, strength: float) -> float:
         """The gain pulled towards `prior` by `strength` pseudo-samples."""
