@@ -20,7 +20,10 @@ the static policy at the same share: the shipped rules' difficulty score turned 
 the hardest requests by `Features.difficulty`, as `ai-router calibrate` sets cut points), random routing
 and the oracle. Two adaptive budgets are replayed: `cloud_share: free` (the default: cloud where it gains
 `min_gain`) and `cloud_share: rules` (the static policy's own share, reallocated), and a sweep of fixed
-shares gives the curve.
+shares gives the curve, against two static dials: with hindsight of the whole replay's difficulties (an
+upper bound), and run online (the same engine at the same budget, never learning nor exploring, so its
+cut point comes from the requests seen so far, as a static policy calibrated on past traffic would have
+it). `--tenants` and `--shares` replay a part (one tenant alone, a few shares), e.g. over several `--seed`s.
 """
 
 from __future__ import annotations
