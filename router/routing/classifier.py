@@ -565,10 +565,11 @@ class Classifier:
         present = reqs.intersection(marks) if len(marks) <= 64 else {r for r in reqs if r in marks}
         # structural signals: only the alternatives indexed by a word present, with every word they need
         on: set[int] = set()
+        disjoint = hits.isdisjoint  # a group of words it needs lacks from the text: most alternatives have one
         for w in self._alt_keys.intersection(hits):
             for si, trigger, original, rx, req, need, scan in self._alts[w]:
                 if si in on or (req is not None and req not in marks) or (
-                    need is not None and any(map(hits.isdisjoint, need))
+                    need is not None and (disjoint(need[0]) or (len(need) > 1 and any(map(disjoint, need))))
                 ):
                     continue
                 hay = text if original else lowered
@@ -578,7 +579,9 @@ class Classifier:
         by_req = self._by_req
         for r in present:
             for si, trigger, original, rx, _req, need, scan in by_req.get(r, ()):
-                if si in on or (need is not None and any(map(hits.isdisjoint, need))):
+                if si in on or (
+                    need is not None and (disjoint(need[0]) or (len(need) > 1 and any(map(disjoint, need))))
+                ):
                     continue
                 hay = text if original else lowered
                 i = hay.find(trigger)
