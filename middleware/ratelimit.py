@@ -184,23 +184,24 @@ class RateLimitStage(Stage):
             if levels is not None:
                 ex.add_reply_headers(plan.headers(levels, now, end))
                 if tokens:
-                    ex.finish_hooks.append(partial(self._correct_keys, plan.token_idx, keys, end, tokens))
+                    ex.finish_hooks.append(partial(self._correct, plan.token_idx, keys, end, tokens))
                 return call_next(ex)
         charges = plan.charges(now, tokens)  # refused above, or a store that answers as Charges and a Grant
-        end = plan.end  # (read now: another request may start the next minute while this one waits)
+        # (read now: another request may start the next minute while this one waits)
+        keys, end = plan.keys, plan.end
         grant = self.store.reserve_nowait(charges)
         if grant is None:
-            return self._reserve(ex, call_next, plan, charges, tokens, now, end)
-        self._admit(ex, plan, grant, charges, tokens, now, end)
+            return self._reserve(ex, call_next, plan, charges, keys, tokens, now, end)
+        self._admit(ex, plan, grant, keys, tokens, now, end)
         return call_next(ex)
 
     async def _reserve(self, ex: Exchange, call_next: CallNext, plan: LimitPlan, charges: list[Charge],
-                       tokens: int, now: float, end: float) -> Reply:
+                       keys: list[str], tokens: int, now: float, end: float) -> Reply:
         """`handle` for a store that must be awaited (Redis)."""
-        self._admit(ex, plan, await self.store.reserve(charges), charges, tokens, now, end)
+        self._admit(ex, plan, await self.store.reserve(charges), keys, tokens, now, end)
         return await call_next(ex)
 
-    def _admit(self, ex: Exchange, plan: LimitPlan, grant: Grant, charges: list[Charge], tokens: int, now: float,
+    def _admit(self, ex: Exchange, plan: LimitPlan, grant: Grant, keys: list[str], tokens: int, now: float,
                end: float) -> None:
         """The answer's headers, or the refusal (429 with retry-after); the token correction when the
         answer is in."""
@@ -212,11 +213,12 @@ class RateLimitStage(Stage):
                               f"Try again in {headers['Retry-After']} s.", headers=headers)
         ex.add_reply_headers(headers)
         if tokens:
-            ex.finish_hooks.append(partial(self._correct, plan, charges, tokens))
+            ex.finish_hooks.append(partial(self._correct, plan.token_idx, keys, end, tokens))
 
-    def _correct_keys(self, token_idx: tuple[int, ...], keys: list[str], end: float, estimated: int, ex: Exchange
-                      ) -> None:
-        """`_correct` for a request counted by `count_nowait`: the same correction, by its minute's keys."""
+    def _correct(self, token_idx: tuple[int, ...], keys: list[str], end: float, estimated: int, ex: Exchange
+                 ) -> None:
+        """Once the answer is in: the token counters of the request's minute (`keys`, ending at `end`) get the
+        difference between the usage and the estimate they were charged."""
         counts = usage_counts(ex)
         if counts is None:
             return
@@ -225,14 +227,3 @@ class RateLimitStage(Stage):
             add = self.store.add_nowait
             for i in token_idx:
                 add(keys[i], delta, end)
-
-    def _correct(self, plan: LimitPlan, charges: list[Charge], estimated: int, ex: Exchange) -> None:
-        counts = usage_counts(ex)
-        if counts is None:
-            return
-        delta = counts[0] + counts[1] - estimated
-        if delta:
-            add = self.store.add_nowait
-            for i in plan.token_idx:
-                c = charges[i]
-                add(c.key, delta, c.expires_at)
