@@ -133,7 +133,7 @@ class Window:
 class Plan:
     """The budget windows of one tenant and key on one UTC day, and whether routing may need a cap."""
 
-    __slots__ = ("budgets", "ceiling", "counters", "ends", "hard_downgrade", "keys", "limits", "needs_cap",
+    __slots__ = ("budgets", "ceiling", "ends", "hard_downgrade", "keys", "limits", "needs_cap",
                  "needs_levels", "priced", "windows")
 
     def __init__(self, budgets: list[tuple[str, str, Budget]], now: float) -> None:
@@ -151,8 +151,7 @@ class Plan:
             if b.per_request_usd is not None:
                 self.ceiling = b.per_request_usd if self.ceiling is None else min(self.ceiling, b.per_request_usd)
         self.keys = [w.key for w in self.windows]
-        self.counters = [(w.key, w.limit, w.end) for w in self.windows]  # what a reservation charges
-        self.limits = [w.limit for w in self.windows]
+        self.limits = [w.limit for w in self.windows]  # keys, limits and ends: what a reservation charges
         self.ends = [w.end for w in self.windows]
         self.priced = bool(self.windows) or self.ceiling is not None  # may a paid attempt be refused
         self.hard_downgrade = any(b.on_hard == "downgrade" for _, _, b in budgets)
@@ -260,13 +259,13 @@ class Spend:
                 raise BudgetExceeded(
                     f"This request may cost up to ${worst:.4f} on {model.id}, above the per-request budget of "
                     f"${ceiling:.4f}; lower max_tokens or ask for a cheaper model.", code="budget_exceeded")
-            if plan.counters:
+            if plan.keys:
                 g = stage.store.hold_nowait(plan.keys, worst, plan.limits, plan.ends)  # (no Charge objects)
                 if g is not None:
                     grant = g
                 else:  # refused, or a store that answers as Charges (and may have to wait)
                     charges = []  # (a loop: a comprehension is a function call in 3.11)
-                    for key, limit, end in plan.counters:
+                    for key, limit, end in zip(plan.keys, plan.limits, plan.ends, strict=True):
                         charges.append(Charge(key, worst, limit, end))
                     g = stage.store.reserve_nowait(charges)
                     grant = g if g is not None else await stage.store.reserve(charges)
