@@ -1,7 +1,7 @@
 """Train the learned layer of the difficulty score, and show whether it earns its place.
 
 Run: python -m bench.train_difficulty [--folds 5] [--repeats 1] [--C 1.0] [--scale 1.0] [--task-scale math=0]
-     [--clip 0.75] [--write]
+     [--clip 0.75] [--bootstrap N] [--write]
 (needs the `train` extra: pip install -e '.[train]', i.e. numpy and scikit-learn; the router never imports them)
 
 Data: the public outcome tables in ../shared/datasets/outcomes/ (read in place). Each prompt's label is
@@ -21,7 +21,11 @@ combines them (the hand logit plus the task's scale, `--task-scale` or else `sca
 logit, clipped to `clip`), and prompt length alone (the baseline to beat); for mmlu also without the quantitative
 subjects whose strong outcomes are an artefact (`bench.routing_quality.NOISY_MMLU`). With `--repeats N` the folds
 are drawn N times (the fold hash salted by the repeat) and each figure is the mean with its [min, max]: a
-difference smaller than that spread is the split's, not the score's. It also routes the hand-labelled sets
+difference smaller than that spread is the split's, not the score's. With `--bootstrap N` it also prints each
+table's sampling error: the standard error of the hand-tuned APGR and of combined minus hand-tuned (paired),
+over N resamples of the prompts; and for mmlu two in-sample ceilings: prompts ranked by their subject's mean
+gain (perfect knowledge of the subject), and the tasks ranked by their mean gain with the hand order kept
+within each task (perfect task priors). It also routes the hand-labelled sets
 (tests/data/difficulty_*.yaml, mixed_*.yaml) with and without the layer, trained on all tables, to show what it
 does to diverse traffic it was not trained on.
 
@@ -130,6 +134,71 @@ def apgr(so: Any, table: Any, ids: list[str], scores: dict[str, float]) -> float
     return sum(values) / len(values)
 
 
+def gains_of(so: Any, table: Any, ids: list[str]) -> list[list[float]]:
+    """Per prompt of `ids`, strong minus weak quality for each weak model that `apgr` scores."""
+    out: dict[str, list[float]] = {i: [] for i in ids}
+    for model in table.weak_models[:2]:
+        u = so.build_units(table, model)
+        for i, w, st in zip(u.ids, u.weak, u.strong, strict=True):
+            if i in out:
+                out[i].append(st - w)
+    return [out[i] for i in ids]
+
+
+def apgr_of(gains: list[list[float]], scores: list[float]) -> float:
+    """APGR of `scores` over prompts with these `gains` (ties switch together, as `score_outcomes.py` sweeps);
+    duplicates allowed, so it serves the bootstrap."""
+    n = len(scores)
+    order = sorted(range(n), key=lambda i: -scores[i])
+    values = []
+    for m in range(len(gains[0])):
+        gap = sum(g[m] for g in gains) / n
+        area = prev_x = prev_y = total = 0.0
+        for k, i in enumerate(order, 1):
+            total += gains[i][m]
+            if k == n or scores[order[k]] != scores[i]:
+                x, y = k / n, total / n / gap
+                area += (x - prev_x) * (prev_y + y) / 2
+                prev_x, prev_y = x, y
+        values.append(area)
+    return sum(values) / len(values)
+
+
+def bootstrap(gains: list[list[float]], a: list[float], b: list[float], n: int) -> tuple[float, float]:
+    """(standard error of a's APGR, standard error of b's minus a's) over `n` resamples of the prompts."""
+    import random
+
+    rng = random.Random(0)
+    alone, diff = [], []
+    for _ in range(n):
+        ix = [rng.randrange(len(a)) for _ in a]
+        g = [gains[i] for i in ix]
+        va = apgr_of(g, [a[i] for i in ix])
+        alone.append(va)
+        diff.append(apgr_of(g, [b[i] for i in ix]) - va)
+
+    def sd(v: list[float]) -> float:
+        mean = sum(v) / len(v)
+        return math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
+
+    return sd(alone), sd(diff)
+
+
+def ceilings(gains: list[list[float]], rows_: list[dict[str, Any]], hand: list[float]) -> tuple[float, float]:
+    """In-sample upper bounds for a table with subjects: (prompts ranked by their subject's mean gain; the
+    hand score's order kept within each task, the tasks ranked by their mean gain)."""
+    def means(key: str) -> dict[str, float]:
+        by: dict[str, list[float]] = {}
+        for r, g in zip(rows_, gains, strict=True):
+            by.setdefault(r[key], []).append(sum(g) / len(g))
+        return {k: sum(v) / len(v) for k, v in by.items()}
+
+    subject, task = means("domain"), means("task")
+    ranks = {h: i for i, h in enumerate(sorted(set(hand)))}  # within a task, below one step of the task order
+    return (apgr_of(gains, [subject[r["domain"]] for r in rows_]),
+            apgr_of(gains, [task[r["task"]] + ranks[h] / (len(ranks) * 1e3) for r, h in zip(rows_, hand, strict=True)]))
+
+
 def task_scales(items: list[str]) -> dict[str, float]:
     out = dict(DEFAULT_TASK_SCALES)
     for item in items:
@@ -149,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task-scale", action="append", default=[], metavar="TASK=SCALE",
                     help=f"the weight for one task instead (default {DEFAULT_TASK_SCALES})")
     ap.add_argument("--clip", type=float, default=0.75, help="bound on the learned logit's contribution")
+    ap.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                    help="also the standard errors over N resamples of the prompts, and mmlu's ceilings")
     ap.add_argument("--write", action="store_true", help=f"write {WEIGHTS.relative_to(ROOT)}")
     args = ap.parse_args(argv)
     scales = task_scales(args.task_scale)
@@ -158,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_examples(router)
     names = sorted({x["table"] for x in data})
     columns: dict[str, list[tuple[float, float, float, float]]] = {}
+    last: dict[str, tuple[Any, list[str], dict[str, float], dict[str, float]]] = {}  # the last draw's scores
     for repeat in range(args.repeats):
         folds = [fold_of(x["prompt"], args.folds, repeat) for x in data]
         held: dict[str, float] = {}
@@ -184,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                 views.append(("mmlu (clean)", [x["id"] for x in data if x["table"] == name
                                                and x["domain"] not in NOISY_MMLU]))
             for label, view in views:
+                last[label] = (table, view, hand, comb)
                 columns.setdefault(label, []).append(
                     (apgr(so, table, view, hand), apgr(so, table, view, alone), apgr(so, table, view, comb),
                      apgr(so, table, view, length)))
@@ -198,6 +271,20 @@ def main(argv: list[str] | None = None) -> int:
             v = [r[j] for r in runs]
             cells.append(f"{sum(v) / len(v):.3f} [{min(v):.3f}, {max(v):.3f}]" if len(v) > 1 else f"{v[0]:9.3f}")
         print(f"{label:18} " + " ".join(f"{c:>{width}}" for c in cells))
+    if args.bootstrap:
+        print(f"\nover {args.bootstrap} resamples of the prompts (the last draw's folds): standard error of the "
+              "hand-tuned APGR, and of combined minus hand-tuned (paired)")
+        by_id = {x["id"]: x for x in data}
+        for label, (table, view, hand, comb) in last.items():
+            gains = gains_of(so, table, view)
+            h, c = [hand[i] for i in view], [comb[i] for i in view]
+            se, se_diff = bootstrap(gains, h, c, args.bootstrap)
+            line = (f"{label:18} hand-tuned {apgr_of(gains, h):.3f} ± {se:.3f}   combined - hand-tuned "
+                    f"{apgr_of(gains, c) - apgr_of(gains, h):+.4f} ± {se_diff:.4f}")
+            if label.startswith("mmlu"):
+                subject, task = ceilings(gains, [by_id[i] for i in view], h)
+                line += f"   ceilings: subject oracle {subject:.3f}, task-order oracle {task:.3f}"
+            print(line)
     weights, centres = fit(data, names, args.C)
     print("\nthe hand-labelled sets (not trained on), the layer trained on all tables:")
     print(f"{'set':28} {'hard->cloud':>11} {'easy->cloud':>11}   with the layer (same cuts)")
