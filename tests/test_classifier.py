@@ -149,7 +149,8 @@ def test_difficulty_splits_into_a_size_free_base_and_the_size() -> None:
 
 
 def test_words_split_like_str_translate_also_on_non_ascii() -> None:
-    from router.routing.classifier import _SPLIT, _words
+    from router.routing.textscan import SPLIT as _SPLIT
+    from router.routing.textscan import words as _words
 
     for text in ["plain words, and punct-uation! (x_y) {a:b}", "naïve café — “quoted” 日本語,テキスト\tx\ny",
                  "sep\x1carated\x1fby\x0bascii\x0cwhitespace", "non\xa0ascii\u2003spaces\x85too"]:
@@ -198,7 +199,8 @@ def test_digit_run_prefix_matches_like_word_boundary_digits() -> None:
 
 
 def test_marks_hold_every_ascii_punctuation_mark_and_digit() -> None:
-    from router.routing.classifier import _PUNCT, _marks
+    from router.routing.classifier import _PUNCT
+    from router.routing.textscan import marks as _marks
 
     text = "héllo, wörld! a{b}c=d; e->f :: [0] 'q' \"r\" 50% $5 #x @y ^z ~w `v` |u \\t"
     kept = _marks(text.lower())

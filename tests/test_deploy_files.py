@@ -75,6 +75,13 @@ def test_dockerfile_rules() -> None:
     assert ignore.startswith("#")
     assert "\n**\n" in ignore
     assert "!router/" in ignore
+    # the classifier's C scan: compiled in the build stage (its compiler stays there), imported by the image
+    assert "!setup.py" in ignore
+    assert "COPY pyproject.toml setup.py" in text
+    build, final = text.split("\nFROM python:${PYTHON_VERSION}-slim\n")
+    assert "gcc" in build
+    assert "gcc" not in final
+    assert 'python -c "import router.routing._textscan"' in final
 
 
 def test_compose_is_wired(monkeypatch: pytest.MonkeyPatch) -> None:

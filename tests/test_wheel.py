@@ -54,6 +54,7 @@ def test_wheel_carries_what_it_needs_and_nothing_else(installed: tuple[Path, Pat
     assert {"router/data/o200k_base.tiktoken.gz", "router/data/cl100k_base.tiktoken.gz"} <= set(names)
     tops = {n.split("/")[0] for n in names if not n.startswith("ai_router-")}
     assert tops == {"router", "middleware", "backends"}, tops
+    assert any(n.startswith("router/routing/_textscan.") and n.endswith((".so", ".pyd")) for n in names), names
 
 
 def test_version_and_check_from_anywhere(installed: tuple[Path, Path], tmp_path: Path) -> None:
@@ -63,6 +64,10 @@ def test_version_and_check_from_anywhere(installed: tuple[Path, Path], tmp_path:
     where = subprocess.run([bin_dir / "python", "-c", "import router; print(router.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, env=_env()).stdout
     assert where.startswith(str(bin_dir.parent)), where  # the wheel's copy, not the checkout
+    probe = "from router.routing import textscan; print(textscan.COMPILED)"
+    compiled = subprocess.run([bin_dir / "python", "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                              env=_env()).stdout
+    assert compiled.strip() == "True", compiled  # the classifier's C scan came with the wheel
     for config in ("config/router.yaml", "config/demo.yaml", "deploy/router.yaml"):
         r = subprocess.run([bin_dir / "ai-router", "check", str(ROOT / config)], capture_output=True, text=True,
                            cwd=tmp_path, env=_env())

@@ -75,6 +75,9 @@ from router.routing.signals import (
     WORD_COUNT,
     Need,
 )
+from router.routing.textscan import SPLIT as _SPLIT
+from router.routing.textscan import SPLIT_BYTES as _SPLIT_BYTES
+from router.routing.textscan import scanner
 from router.routing.tokens import Prompt
 
 BUILTIN_TASKS = ("code", "math", "reasoning", "docs", "chat")
@@ -90,11 +93,7 @@ WINDOWS, WINDOW_BACK, WINDOW_AHEAD = 4, 64, 240  # where a structural regex runs
 
 _TASK_KEYS = ("keywords", "weak_keywords", "patterns", "weight", "replace")
 _RX = re.IGNORECASE | re.MULTILINE
-# everything but letters, digits and "_" becomes a space before splitting into words (ASCII punctuation only)
-_SEPARATORS = "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~\t\n\r"
-# and the non-ASCII punctuation that opens or closes words in the languages we read ("¿Cuánto?", «así»)
-_WIDE_SEPARATORS = "¿¡«»“”\u2018\u2019„—\u2013…·"
-_SPLIT = str.maketrans({c: " " for c in _SEPARATORS + _WIDE_SEPARATORS})
+# words: split on whitespace, ASCII punctuation but "_" and some non-ASCII punctuation (router.routing.textscan)
 
 _NUM = re.compile(r"[$:/.]?\d[\d.,:/]*%?")
 _DIGITS = re.compile(r"\d[\d.,:/]*%?")  # _NUM without its optional prefix, which `_numbers` adds back
@@ -189,16 +188,14 @@ def parse_tasks(raw: Any, path: str = "routing.tasks") -> dict[str, TaskSpec | N
 # ---------------------------------------------------------------- the classifier
 #
 # Everything is indexed once at construction, by word, in one vocabulary (`_vocab`: every word any table asks
-# about: keywords, phrase and structural index words, the words regexes need, number words). Per text the work
-# is one lower(), one translate + split of its bytes and ONE C-level intersection of those words with the
-# vocabulary; the few words it returns (`hits`, ~10-30) answer everything else with set operations: keyword
+# about: keywords, phrase and structural index words, the words regexes need, number words, step words). Per
+# text the character work is one scan (router.routing.textscan: one C pass over an ASCII text when the
+# extension is built) giving the lower-cased text, the vocabulary words among its words, its marks and two
+# counts; the few words it returns (`hits`, ~10-30) answer everything else with set operations: keyword
 # counts (packed into one int per word, so a text's counts are one sum), which structural alternatives to try
 # and whether the words their regexes need occur, the number words.
 
 _BITS = 16  # bits per category in a packed keyword count (one "H" each: a text holds far fewer keywords)
-# `_SPLIT` on bytes, plus the ASCII separators str.split() knows and bytes.split() does not (\x1c-\x1f)
-_SPLIT_BYTES = bytes.maketrans((_SEPARATORS + "\x1c\x1d\x1e\x1f").encode(), b" " * (len(_SEPARATORS) + 4))
-_LOWER_SPACE = b"abcdefghijklmnopqrstuvwxyz "  # deleted from a lower-cased text's bytes: `marks` is the rest
 _DIGIT_BYTES = b"0123456789"
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _NUM_WORDS_B = frozenset(w.encode() for w in _NUM_WORDS)
@@ -213,24 +210,6 @@ _COMMON = frozenset(
 # how the regex is tried near the trigger: `_at`, `_near_lines` or `_near`)
 _AltT = tuple[int, str, bool, "re.Pattern[str] | None", "int | None", "tuple[frozenset[bytes], ...] | None", Any]
 _PUNCT = frozenset(b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
-
-
-def _words(lowered: str) -> list[bytes]:
-    """The words of a lower-cased text as UTF-8 bytes, repeats included: exactly `lowered.translate(_SPLIT)
-    .split()` (whitespace, ASCII punctuation but "_", the punctuation of `_WIDE_SEPARATORS`), encoded."""
-    if lowered.isascii():
-        return lowered.encode().translate(_SPLIT_BYTES).split()
-    for c in _WIDE_SEPARATORS:
-        if c in lowered:
-            lowered = lowered.replace(c, " ")
-    split = lowered.encode("utf-8", "surrogatepass").translate(_SPLIT_BYTES).decode("utf-8", "surrogatepass").split()
-    return [w.encode("utf-8", "surrogatepass") for w in split]  # str.split: non-ASCII whitespace too
-
-
-def _marks(lowered: str) -> bytes:
-    """A lower-cased text's bytes but letters and spaces: its punctuation, digits and non-ASCII bytes (asked
-    for membership of ASCII punctuation and digits only; a short delete table costs nothing to set up)."""
-    return lowered.encode("utf-8", "surrogatepass").translate(None, _LOWER_SPACE)
 
 
 def _required(trigger: str) -> int | None:
@@ -540,8 +519,9 @@ class Classifier:
         ncat = len(vocabularies)
         self._kw_bytes = ncat * _BITS // 8
         self._unpack = struct.Struct(f"<{ncat}H").unpack  # packed counts -> one count per category
-        vocab |= self._keyword_keys | self._phrase_keys | STATEMENT_WORDS | _FIRST_PERSON_LOWER
+        vocab |= self._keyword_keys | self._phrase_keys | STATEMENT_WORDS | _FIRST_PERSON_LOWER | STEP_WORDS
         self._vocab = frozenset(vocab)
+        self._text = scanner(self._vocab)  # text -> (lowered, hits, marks, spaces, stops)
         # the context part (system prompt, earlier turns) repeats across a conversation's requests
         self._context_evidence = lru_cache(maxsize=CONTEXT_MEMO)(self._context)
 
@@ -549,17 +529,10 @@ class Classifier:
 
     def _scan(
         self, text: str
-    ) -> tuple[str, frozenset[bytes], bytes, list[float], list[tuple[int, str, float]], tuple[int, ...]]:
+    ) -> tuple[str, frozenset[bytes], bytes, list[float], list[tuple[int, str, float]], tuple[int, ...], int, int]:
         """(lowered, vocabulary words present, marks, per-class scores, fired signals as (order, name, weight),
-        keyword counts per category) of a text, unscaled."""
-        lowered = text.lower()
-        if lowered.isascii():
-            raw = lowered.encode()
-            hits = self._vocab.intersection(raw.translate(_SPLIT_BYTES).split())
-        else:
-            raw = lowered.encode("utf-8", "surrogatepass")
-            hits = self._vocab.intersection(_words(lowered))
-        marks = raw.translate(None, _LOWER_SPACE)
+        keyword counts per category, spaces, sentence stops) of a text, unscaled."""
+        lowered, hits, marks, spaces, stops = self._text(text)
         # punctuation bytes that ungated alternatives or code tokens ask about (a long text: ask per byte)
         reqs = self._reqs
         present = reqs.intersection(marks) if len(marks) <= 64 else {r for r in reqs if r in marks}
@@ -647,12 +620,12 @@ class Classifier:
                         fired.append((ti * _SLOT + _KEYWORD_SLOT, key, k))
         if len(fired) > 1:
             fired.sort()
-        return lowered, hits, marks, scores, fired, counts
+        return lowered, hits, marks, scores, fired, counts, spaces, stops
 
     def _context(self, text: str) -> tuple[tuple[float, ...], tuple[tuple[str, float], ...]]:
         """(per-class scores, fired signals with their weights) of the system prompt and earlier turns, both
         already scaled by CONTEXT_WEIGHT (the memo keeps them so: no multiplication per request)."""
-        _lowered, _hits, _marks, scores, fired, _kw = self._scan(text)
+        scores, fired = self._scan(text)[3:5]
         return (tuple(v * CONTEXT_WEIGHT for v in scores),
                 tuple((name, w * CONTEXT_WEIGHT) for _order, name, w in fired))
 
@@ -668,7 +641,7 @@ class Classifier:
         caller holding only a token band can tell whether the band's ends give the same."""
         last, context = _split_turns(prompt)
         view = _view(last)
-        lowered, hits, marks, scores, fired_list, counts = self._scan(view)
+        lowered, hits, marks, scores, fired_list, counts, spaces, stops = self._scan(view)
         fired: dict[str, float] = {}
         for _order, name, w in fired_list:  # a loop, not a comprehension: no function object per request
             fired[name] = w
@@ -705,7 +678,7 @@ class Classifier:
         f.has_images = bool(prompt.image_tokens)
         f.wants_json = prompt.wants_json
         f.max_output_tokens = prompt.max_output
-        base = self._difficulty_base(prompt, f, view, lowered, hits, marks, counts, fired)
+        base = self._difficulty_base(prompt, f, view, lowered, hits, marks, counts, fired, spaces + 1, stops)
         f.difficulty, f.complexity = self.difficulty.level(base, tokens)
         return f, base
 
@@ -785,19 +758,19 @@ class Classifier:
 
     def _difficulty_base(
         self, prompt: Prompt, f: Features, view: str, lowered: str, hits: frozenset[bytes], marks: bytes,
-        counts: tuple[int, ...], fired: dict[str, float],
+        counts: tuple[int, ...], fired: dict[str, float], words: int, stops: int,
     ) -> Base:
-        """The evidence `Difficulty.base` reads, gathered from this request (signals it adds are listed too)."""
+        """The evidence `Difficulty.base` reads, gathered from this request (signals it adds are listed too);
+        `words`: the view's spaces + 1, `stops`: its ". " and ".\n"."""
         cx0 = self._cx0
         hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations = counts[
             cx0 : cx0 + 10]
-        words = view.count(" ") + 1
         signals = f.signals
         if not STATEMENT_WORDS.isdisjoint(hits) and STATEMENTS.search(lowered):  # "Statement 1 | ... Statement 2"
             fired["statements"] = 1.0
             signals.append("statements")
         layer = self.difficulty.learned
-        learned = 0.0 if layer is None else layer.raw(self._structure(view, lowered, hits, marks, counts, words,
+        learned = 0.0 if layer is None else layer.raw(self._structure(marks, counts, words, stops,
                                                                       "statements" in fired))
         task = f.task
         if "word" in lowered and WORD_COUNT.search(lowered):
@@ -818,7 +791,7 @@ class Classifier:
         numbers = steps = 0
         if task == "math" or task == "reasoning":
             numbers = sum(1 for x in islice(_iter_numbers(view), 12) if not _YEAR.fullmatch(x))
-            steps = len(STEP_WORDS.intersection(_words(lowered)))  # not in the vocabulary: other asks skip it
+            steps = len(STEP_WORDS.intersection(hits))
         elif algorithmic and task == "code":
             signals.append("algorithmic")
         roles = prompt.roles
@@ -832,13 +805,13 @@ class Classifier:
         return self.difficulty.base(task, fired, vocab, numbers, words, shape, learned)
 
     def _structure(
-        self, view: str, lowered: str, hits: frozenset[bytes], marks: bytes, counts: tuple[int, ...], words: int,
-        statements: bool,
+        self, marks: bytes, counts: tuple[int, ...], words: int, stops: int, statements: bool
     ) -> tuple[float, ...]:
-        """The learned layer's inputs (router.routing.difficulty FEATURES) for a request's view of `words` words."""
+        """The learned layer's inputs (router.routing.difficulty FEATURES) for a request's view of `words` words
+        and `stops` sentence stops (". " and ".\n")."""
         fractions, relations, negations = counts[self._cx0 + 8 : self._cx0 + 11]
         questions = marks.count(b"?")  # = view.count("?"): `marks` keeps every ASCII byte but letters, spaces
-        sentences = view.count(". ") + view.count(".\n") + questions + marks.count(b"!")
+        sentences = stops + questions + marks.count(b"!")
         return (
             log2(words + 1),
             (sentences if sentences < 12 else 12) / 4,
@@ -852,9 +825,9 @@ class Classifier:
     def layer_features(self, prompt: Prompt) -> tuple[float, ...]:
         """The learned layer's inputs for a request, as `analyse` computes them (for `bench.train_difficulty`)."""
         view = _view(_split_turns(prompt)[0])
-        lowered, hits, marks, _scores, _fired, counts = self._scan(view)
+        lowered, hits, marks, _scores, _fired, counts, spaces, stops = self._scan(view)
         statements = not STATEMENT_WORDS.isdisjoint(hits) and STATEMENTS.search(lowered) is not None
-        return self._structure(view, lowered, hits, marks, counts, view.count(" ") + 1, statements)
+        return self._structure(marks, counts, spaces + 1, stops, statements)
 
     @staticmethod
     def _shape(prompt: Prompt, signals: list[str]) -> tuple[int, int, int, bool, int | None]:

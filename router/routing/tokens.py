@@ -36,6 +36,8 @@ from typing import Any, NamedTuple
 import orjson
 import tiktoken
 
+from router.routing.textscan import ascii_counts
+
 DEFAULT_ENCODING = "o200k_base"
 
 _O200K_PAT = "|".join(
@@ -434,7 +436,6 @@ DENSE_LOW, DENSE_EST, DENSE_HIGH = 0.12, 0.3, 0.8  # tokens per char, ASCII with
 WIDE_LOW, WIDE_EST = 0.1, 0.3  # tokens per char (low) and per byte (estimate), non-ASCII; high = bytes
 SAMPLED_CHARS = 32768
 _NOT_DIGIT = bytes(c for c in range(256) if not 48 <= c <= 57)  # bytes.translate(None, _NOT_DIGIT): the digits
-_DIGITS_NL = b"0123456789\n"
 _TOOL_MEMO: dict[tuple[str, bytes], int] = {}
 _TUPLE_NEW = tuple.__new__
 _TOOL_MEMO_MAX = 256
@@ -490,13 +491,11 @@ def estimate(prompt: Prompt, encoding: str = DEFAULT_ENCODING) -> TokenCount:
             low += s * (1 - MARGIN)
             high += s * (1 + MARGIN) + 1
             continue
-        if t.isascii():  # `_text_band`, inlined (the common case)
-            sp = t.count(" ")
+        counts = ascii_counts(t)  # (spaces, newlines, digits) in one pass; None: not ASCII
+        if counts is not None:  # `_text_band`, inlined (the common case)
+            sp, nl, digits = counts
             if sp * 12 >= n:
-                nl = t.count("\n")
-                # digits + newlines = what deleting them removes (a short delete table: no per-call set-up cost)
-                e = (PER_CHAR * n + PER_SPACE * sp + PER_NEWLINE * nl
-                     + PER_DIGIT * (n - len(t.encode().translate(None, _DIGITS_NL)) - nl))
+                e = PER_CHAR * n + PER_SPACE * sp + PER_NEWLINE * nl + PER_DIGIT * digits
                 lo = e * (1 - LOW_MARGIN)
                 est += e
                 low += lo if lo > 1.0 else 1.0  # a non-empty text is at least one token

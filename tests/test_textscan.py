@@ -1,0 +1,143 @@
+"""The classifier's text scan: the compiled pass (`router/routing/_textscan.c`) gives exactly what the
+pure-Python reference (`router/routing/textscan.py`) gives, on generated texts of every kind, and both give
+what the scan is defined to be; in CI (env CI set, as `.ci/run` does) the compiled pass must be the one in use.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router.routing import textscan
+from router.routing.classifier import Classifier
+from router.routing.textscan import (
+    LOWER_SPACE,
+    SPLIT,
+    WIDE_SEPARATORS,
+    WORD_SEPARATORS,
+    ascii_counts_python,
+    scan_python,
+    scanner,
+)
+from router.routing.tokens import extract
+
+compiled = pytest.mark.skipif(not textscan.COMPILED, reason="the C extension was not built")
+
+CLF = Classifier()
+VOCAB = CLF._vocab
+_WORDS = sorted(w.decode("utf-8", "surrogatepass") for w in VOCAB)
+
+# ASCII of every kind the scan treats apart (letters both cases, digits, "_", every separator, control
+# bytes, DEL), plus non-ASCII: accented letters, letters whose lower case is ASCII (Kelvin sign) or longer
+# (İ), the wide separators, non-ASCII whitespace, a lone surrogate
+_ASCII = "aAbBzZqQ09_" + WORD_SEPARATORS.decode() + "\x00\x01\x08\x0e\x1b\x7f"
+_WIDE = "éÉçñüßKİ" + WIDE_SEPARATORS + "\xa0\u2003\x85日本\ud800"
+ascii_text = st.text(st.sampled_from(_ASCII), max_size=300) | st.lists(
+    st.sampled_from(_WORDS) | st.text(st.sampled_from(_ASCII), max_size=3), max_size=80
+).map(" ".join)
+any_text = ascii_text | st.text(st.sampled_from(_ASCII + _WIDE), max_size=300) | st.text(max_size=200)
+vocabularies = st.frozensets(st.text(st.sampled_from("abcAB_0.é"), min_size=1, max_size=4).map(
+    lambda w: w.encode("utf-8", "surrogatepass")), max_size=30)
+
+
+def _definition(vocab: frozenset[bytes], text: str) -> tuple[str, frozenset[bytes], bytes, int, int]:
+    """What `scan` is documented to return, written the plain way."""
+    lowered = text.lower()
+    words = {w.encode("utf-8", "surrogatepass") for w in lowered.translate(SPLIT).split()}
+    marks = lowered.encode("utf-8", "surrogatepass").translate(None, LOWER_SPACE)
+    return lowered, vocab & words, marks, text.count(" "), text.count(". ") + text.count(".\n")
+
+
+@settings(max_examples=400, deadline=None)
+@given(any_text)
+def test_scan_matches_its_definition_and_the_python_reference(text: str) -> None:
+    expected = _definition(VOCAB, text)
+    assert scan_python(VOCAB, text) == expected
+    assert CLF._text(text) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(vocabularies, st.text(st.sampled_from("abcAB_0. \n,é"), max_size=60))
+def test_scan_with_any_vocabulary(vocab: frozenset[bytes], text: str) -> None:
+    assert scanner(vocab)(text) == scanner(vocab, compiled=False)(text) == _definition(vocab, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_text)
+def test_ascii_counts_match(text: str) -> None:
+    expected = None
+    if text.isascii():
+        nl = text.count("\n")
+        expected = (text.count(" "), nl, sum(c.isdigit() for c in text))
+    assert ascii_counts_python(text) == expected
+    assert textscan.ascii_counts(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "", " ", ".", ". ", ".\n", "a", "A", "_", "\x1c", "\x0b\x0c", "x" * 5000, ("Word. " * 4000) + "end.",
+    "ab" * 3000 + " the", "the " * 10000, "\n".join(["def f(x):", "    return x.y  # 10%"] * 500),
+    "Café. Naïve « quoted » ¿Qué? 日本語", "K and İ", "\ud800 lone",
+])
+def test_edge_texts(text: str) -> None:
+    expected = _definition(VOCAB, text)
+    assert CLF._text(text) == expected
+    assert scanner(VOCAB, compiled=False)(text) == expected
+    assert textscan.ascii_counts(text) == ascii_counts_python(text)
+
+
+@compiled
+def test_hits_are_the_vocabularys_own_objects_and_nothing_leaks() -> None:
+    import sys
+
+    from router.routing import _textscan  # type: ignore[attr-defined]
+
+    vocab = frozenset([b"alpha", b"beta", b"gamma"])
+    scan = _textscan.Scanner(vocab, WORD_SEPARATORS, None).scan
+    own = {id(w) for w in vocab}
+    refs = [sys.getrefcount(w) for w in sorted(vocab)]
+    for _ in range(1000):
+        _lowered, hits, _marks, _spaces, _stops = scan("Alpha beta, alpha! GAMMA delta")
+        assert hits == vocab
+        assert {id(w) for w in hits} <= own
+    del hits
+    assert [sys.getrefcount(w) for w in sorted(vocab)] == refs
+    assert scan("ünïcode alpha") is None  # no fallback: non-ASCII text is not its job
+
+
+@compiled
+def test_scanner_refuses_what_it_cannot_scan_by() -> None:
+    from router.routing import _textscan  # type: ignore[attr-defined]
+
+    with pytest.raises(TypeError):
+        _textscan.Scanner(["text"], WORD_SEPARATORS, None)
+    with pytest.raises(TypeError):
+        _textscan.Scanner([b"x"], WORD_SEPARATORS, "not callable")
+    with pytest.raises(ValueError, match="separators"):
+        _textscan.Scanner([b"x"], b",;", None)
+    with pytest.raises(TypeError):
+        _textscan.Scanner([b"x"], WORD_SEPARATORS, None).scan(b"bytes")
+    with pytest.raises(TypeError):
+        _textscan.ascii_counts(b"bytes")
+
+
+def test_compiled_scan_is_in_use_in_ci() -> None:
+    """CI builds the extension (gcc is there): a build that silently fell back to Python fails here."""
+    if not os.environ.get("CI"):
+        pytest.skip("outside CI the extension is optional")
+    assert textscan.COMPILED, "router/routing/_textscan.c was not compiled (pip install -e . with gcc)"
+    assert type(CLF._text).__name__ == "builtin_function_or_method"
+
+
+@settings(max_examples=150, deadline=None)
+@given(any_text, st.sampled_from(["chat", "completions"]))
+def test_the_classifier_decides_the_same_on_either_path(text: str, endpoint: str) -> None:
+    python = Classifier()
+    python._text = scanner(python._vocab, compiled=False)
+    python._context_evidence = python._context  # no memo shared with the compiled classifier
+    body = {"messages": [{"role": "system", "content": text[:50]}, {"role": "user", "content": text}]}
+    p = extract("chat", body)
+    assert CLF.analyse(p, 300, endpoint) == python.analyse(p, 300, endpoint)
+    assert CLF.layer_features(p) == python.layer_features(p)
