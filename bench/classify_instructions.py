@@ -1,0 +1,120 @@
+"""Classification + the `auto` decision in CPU instructions (callgrind, in-process): a figure load cannot move.
+
+    .venv/bin/python -m bench.classify_instructions [--requests 1000] [--tokens 300]
+    .venv/bin/python -m bench.classify_instructions --time          # µs per request instead (wall clock)
+    .venv/bin/python -m bench.classify_instructions --source /path/to/other/checkout   # another tree's code
+
+Counted per request: what `classify` and `route` do for a `model: auto` chat request of the shipped config
+(`Analyzer.features`: extraction, token estimate, classifier, difficulty; then `Policy.decide`), on the body
+`bench.instructions` sends (`bench.targets`: a system prompt and a ~300-token user message with a fresh id, so
+every text is new; `--tokens N` repeats the user text up to about N tokens). 300 warm-up requests first, then
+instrumentation on for `--requests` requests only (`callgrind_control`). Needs `valgrind` (Debian package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+WARMUP = 300
+_BY_PATH = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+
+
+def _work(tokens: int) -> Any:
+    """`run(first, n)`: classify and decide n fresh requests, ids from `first` on."""
+    from bench.routing_report import DEFAULT_CONFIG, context_for
+    from bench.targets import PROMPT
+    from middleware.classify import build_analyzer
+    from router.config import load
+    from router.exchange import Exchange
+
+    analyzer = build_analyzer(context_for(load(DEFAULT_CONFIG)))
+    policy = analyzer.policy
+    text = PROMPT  # ~300 tokens, ending in "Request @N@."
+    head = PROMPT[: PROMPT.rindex(" Request @N@.")]
+    while len(text) < tokens * 4:  # ~4 characters per token in this English prose
+        text = head + " " + text
+
+    def run(first: int, n: int) -> None:
+        for i in range(first, first + n):
+            body = {"model": "auto", "max_tokens": 256,
+                    "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                                 {"role": "user", "content": text.replace("@N@", str(i))}]}
+            ex = Exchange("bench", "chat", body, None, {})
+            f, _prompt = analyzer.features(ex)
+            policy.decide(f, endpoint="chat", model=ex.client_model, headers={})
+
+    return run
+
+
+def _inner(requests: int, tokens: int) -> None:
+    run = _work(tokens)
+    run(0, WARMUP)
+    pid = str(os.getpid())
+    subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
+    run(WARMUP, requests)
+    subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
+    subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
+
+
+def _time(requests: int, tokens: int, rounds: int = 5) -> float:
+    """Best of `rounds` wall-clock µs per request (after the warm-up)."""
+    run = _work(tokens)
+    run(0, WARMUP)
+    best = float("inf")
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        run(WARMUP + r * requests, requests)
+        best = min(best, (time.perf_counter() - t0) / requests * 1e6)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.classify_instructions", description=__doc__.split("\n")[0])
+    p.add_argument("--requests", type=int, default=1000)
+    p.add_argument("--tokens", type=int, default=300, help="about how long the user message is (default 300)")
+    p.add_argument("--time", action="store_true", help="wall-clock µs per request (best of 5 rounds), no valgrind")
+    p.add_argument("--source", type=Path, help="measure another checkout's code (these bench files)")
+    p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.inner:
+        _inner(a.requests, a.tokens)
+        return 0
+    root = a.source or Path(__file__).resolve().parent.parent
+    if a.time:
+        sys.path.insert(0, str(root))
+        print(f"classify + decide at ~{a.tokens} tokens: {_time(a.requests, a.tokens):.1f} µs per request "
+              f"(best of 5 x {a.requests})")
+        return 0
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("valgrind not found: apt-get install -y valgrind", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="classify-instructions-") as work:
+        out = Path(work) / "callgrind.out"
+        env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{Path(__file__).resolve().parent.parent}")
+        subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+                        sys.executable, "-c", _BY_PATH, __file__, "--inner", "--requests", str(a.requests),
+                        "--tokens", str(a.tokens)],
+                       check=True, cwd=root, env=env, capture_output=True)
+        for f in sorted(Path(work).glob("callgrind.out*")):
+            dump = f.read_text(errors="replace")
+            if "Trigger: dump" in dump[:4000]:
+                total = int(re.search(r"^summary: (\d+)", dump, re.M).group(1))  # type: ignore[union-attr]
+                source = f"; from {a.source}" if a.source else ""
+                print(f"classify + decide at ~{a.tokens} tokens: {total / a.requests / 1000:.1f}k instructions per "
+                      f"request ({a.requests} requests after {WARMUP} warm-up{source})")
+                return 0
+    print("no callgrind dump", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
