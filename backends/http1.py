@@ -859,6 +859,6 @@ class Response:
 def encode_header_value(value: str) -> bytes:
     """A header value as bytes on the wire; line breaks (header injection) are dropped."""
     b = value.encode("utf-8", "surrogateescape")
-    if b"\r" in b or b"\n" in b:
+    if b.find(b"\r") >= 0 or b.find(b"\n") >= 0:  # (not `in`: bytes' `in` tries an int first, raising inside)
         b = b.replace(b"\r", b"").replace(b"\n", b"")
     return b

@@ -35,7 +35,11 @@ def truncated(buf: bytes) -> bool:
     """Did the answer stop at its token limit? `finish_reason: length` (chat, completions), `stop_reason:
     max_tokens` (Anthropic) or `incomplete_details.reason: max_output_tokens` (Responses), found by byte
     search in a body or a stream's last chunks."""
-    return any(m in buf for m in _CUT_SHORT)
+    find = buf.find  # (not `m in buf`: bytes' `in` first tries `m` as an int, making and dropping a TypeError)
+    for m in _CUT_SHORT:  # noqa: SIM110 (no generator per call)
+        if find(m) >= 0:
+            return True
+    return False
 
 
 def find_usage(buf: bytes) -> dict[str, Any] | None:
@@ -182,16 +186,21 @@ HOLD_MAX_BYTES = 65536  # past this much without content, stop holding back
 def has_content(buf: bytes) -> bool:
     """Does this piece of an SSE stream carry the first content token or tool-call delta? Role-only and
     empty chunks (`"content":""`, `"content":null`) do not count. A byte search, for the first chunks only."""
-    if b'": "' in buf or b'":\t' in buf:
+    find = buf.find  # (not `in`: see `truncated`)
+    if find(b'": "') >= 0 or find(b'":\t') >= 0:
         buf = buf.replace(b'": "', b'":"')
+        find = buf.find
     for key in _CONTENT_KEYS:
-        i = buf.find(key)
+        i = find(key)
         while i >= 0:
             j = i + len(key)
             if j < len(buf) and buf[j] != 0x22:  # a non-empty string
                 return True
-            i = buf.find(key, j)
-    return any(key in buf for key in _TOOL_KEYS)
+            i = find(key, j)
+    for key in _TOOL_KEYS:  # noqa: SIM110 (no generator per call)
+        if find(key) >= 0:
+            return True
+    return False
 
 
 def is_sse(buf: bytes) -> bool:
