@@ -171,9 +171,14 @@ async def _ready(reply: Reply) -> Reply:
 # ---------------------------------------------------------------- handlers
 
 
-def _decision_headers(ex: Exchange, overhead_ms: float) -> dict[str, str]:
+def _decision_headers(ex: Exchange, overhead_ms: float, h: dict[str, str] | None = None) -> dict[str, str]:
+    """The answer's x-request-id, x-router-* and stages' headers, set into `h` (a copy of the reply's headers:
+    the same dict `{**h, **these}` would give, without making these apart first) or a new dict."""
     ex.overhead_s = overhead_ms / 1000
-    h = {"x-request-id": ex.request_id, "x-router-overhead-ms": f"{overhead_ms:.3f}"}
+    if h is None:
+        h = {}
+    h["x-request-id"] = ex.request_id
+    h["x-router-overhead-ms"] = f"{overhead_ms:.3f}"
     t = ex.target
     if t is not None:
         h["x-router-model"] = t.model.id
@@ -318,7 +323,7 @@ class Handlers:
         if reply.stream is not None:
             return await self._pump(request, svc, ex, reply)
         overhead = (time.perf_counter() - ex.started - ex.upstream_s) * 1000
-        headers = {**reply.headers, **_decision_headers(ex, overhead)}
+        headers = _decision_headers(ex, overhead, dict(reply.headers))
         if ex.cost_usd is not None:
             headers["x-router-cost-usd"] = f"{ex.cost_usd:.8f}"
         ex.status = reply.status
@@ -349,7 +354,7 @@ class Handlers:
         now = time.perf_counter()
         ex.ttft_s = now - ex.started  # the first event is in hand (the backend read it before returning)
         overhead = (now - ex.started - ex.upstream_s) * 1000
-        resp = web.StreamResponse(status=reply.status, headers={**reply.headers, **_decision_headers(ex, overhead)})
+        resp = web.StreamResponse(status=reply.status, headers=_decision_headers(ex, overhead, dict(reply.headers)))
         ex.status = reply.status
         error: str | None = None
         client_gone = False

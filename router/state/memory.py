@@ -94,6 +94,28 @@ class MemoryStore(Store):
                      ) -> list[float] | None:
         counters = self.counters
         get = counters.get
+        if len(keys) == 2:  # the usual shape (an rpm and a tpm counter): unrolled, no loops nor lists to fill
+            k0, k1 = keys
+            c0, c1 = get(k0), get(k1)
+            a0, a1 = amounts
+            l0 = (0.0 if c0 is None else c0[0] + c0[1]) + a0
+            l1 = (0.0 if c1 is None else c1[0] + c1[1]) + a1
+            if l0 > limits[0] + EPS or l1 > limits[1] + EPS:
+                return None  # reserve() gives the refusal in full
+            if c0 is None:
+                counters[k0] = [a0 + 0.0, 0.0, expires_at]
+            else:
+                c0[0] += a0
+                c0[2] = expires_at
+            if c1 is None:
+                counters[k1] = [a1 + 0.0, 0.0, expires_at]
+            else:
+                c1[0] += a1
+                c1[2] = expires_at
+            self._writes += 1
+            if self._writes % SWEEP_EVERY == 0:
+                self._sweep()
+            return [l0, l1]
         levels = []
         cells = []
         for i, key in enumerate(keys):
@@ -119,21 +141,40 @@ class MemoryStore(Store):
     def hold_nowait(self, keys: list[str], amount: float, limits: list[float], ends: list[float]) -> Grant | None:
         counters = self.counters
         get = counters.get
-        levels = []
-        cells = []
-        for i, key in enumerate(keys):
-            cell = get(key)
-            lvl = 0.0 if cell is None else cell[0] + cell[1]
-            if lvl + amount > limits[i] + EPS:
+        if len(keys) == 2:  # the usual shape (a daily and a monthly window): unrolled, as in count_nowait
+            k0, k1 = keys
+            c0, c1 = get(k0), get(k1)
+            l0 = (0.0 if c0 is None else c0[0] + c0[1]) + amount
+            l1 = (0.0 if c1 is None else c1[0] + c1[1]) + amount
+            if l0 > limits[0] + EPS or l1 > limits[1] + EPS:
                 return None  # reserve() gives the refusal in full
-            levels.append(lvl + amount)
-            cells.append(cell)
-        for i, cell in enumerate(cells):
-            if cell is None:
-                counters[keys[i]] = [0.0, 0.0 + amount, ends[i]]
+            if c0 is None:
+                counters[k0] = [0.0, 0.0 + amount, ends[0]]
             else:
-                cell[1] += amount
-                cell[2] = ends[i]
+                c0[1] += amount
+                c0[2] = ends[0]
+            if c1 is None:
+                counters[k1] = [0.0, 0.0 + amount, ends[1]]
+            else:
+                c1[1] += amount
+                c1[2] = ends[1]
+            levels = [l0, l1]
+        else:
+            levels = []
+            cells = []
+            for i, key in enumerate(keys):
+                cell = get(key)
+                lvl = 0.0 if cell is None else cell[0] + cell[1]
+                if lvl + amount > limits[i] + EPS:
+                    return None  # reserve() gives the refusal in full
+                levels.append(lvl + amount)
+                cells.append(cell)
+            for i, cell in enumerate(cells):
+                if cell is None:
+                    counters[keys[i]] = [0.0, 0.0 + amount, ends[i]]
+                else:
+                    cell[1] += amount
+                    cell[2] = ends[i]
         self._writes += 1
         if self._writes % SWEEP_EVERY == 0:
             self._sweep()
