@@ -22,7 +22,7 @@ from router.state.sqlite import FLUSH_S
 from tests.conftest import unused_port
 from tests.redis_support import delete_prefix, new_prefix, redis_url, require_redis
 from tests.scripted_upstream import Scripted
-from tests.test_spend import PER_REQUEST, chat, spend_config, within_one_minute
+from tests.test_spend import PATIENT, PER_REQUEST, TIMEOUTS, chat, spend_config, within_one_minute
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,9 @@ class Router:
                 self.proc.wait(5)
 
 
-def config_for(scripted: Scripted, state_url: str, tenants: list[Any]) -> dict[str, Any]:
-    return spend_config(scripted.url, state_url, tenants)(scripted.url, scripted.url)  # "local" is scripted too
+def config_for(scripted: Scripted, state_url: str, tenants: list[Any], timeouts: dict[str, float] = TIMEOUTS
+               ) -> dict[str, Any]:
+    return spend_config(scripted.url, state_url, tenants, timeouts)(scripted.url, scripted.url)  # "local" too
 
 
 async def _rows(url: str) -> Any:
@@ -151,7 +152,7 @@ def test_concurrent_requests_over_processes_never_overspend(scripted: Scripted, 
         url = redis_url(prefix)
     else:
         url = f"sqlite:///{tmp_path}/workers.db"
-    cfg = config_for(scripted, url, tenants)
+    cfg = config_for(scripted, url, tenants, PATIENT)  # a burst on a starved runner must not time out (test_spend)
     routers = [Router(cfg, tmp_path, "a")]
     if setup.startswith("redis"):
         routers.append(Router(cfg, tmp_path, "b"))
