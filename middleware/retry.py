@@ -52,9 +52,7 @@ class RetryStage(Stage):
             return await call_next(ex)
         chain = self.usable(ex, ex.decision.candidates)
         n = len(chain)
-        # elsewhere[i]: a later candidate is on another backend (so waiting for this one's slot can be short)
-        elsewhere = [any(c.backend is not cand.backend for c in chain[i + 1:]) for i, cand in enumerate(chain)] \
-            if self.spill and n > 1 else None
+        spill = self.spill and n > 1  # then a candidate with a later one on another backend waits briefly
         steps = 0
         full: list[Any] = []  # backends found saturated: their later candidates are skipped
         last: UpstreamFailure | NoBackendAvailable | None = None
@@ -65,7 +63,7 @@ class RetryStage(Stage):
             more = i + 1 < n and any(c.backend not in full for c in chain[i + 1:]) if full else i + 1 < n
             promotable = more and steps < self.max_steps
             ex.target = cand
-            ex.slot_wait_s = cand.backend.spec.queue_ms / 1000 if elsewhere is not None and elsewhere[i] else None
+            ex.slot_wait_s = cand.backend.spec.queue_ms / 1000 if spill and _elsewhere(chain, i) else None
             ex.first_token_s = self.first_token_s if (ex.stream and promotable) else None
             t0 = time.perf_counter()
             try:
@@ -104,9 +102,13 @@ class RetryStage(Stage):
             if not candidates:
                 raise NoBackendAvailable("This request must stay on local backends (local_only) and none "
                                          "can take it.", headers={"Retry-After": "1"})
+        for c in candidates:  # the usual case first: every backend plainly fine, which `Backend.usable` is then
+            b = c.backend       # sure to say of each (anything else takes its full answer below)
+            if b.key_missing or b.probe_error is not None or b.breaker.state != "closed" or b.missing:
+                break
+        else:
+            return candidates  # all can serve: the chain as decided (the walk never changes it)
         ok = [c for c in candidates if c.backend.usable(c.model.id)]
-        if len(ok) == len(candidates):
-            return ok
         ok += [c for c in candidates if c not in ok and c.backend.usable(c.model.id, last_resort=True)]
         primary = candidates[0]
         b = primary.backend
@@ -122,6 +124,16 @@ class RetryStage(Stage):
                 )
             raise _none_ready(candidates)
         return ok
+
+
+def _elsewhere(chain: list[Candidate], i: int) -> bool:
+    """Is a candidate after the i-th on another backend (so waiting for the i-th's slot can be short)? Asked
+    per attempt: the first usually answers, so the later candidates' answers are never needed."""
+    backend = chain[i].backend
+    for c in chain[i + 1:]:  # noqa: SIM110 (no generator per call)
+        if c.backend is not backend:
+            return True
+    return False
 
 
 def _none_ready(candidates: list[Candidate]) -> NoBackendAvailable:
