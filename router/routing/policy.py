@@ -40,6 +40,7 @@ RANK = {c: i for i, c in enumerate(COMPLEXITIES)}
 PREFER_HEADER = "x-router-prefer"
 MAX_TIER_HEADER = "x-router-max-tier"
 LOCATIONS = ("local", "cloud")
+MEMO_MAX = 4096  # entries of a per-tenant or per-(task, max_tokens) memo before it starts over
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,15 @@ class Policy:
         self._cx_matters: dict[str | None, bool] = {}  # task -> can complexity change its rule (memoised)
         self._by_task: dict[str, list[Rule]] = {}  # task -> the rules that may match it, in order (memoised)
         self._conds_by_task: dict[str, list[Any]] = {}  # the same, as `_rule_conds` entries
+        self._tenant_memo: dict[str, TenantPolicy | None] = {}  # tenant -> its policy (the first match)
+        # (task, output reserve) -> `thresholds` of an auto request, when no rule it could reach reads more
+        # than its task (memoised; None: some rule reads the tenant, tools, images or difficulty)
+        self._static_rules: dict[str, list[int] | None] = {}
+        self._thresholds_memo: dict[tuple[str, int], list[int]] = {}
+        # (start, cap) -> the chain of a plain request (no images, tools, JSON mode or native Responses API)
+        # that fits every candidate's context, when each tier keeps at most one model (so neither the prompt's
+        # size nor latency can reorder it): (chain, why, smallest context, some model counts its own tokens)
+        self._plain_chains: dict[tuple[int, int], tuple[list[Candidate], dict[str, int], int, bool] | None] = {}
         # the difficulties where a decision can flip: the complexity cuts and every rule's difficulty bounds
         self.difficulty_bounds = sorted(
             {*routing.complexity_cuts}
@@ -148,10 +158,18 @@ class Policy:
     def tenant_policy(self, tenant: str | None) -> TenantPolicy | None:
         if tenant is None:
             return None
+        memo = self._tenant_memo
+        if tenant in memo:
+            return memo[tenant]
+        found = None
         for t in self.tenants:
             if fnmatchcase(tenant, t.match):
-                return t
-        return None
+                found = t
+                break
+        if len(memo) >= MEMO_MAX:
+            memo.clear()
+        memo[tenant] = found
+        return found
 
     def _matches(self, r: Rule, f: Features, tenant: str | None, tokens: bool = True) -> bool:
         return (
@@ -203,8 +221,22 @@ class Policy:
         output reserve. A concrete model id has none: it is not rerouted."""
         if not is_routed(client_model):
             return []
+        auto = is_auto(client_model)
+        reserve = f.max_output_tokens or 0
+        if auto:
+            static = self._static_rules.get(f.task, False)
+            if static is False:
+                static = self._static_rules[f.task] = self._static_thresholds(f.task)
+            if static is not None:  # no rule it can reach reads more than the task: the same list each time
+                key = (f.task, reserve)
+                out = self._thresholds_memo.get(key)
+                if out is None:
+                    if len(self._thresholds_memo) >= MEMO_MAX:
+                        self._thresholds_memo.clear()
+                    out = self._thresholds_memo[key] = static + [c - reserve for c in self.contexts]
+                return out
         out: list[int] = []
-        if is_auto(client_model):
+        if auto:
             rules = self._by_task.get(f.task)
             if rules is None:
                 rules = self._by_task[f.task] = [r for r in self.rules if r.task is None or r.task == f.task]
@@ -213,8 +245,22 @@ class Policy:
                     if r.max_prompt_tokens is None:
                         break
                     out.append(r.max_prompt_tokens)
-        reserve = f.max_output_tokens or 0
         out += [c - reserve for c in self.contexts]
+        return out
+
+    def _static_thresholds(self, task: str) -> list[int] | None:
+        """The rules' part of `thresholds` for an auto request of `task` when it depends on nothing else
+        (every rule up to the first without `max_prompt_tokens` reads only the task), else None."""
+        out: list[int] = []
+        for r in self.rules:
+            if r.task is not None and r.task != task:
+                continue
+            if (r.complexity is not None or r.tenant is not None or r.has_tools is not None
+                    or r.has_images is not None or r.min_difficulty is not None or r.max_difficulty is not None):
+                return None
+            if r.max_prompt_tokens is None:
+                break
+            out.append(r.max_prompt_tokens)
         return out
 
     # ------------------------------------------------------------ candidates
@@ -282,6 +328,28 @@ class Policy:
         ok.sort(key=_cost_latency)
         return [x[2] for x in ok]
 
+    def _plain_chain(self, s: int, cap: int) -> tuple[list[Candidate], dict[str, int], int, bool] | None:
+        """`_tier`'s chain over tiers[s..cap] for a plain chat request that fits every candidate's context
+        (with the reasons it dropped the others), when no tier keeps two models; None when one does (their
+        order then depends on the prompt's size and the backends' latency) or when nothing is left."""
+        chain: list[Candidate] = []
+        why: dict[str, int] = {}
+        smallest = 1 << 62
+        other = False
+        for t in self.tiers[s : cap + 1]:
+            kept = 0
+            for c, mtype, _caps, context, other_encoding, _p_in, _p_out in self._by_tier[t]:
+                if mtype != "chat":
+                    why["type"] = why.get("type", 0) + 1
+                    continue
+                kept += 1
+                chain.append(c)
+                smallest = min(smallest, context)
+                other = other or other_encoding
+            if kept > 1:
+                return None
+        return (chain, why, smallest, other) if chain else None
+
     # ------------------------------------------------------------ the decision
 
     def decide(
@@ -345,11 +413,21 @@ class Policy:
             s = cap
         if self.adaptive is not None and kind == "auto":
             s = self.adaptive.adjust(tenant, f, s, cap, reasons, live)
-        why: dict[str, int] = {}
         kind_needed = "chat"
-        chain: list[Candidate] = []
-        for t in self.tiers[s : cap + 1]:
-            chain += self._tier(t, f, kind_needed, why, tokens_for)
+        plain = None
+        if not (f.has_images or f.has_tools or f.wants_json or f.needs_native):
+            plain = self._plain_chains.get((s, cap), False)
+            if plain is False:
+                plain = self._plain_chains[(s, cap)] = self._plain_chain(s, cap)
+        if plain is not None and f.tokens + (f.max_output_tokens or 0) <= plain[2] and (
+            tokens_for is None or not plain[3]
+        ):
+            chain, why = list(plain[0]), dict(plain[1])  # what `_tier` gives each tier, in one copy
+        else:
+            why = {}
+            chain = []
+            for t in self.tiers[s : cap + 1]:
+                chain += self._tier(t, f, kind_needed, why, tokens_for)
         if chain and chain[0].tier != self.tiers[s]:
             reasons.append(f"no model in {self.tiers[s]} can take it ({_why(why)}): starting at {chain[0].tier}")
         below: list[Candidate] = []
