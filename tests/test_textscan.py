@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from router.routing import textscan
 from router.routing.classifier import Classifier
 from router.routing.textscan import (
+    GLUE,
     LOWER_SPACE,
     SPLIT,
     WIDE_SEPARATORS,
@@ -43,12 +44,13 @@ vocabularies = st.frozensets(st.text(st.sampled_from("abcAB_0.é"), min_size=1, 
     lambda w: w.encode("utf-8", "surrogatepass")), max_size=30)
 
 
-def _definition(vocab: frozenset[bytes], text: str) -> tuple[str, frozenset[bytes], bytes, int, int]:
+def _definition(vocab: frozenset[bytes], text: str) -> tuple[str, frozenset[bytes], bytes, int, int, bool]:
     """What `scan` is documented to return, written the plain way."""
     lowered = text.lower()
     words = {w.encode("utf-8", "surrogatepass") for w in lowered.translate(SPLIT).split()}
     marks = lowered.encode("utf-8", "surrogatepass").translate(None, LOWER_SPACE)
-    return lowered, vocab & words, marks, text.count(" "), text.count(". ") + text.count(".\n")
+    plain = text.isascii() and all(c.isalnum() or c == "_" or ord(c) in WORD_SEPARATORS for c in text)
+    return lowered, vocab & words, marks, text.count(" "), text.count(". ") + text.count(".\n"), plain
 
 
 @settings(max_examples=400, deadline=None)
@@ -99,7 +101,7 @@ def test_hits_are_the_vocabularys_own_objects_and_nothing_leaks() -> None:
     own = {id(w) for w in vocab}
     refs = [sys.getrefcount(w) for w in sorted(vocab)]
     for _ in range(1000):
-        _lowered, hits, _marks, _spaces, _stops = scan("Alpha beta, alpha! GAMMA delta")
+        _lowered, hits, _marks, _spaces, _stops, _plain = scan("Alpha beta, alpha! GAMMA delta")
         assert hits == vocab
         assert {id(w) for w in hits} <= own
     del hits
@@ -141,3 +143,44 @@ def test_the_classifier_decides_the_same_on_either_path(text: str, endpoint: str
     p = extract("chat", body)
     assert CLF.analyse(p, 300, endpoint) == python.analyse(p, 300, endpoint)
     assert CLF.layer_features(p) == python.layer_features(p)
+
+
+def test_glue_is_what_is_neither_a_word_character_nor_a_separator() -> None:
+    for c in range(128):
+        word = chr(c).isalnum() or chr(c) == "_"
+        assert (c in GLUE) == (not word and c not in WORD_SEPARATORS)
+    assert _definition(VOCAB, "a\x00b")[5] is False
+    assert CLF._text("a\x00b")[5] is False
+    assert CLF._text("plain text, 500-word essay.")[5] is True
+    assert CLF._text("café")[5] is False  # not ASCII: never plain
+
+
+_PHRASES = sorted(k for entries in CLF._phrases.values() for _b, k, _rx, _w in entries)
+_GLUED = "\x00\x01\x1b\x7f"
+# keyword phrases and WORD_COUNT's "500-word" among words, separators and glue bytes, joined with nothing or a space
+phrase_text = st.lists(
+    st.sampled_from(_PHRASES) | st.sampled_from(["500-word", "1000 words", "word", "words"]) | st.sampled_from(_WORDS)
+    | st.text(st.sampled_from(_ASCII + _GLUED), max_size=3),
+    max_size=30,
+).flatmap(lambda parts: st.sampled_from(["", " "]).map(lambda sep: sep.join(parts)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(phrase_text | any_text)
+@example("read each line\x00 twice")  # the phrase matches, its last word is glued to a control byte
+@example("Write me a story, 500-word\x01")  # compose, and the word count alone makes it long_form
+def test_the_plain_gates_change_no_result(text: str) -> None:
+    """A phrase missing one of its vocabulary words, or no "word"/"words" among the hits, is not searched for in a
+    plain text: the same features, base and keyword counts as searching every time (the scan says not plain)."""
+    searching = Classifier()  # phrases with no words to check, and every text taken as not plain
+    searching._phrases = {w: [(*e[:3], frozenset()) for e in entries] for w, entries in searching._phrases.items()}
+    scan = searching._scan
+
+    def scan_searching(t: str) -> tuple:
+        lowered, hits, *rest = scan(t)[:8]  # and "word" among the hits: the word count is always searched for
+        return (lowered, hits | {b"word", b"words"}, *rest, False)
+
+    searching._scan = scan_searching  # type: ignore[method-assign]
+    assert CLF._scan(text)[5] == searching._scan(text)[5]
+    p = extract("chat", {"messages": [{"role": "user", "content": text}]})
+    assert CLF.analyse(p, 300, "chat") == searching.analyse(p, 300, "chat")

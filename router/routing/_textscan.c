@@ -8,7 +8,9 @@
  * Scanner(words, separators, fallback)
  *     words: iterable of bytes (the vocabulary; the scanner keeps a reference to each), separators: bytes
  *     (the bytes that split words), fallback: callable(text) for non-ASCII text, or None.
- * Scanner.scan(text) -> (lowered, hits, marks, spaces, stops)
+ * Scanner(words, separators, fallback, glue=b"")
+ *     glue: bytes that are neither separators nor word characters (`plain` below)
+ * Scanner.scan(text) -> (lowered, hits, marks, spaces, stops, plain)
  *     lowered  text.lower() (a new str)
  *     hits     frozenset of the vocabulary's own bytes objects that are words of `lowered` (maximal runs
  *              of non-separator bytes); no object is made per word: each span is hashed (FNV-1a) while
@@ -16,6 +18,7 @@
  *     marks    bytes: `lowered`'s bytes but a-z and " " (its digits, punctuation, control characters)
  *     spaces   text.count(" ")
  *     stops    text.count(". ") + text.count(".\n")
+ *     plain    True when no byte of `lowered` is in `glue` (then every word boundary is a separator)
  * ascii_counts(text) -> (spaces, newlines, digits) of an ASCII text, None for any other.
  *
  * Memory: every index is bounded by the text's length; the marks buffer is as long as the text (on the
@@ -40,7 +43,7 @@ typedef struct {
 } Slot;
 
 /* per byte of a lower-cased ASCII text: SEP ends a word, MARK goes to `marks` (all but a-z and " ") */
-enum { SEP = 1, MARK = 2 };
+enum { SEP = 1, MARK = 2, GLUE = 4 };
 
 typedef struct {
     PyObject_HEAD
@@ -49,7 +52,7 @@ typedef struct {
     Py_ssize_t max_len;   /* the longest word: longer spans are not looked up */
     PyObject *fallback;   /* strong reference: a callable or None */
     uint64_t scans;       /* scans so far (the GIL serialises them: nothing in a scan runs Python code) */
-    unsigned char kind[256];  /* SEP | MARK per byte */
+    unsigned char kind[256];  /* SEP | MARK | GLUE per byte */
 } Scanner;
 
 static uint64_t
@@ -78,20 +81,22 @@ Scanner_dealloc(Scanner *self)
 static PyObject *
 Scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"words", "separators", "fallback", NULL};
+    static char *kwlist[] = {"words", "separators", "fallback", "glue", NULL};
     PyObject *words, *fallback;
-    Py_buffer seps;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy*O", kwlist, &words, &seps, &fallback)) {
+    Py_buffer seps, glue = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy*O|y*", kwlist, &words, &seps, &fallback, &glue)) {
         return NULL;
     }
     if (fallback != Py_None && !PyCallable_Check(fallback)) {
         PyBuffer_Release(&seps);
+        PyBuffer_Release(&glue);
         PyErr_SetString(PyExc_TypeError, "fallback must be callable or None");
         return NULL;
     }
     PyObject *list = PySequence_List(words);
     if (list == NULL) {
         PyBuffer_Release(&seps);
+        PyBuffer_Release(&glue);
         return NULL;
     }
     Scanner *self = (Scanner *)type->tp_alloc(type, 0);
@@ -103,6 +108,9 @@ Scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     for (Py_ssize_t i = 0; i < seps.len; i++) {
         self->kind[((const unsigned char *)seps.buf)[i]] |= SEP;
+    }
+    for (Py_ssize_t i = 0; i < glue.len; i++) {
+        self->kind[((const unsigned char *)glue.buf)[i]] |= GLUE;
     }
     if (!(self->kind[' '] & self->kind['.'] & self->kind['\n'] & SEP)) { /* `scan` counts them among separators */
         PyErr_SetString(PyExc_ValueError, "separators must include \" \", \".\" and \"\\n\"");
@@ -149,11 +157,13 @@ Scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     Py_DECREF(list);
     PyBuffer_Release(&seps);
+    PyBuffer_Release(&glue);
     return (PyObject *)self;
 fail:
     Py_XDECREF(self);
     Py_DECREF(list);
     PyBuffer_Release(&seps);
+    PyBuffer_Release(&glue);
     return NULL;
 }
 
@@ -236,6 +246,7 @@ Scanner_scan(Scanner *self, PyObject *text)
     char *restrict out = marks;
     const unsigned char *restrict kind = self->kind;
     Py_ssize_t m = 0, spaces = 0, stops = 0;
+    unsigned glued = 0;
     self->scans++;
     for (Py_ssize_t i = 0; i < n;) {
         /* a run of separators */
@@ -262,6 +273,7 @@ Scanner_scan(Scanner *self, PyObject *text)
                 break;
             }
             h = (h ^ c) * FNV_PRIME;
+            glued |= k;
             if (k & MARK) {
                 out[m++] = (char)c;
             }
@@ -271,7 +283,7 @@ Scanner_scan(Scanner *self, PyObject *text)
         }
     }
     marks_obj = PyBytes_FromStringAndSize(marks, m);
-    PyObject *result = PyTuple_New(5);
+    PyObject *result = PyTuple_New(6);
     if (marks_obj == NULL || result == NULL) {
         Py_XDECREF(result);
         goto fail;
@@ -282,6 +294,9 @@ Scanner_scan(Scanner *self, PyObject *text)
     PyTuple_SET_ITEM(result, 0, lowered);
     PyTuple_SET_ITEM(result, 1, hits);
     PyTuple_SET_ITEM(result, 2, marks_obj);
+    PyObject *plain = (glued & GLUE) ? Py_False : Py_True;
+    Py_INCREF(plain);
+    PyTuple_SET_ITEM(result, 5, plain);
     Py_ssize_t ints[2] = {spaces, stops};
     return tuple_of(result, 3, 2, ints);
 fail:
@@ -333,7 +348,7 @@ ascii_counts(PyObject *module, PyObject *text)
 
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)Scanner_scan, METH_O,
-     "scan(text) -> (lowered, hits, marks, spaces, stops); see router.routing.textscan"},
+     "scan(text) -> (lowered, hits, marks, spaces, stops, plain); see router.routing.textscan"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -343,7 +358,7 @@ static PyTypeObject ScannerType = {
     .tp_basicsize = sizeof(Scanner),
     .tp_dealloc = (destructor)Scanner_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Scanner(words, separators, fallback): a vocabulary's word table; scan(text) does one pass",
+    .tp_doc = "Scanner(words, separators, fallback, glue=b''): a vocabulary's word table; scan(text) does one pass",
     .tp_methods = Scanner_methods,
     .tp_new = Scanner_new,
 };

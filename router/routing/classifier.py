@@ -108,6 +108,7 @@ _CODE_CHARS = "{}<>=;|\\*#@^~`_"
 _NOT_CODE_CHARS = bytes(c for c in range(256) if chr(c) not in _CODE_CHARS)
 _FIRST_PERSON = frozenset((b"I", b"my", b"me", b"we", b"our"))  # case-sensitive words ("I'm" splits to "I", "m")
 _FIRST_PERSON_LOWER = frozenset(w.lower() for w in _FIRST_PERSON)  # in the vocabulary: the scan says if any occurs
+_WORD_WORDS = frozenset((b"word", b"words"))  # WORD_COUNT's words (in the vocabulary)
 
 # ---------------------------------------------------------------- config: routing.tasks
 
@@ -506,7 +507,7 @@ class Classifier:
         self._keywords = packed_words
         self._keyword_keys = frozenset(packed_words)
         # phrases are indexed by their longest word (the rarest-looking), then confirmed on the text
-        self._phrases: dict[bytes, list[tuple[int, str, re.Pattern[str]]]] = {}
+        self._phrases: dict[bytes, list[Any]] = {}
         for k, bits in packed_phrases.items():
             first = max(k.translate(_SPLIT).split() or [k], key=len)
             rx = re.compile(r"(?<![\w])" + re.escape(k) + r"(?![\w])")
@@ -520,8 +521,16 @@ class Classifier:
         self._kw_bytes = ncat * _BITS // 8
         self._unpack = struct.Struct(f"<{ncat}H").unpack  # packed counts -> one count per category
         vocab |= self._keyword_keys | self._phrase_keys | STATEMENT_WORDS | _FIRST_PERSON_LOWER | STEP_WORDS
+        vocab |= _WORD_WORDS
         self._vocab = frozenset(vocab)
-        self._text = scanner(self._vocab)  # text -> (lowered, hits, marks, spaces, stops)
+        # each phrase also with its words in the vocabulary: in a plain text (`textscan`) a phrase that matches
+        # at word boundaries has all of them among the hits, so a phrase missing one is not searched for
+        self._phrases = {
+            first: [(bits, k, rx, frozenset(w for w in _phrase_words(k) if w in self._vocab))
+                    for bits, k, rx in entries]
+            for first, entries in self._phrases.items()
+        }
+        self._text = scanner(self._vocab)  # text -> (lowered, hits, marks, spaces, stops, plain)
         # the context part (system prompt, earlier turns) repeats across a conversation's requests
         self._context_evidence = lru_cache(maxsize=CONTEXT_MEMO)(self._context)
 
@@ -529,10 +538,11 @@ class Classifier:
 
     def _scan(
         self, text: str
-    ) -> tuple[str, frozenset[bytes], bytes, list[float], list[tuple[int, str, float]], tuple[int, ...], int, int]:
+    ) -> tuple[str, frozenset[bytes], bytes, list[float], list[tuple[int, str, float]], tuple[int, ...], int, int,
+               bool]:
         """(lowered, vocabulary words present, marks, per-class scores, fired signals as (order, name, weight),
-        keyword counts per category, spaces, sentence stops) of a text, unscaled."""
-        lowered, hits, marks, spaces, stops = self._text(text)
+        keyword counts per category, spaces, sentence stops, plain: see `textscan`) of a text, unscaled."""
+        lowered, hits, marks, spaces, stops, plain = self._text(text)
         # punctuation bytes that ungated alternatives or code tokens ask about (a long text: ask per byte)
         reqs = self._reqs
         present = reqs.intersection(marks) if len(marks) <= 64 else {r for r in reqs if r in marks}
@@ -603,7 +613,9 @@ class Classifier:
         first = self._phrase_keys.intersection(hits)
         if first:
             for word in first:
-                for bits, phrase, rx in self._phrases[word]:
+                for bits, phrase, rx, words in self._phrases[word]:
+                    if plain and not words <= hits:  # a word of it is missing: it cannot match
+                        continue
                     if phrase in lowered and rx.search(lowered):
                         kw += bits
         counts = self._unpack(kw.to_bytes(self._kw_bytes, "little"))
@@ -620,7 +632,7 @@ class Classifier:
                         fired.append((ti * _SLOT + _KEYWORD_SLOT, key, k))
         if len(fired) > 1:
             fired.sort()
-        return lowered, hits, marks, scores, fired, counts, spaces, stops
+        return lowered, hits, marks, scores, fired, counts, spaces, stops, plain
 
     def _context(self, text: str) -> tuple[tuple[float, ...], tuple[tuple[str, float], ...]]:
         """(per-class scores, fired signals with their weights) of the system prompt and earlier turns, both
@@ -641,7 +653,7 @@ class Classifier:
         caller holding only a token band can tell whether the band's ends give the same."""
         last, context = _split_turns(prompt)
         view = _view(last)
-        lowered, hits, marks, scores, fired_list, counts, spaces, stops = self._scan(view)
+        lowered, hits, marks, scores, fired_list, counts, spaces, stops, plain = self._scan(view)
         fired: dict[str, float] = {}
         for _order, name, w in fired_list:  # a loop, not a comprehension: no function object per request
             fired[name] = w
@@ -678,7 +690,7 @@ class Classifier:
         f.has_images = bool(prompt.image_tokens)
         f.wants_json = prompt.wants_json
         f.max_output_tokens = prompt.max_output
-        base = self._difficulty_base(prompt, f, view, lowered, hits, marks, counts, fired, spaces + 1, stops)
+        base = self._difficulty_base(prompt, f, view, lowered, hits, marks, counts, fired, spaces + 1, stops, plain)
         f.difficulty, f.complexity = self.difficulty.level(base, tokens)
         return f, base
 
@@ -725,7 +737,7 @@ class Classifier:
         fired: dict[str, float],
     ) -> None:
         """A short ask plus a pasted prose passage is docs work (answer, extract or rewrite from it)."""
-        if "```" in view or "multiple_choice" in fired:
+        if (b"```" in marks and "```" in view) or "multiple_choice" in fired:  # `marks` keeps every backtick
             return
         if len(view) == _VIEW_CHARS and marks.count(b"\n") == 1:
             return  # one paragraph cut by `_view`: its only line break is the cut, not an ask above a text
@@ -758,10 +770,10 @@ class Classifier:
 
     def _difficulty_base(
         self, prompt: Prompt, f: Features, view: str, lowered: str, hits: frozenset[bytes], marks: bytes,
-        counts: tuple[int, ...], fired: dict[str, float], words: int, stops: int,
+        counts: tuple[int, ...], fired: dict[str, float], words: int, stops: int, plain: bool = False,
     ) -> Base:
         """The evidence `Difficulty.base` reads, gathered from this request (signals it adds are listed too);
-        `words`: the view's spaces + 1, `stops`: its ". " and ".\n"."""
+        `words`: the view's spaces + 1, `stops`: its ". " and ".\n", `plain`: see `textscan`."""
         cx0 = self._cx0
         hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations = counts[
             cx0 : cx0 + 10]
@@ -770,10 +782,11 @@ class Classifier:
             fired["statements"] = 1.0
             signals.append("statements")
         layer = self.difficulty.learned
-        learned = 0.0 if layer is None else layer.raw(self._structure(marks, counts, words, stops,
-                                                                      "statements" in fired))
+        learned = 0.0 if layer is None else self._learned_raw(layer.weights, marks, counts, words, stops,
+                                                              "statements" in fired)
         task = f.task
-        if "word" in lowered and WORD_COUNT.search(lowered):
+        # "500-word": in a plain text the word is one of the hits (no search for "word" in the text otherwise)
+        if (not plain or not _WORD_WORDS.isdisjoint(hits)) and "word" in lowered and WORD_COUNT.search(lowered):
             long_form += 1
         long_form = 1 if (long_form and "compose" in fired) or long_form > 1 else 0
         if long_form or advanced or constraints > 1 or expert:
@@ -822,10 +835,23 @@ class Classifier:
             1.0 if statements else 0.0,
         )
 
+    def _learned_raw(
+        self, w: tuple[float, ...], marks: bytes, counts: tuple[int, ...], words: int, stops: int, statements: bool
+    ) -> float:
+        """`LearnedLayer.raw(self._structure(...))` in one step: the same products summed in the same order (the
+        same float), without the tuple of inputs."""
+        fractions, relations, negations = counts[self._cx0 + 8 : self._cx0 + 11]
+        questions = marks.count(b"?")
+        sentences = stops + questions + marks.count(b"!")
+        return (w[0] * log2(words + 1) + w[1] * ((sentences if sentences < 12 else 12) / 4)
+                + w[2] * (questions if questions < 3 else 3) + w[3] * (fractions if fractions < 3 else 3)
+                + w[4] * (relations if relations < 3 else 3) + w[5] * (negations if negations < 3 else 3)
+                + w[6] * (1.0 if statements else 0.0))
+
     def layer_features(self, prompt: Prompt) -> tuple[float, ...]:
         """The learned layer's inputs for a request, as `analyse` computes them (for `bench.train_difficulty`)."""
         view = _view(_split_turns(prompt)[0])
-        lowered, hits, marks, _scores, _fired, counts, spaces, stops = self._scan(view)
+        lowered, hits, marks, _scores, _fired, counts, spaces, stops, _plain = self._scan(view)
         statements = not STATEMENT_WORDS.isdisjoint(hits) and STATEMENTS.search(lowered) is not None
         return self._structure(marks, counts, spaces + 1, stops, statements)
 
@@ -849,6 +875,11 @@ class Classifier:
         if prompt.max_output:
             signals.append(f"max_tokens:{prompt.max_output}")
         return turns, len(prompt.system), len(prompt.tools), prompt.wants_json, prompt.max_output
+
+
+def _phrase_words(phrase: str) -> list[bytes]:
+    """The words of a keyword phrase, as the scan splits a text (UTF-8)."""
+    return [w.encode("utf-8", "surrogatepass") for w in phrase.translate(_SPLIT).split()]
 
 
 def _code_tokens(text: str, present: Any) -> bool:

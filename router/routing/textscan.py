@@ -1,13 +1,16 @@
 """The classifier's character work on a text, in one pass when the C extension `_textscan` is built.
 
-`scanner(words)` gives `scan(text) -> (lowered, hits, marks, spaces, stops)`:
+`scanner(words)` gives `scan(text) -> (lowered, hits, marks, spaces, stops, plain)`:
 
 - `lowered`: `text.lower()`;
 - `hits`: the vocabulary words (bytes, the vocabulary's own objects) among the words of `lowered`, where
   words are split on whitespace, ASCII punctuation but "_" and the punctuation of `WIDE_SEPARATORS`
   (`words`);
 - `marks`: `lowered`'s UTF-8 bytes but a-z and " " (its punctuation, digits and non-ASCII bytes: `marks`);
-- `spaces`: `text.count(" ")`; `stops`: `text.count(". ") + text.count(".\\n")`.
+- `spaces`: `text.count(" ")`; `stops`: `text.count(". ") + text.count(".\\n")`;
+- `plain`: the text is ASCII and has none of the `GLUE` bytes (control characters that are neither word
+  characters nor separators): then a regex's word boundary (`\\b`, `(?<![\\w])`) in `lowered` is always a
+  separator or an end, so whatever matches there is made of whole words, each in `hits` if in the vocabulary.
 
 `ascii_counts(text)` gives (spaces, newlines, digits) of an ASCII text (None for any other), for
 `router.routing.tokens.estimate`.
@@ -32,10 +35,12 @@ SPLIT = str.maketrans({c: " " for c in SEPARATORS + WIDE_SEPARATORS})
 SPLIT_BYTES = bytes.maketrans((SEPARATORS + "\x1c\x1d\x1e\x1f").encode(), b" " * (len(SEPARATORS) + 4))
 # every byte that ends an ASCII word: SPLIT_BYTES's plus bytes.split()'s whitespace (the C scanner's table)
 WORD_SEPARATORS = bytes(sorted(set((SEPARATORS + "\x1c\x1d\x1e\x1f \x0b\x0c").encode())))
+# ASCII bytes that are neither word characters ([A-Za-z0-9_]) nor WORD_SEPARATORS: `plain` is their absence
+GLUE = bytes(c for c in range(128) if not (chr(c).isalnum() or chr(c) == "_") and c not in WORD_SEPARATORS)
 LOWER_SPACE = b"abcdefghijklmnopqrstuvwxyz "  # deleted from a lower-cased text's bytes: `marks` is the rest
 _DIGITS_NL = b"0123456789\n"
 
-Scan = tuple[str, frozenset[bytes], bytes, int, int]
+Scan = tuple[str, frozenset[bytes], bytes, int, int, bool]
 
 
 def words(lowered: str) -> list[bytes]:
@@ -58,13 +63,16 @@ def marks(lowered: str) -> bytes:
 def scan_python(vocab: frozenset[bytes], text: str) -> Scan:
     """`scan` in Python, for any text (the reference, and the C scanner's fallback for non-ASCII text)."""
     lowered = text.lower()
-    if lowered.isascii():
+    plain = lowered.isascii()
+    if plain:
         raw = lowered.encode()
         hits = vocab.intersection(raw.translate(SPLIT_BYTES).split())
+        plain = len(raw.translate(None, GLUE)) == len(raw)
     else:
         raw = lowered.encode("utf-8", "surrogatepass")
         hits = vocab.intersection(words(lowered))
-    return lowered, hits, raw.translate(None, LOWER_SPACE), text.count(" "), text.count(". ") + text.count(".\n")
+    stops = text.count(". ") + text.count(".\n")
+    return lowered, hits, raw.translate(None, LOWER_SPACE), text.count(" "), stops, plain
 
 
 def ascii_counts_python(text: str) -> tuple[int, int, int] | None:
@@ -92,4 +100,4 @@ def scanner(vocabulary: Iterable[bytes], compiled: bool = COMPILED) -> Callable[
     python = partial(scan_python, vocab)
     if not compiled or _textscan is None:
         return python
-    return _textscan.Scanner(vocab, WORD_SEPARATORS, python).scan
+    return _textscan.Scanner(vocab, WORD_SEPARATORS, python, GLUE).scan
