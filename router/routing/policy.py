@@ -398,7 +398,7 @@ class Policy:
                 reasons.append("confidence %.2f%s" % (f.confidence, why_text))  # noqa: UP031 (faster than f"")
                 start = bumped
         cap = len(self.tiers) - 1
-        if tp is not None or h_max is not None or max_tier is not None:
+        if (tp is not None and tp.max_tier is not None) or h_max is not None or max_tier is not None:
             for source, t in (
                 ("tenant policy", tp.max_tier if tp else None),
                 (MAX_TIER_HEADER, h_max),
