@@ -116,6 +116,11 @@ def level(difficulty: float, cuts: tuple[float, float] = DEFAULT_CUTS) -> str:
     return "low" if difficulty < cuts[0] else "medium" if difficulty < cuts[1] else "high"
 
 
+# the signals the `if fired` block of `Difficulty.base` reads
+_BASE_SIGNALS = frozenset(("proof", "math_notation", "logic_puzzle", "statements", "reasoning_ask", "analysis",
+                           "diff", "many_files"))
+
+
 class Difficulty:
     """The difficulty model: built once; `base()` and `score()` are pure."""
 
@@ -157,7 +162,7 @@ class Difficulty:
             z += min(2.5, 0.8 * (constraints - 1))
         if expert:
             z += 0.3 + 0.8 * min(expert, 3)  # one specialist term already says a lot about a question
-        if fired:
+        if fired and not _BASE_SIGNALS.isdisjoint(fired):  # most requests fire none of them: one set test
             if "proof" in fired:
                 z += 1.5
             if "math_notation" in fired:
