@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 WARMUP = 300
-_BY_PATH = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 
 
 def _work(tokens: int) -> Any:
@@ -94,26 +90,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"classify + decide at ~{a.tokens} tokens: {_time(a.requests, a.tokens):.1f} µs per request "
               f"(best of 5 x {a.requests})")
         return 0
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        print("valgrind not found: apt-get install -y valgrind", file=sys.stderr)
+    from bench.callgrind import available, dump_of, total_of  # not at the top: `--inner` may run another tree
+
+    if not available():
         return 2
-    with tempfile.TemporaryDirectory(prefix="classify-instructions-") as work:
-        out = Path(work) / "callgrind.out"
-        env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{Path(__file__).resolve().parent.parent}")
-        subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-                        sys.executable, "-c", _BY_PATH, __file__, "--inner", "--requests", str(a.requests),
-                        "--tokens", str(a.tokens)],
-                       check=True, cwd=root, env=env, capture_output=True)
-        for f in sorted(Path(work).glob("callgrind.out*")):
-            dump = f.read_text(errors="replace")
-            if "Trigger: dump" in dump[:4000]:
-                total = int(re.search(r"^summary: (\d+)", dump, re.M).group(1))  # type: ignore[union-attr]
-                source = f"; from {a.source}" if a.source else ""
-                print(f"classify + decide at ~{a.tokens} tokens: {total / a.requests / 1000:.1f}k instructions per "
-                      f"request ({a.requests} requests after {WARMUP} warm-up{source})")
-                return 0
-    print("no callgrind dump", file=sys.stderr)
-    return 1
+    here = Path(__file__).resolve().parent.parent
+    dump = dump_of(__file__, ["--requests", str(a.requests), "--tokens", str(a.tokens)], root,
+                   pythonpath=f"{root}{os.pathsep}{here}")
+    if dump is None:
+        return 1
+    source = f"; from {a.source}" if a.source else ""
+    print(f"classify + decide at ~{a.tokens} tokens: {total_of(dump) / a.requests / 1000:.1f}k instructions per "
+          f"request ({a.requests} requests after {WARMUP} warm-up{source})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,16 +22,12 @@ import argparse
 import asyncio
 import gc
 import os
-import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 WARMUP = 300
-_BY_PATH = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 SECTIONS = {"budget": "budget", "ratelimit": "limits", "redact": "redact"}  # stage -> its tenant section
 ANSWER = (b'{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-mini",'
           b'"choices":[{"index":0,"message":{"role":"assistant","content":"Here is a practical three day plan '
@@ -153,32 +149,21 @@ def main(argv: list[str] | None = None) -> int:
     if a.inner:
         _inner(a.requests, a.without)
         return 0
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        print("valgrind not found: apt-get install -y valgrind", file=sys.stderr)
+    from bench.callgrind import available, dump_of, total_of  # not at the top: `--inner` may run another tree
+
+    if not available():
         return 2
     root = a.source or Path(__file__).resolve().parent.parent
-    with tempfile.TemporaryDirectory(prefix="pipeline-instructions-") as work:
-        out = Path(work) / "callgrind.out"
-        env = dict(os.environ, PYTHONPATH=str(root))
-        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-               sys.executable, "-c", _BY_PATH, __file__, "--inner", "--requests", str(a.requests)]
-        for w in a.without:
-            cmd += ["--without", w]
-        with open(Path(work) / "stderr", "wb") as err:  # the access lines, and any error
-            proc = subprocess.run(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        if proc.returncode != 0:
-            print((Path(work) / "stderr").read_text(errors="replace")[-3000:], file=sys.stderr)
-            return 1
-        for f in sorted(Path(work).glob("callgrind.out*")):
-            dump = f.read_text(errors="replace")
-            if "Trigger: dump" in dump[:4000]:
-                total = int(re.search(r"^summary: (\d+)", dump, re.M).group(1))  # type: ignore[union-attr]
-                label = "full" + "".join(f" without {w}" for w in a.without)
-                print(f"{label}: {total / a.requests / 1000:.1f}k instructions per request ({a.requests} requests "
-                      f"after {WARMUP} warm-up{f'; from {a.source}' if a.source else ''})")
-                return 0
-    print("no callgrind dump", file=sys.stderr)
-    return 1
+    args = ["--requests", str(a.requests)]
+    for w in a.without:
+        args += ["--without", w]
+    dump = dump_of(__file__, args, root)  # its stderr (the access lines, any error) shown only on failure
+    if dump is None:
+        return 1
+    label = "full" + "".join(f" without {w}" for w in a.without)
+    print(f"{label}: {total_of(dump) / a.requests / 1000:.1f}k instructions per request ({a.requests} requests "
+          f"after {WARMUP} warm-up{f'; from {a.source}' if a.source else ''})")
+    return 0
 
 
 if __name__ == "__main__":

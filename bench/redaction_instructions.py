@@ -22,15 +22,12 @@ import argparse
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 WARMUP = 300
-_BY_PATH = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 
 
 def _bodies(n: int, rnd: random.Random) -> list[bytes]:
@@ -118,31 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     if a.inner:
         _inner(a.what, a.requests, a.text, a.tokens)
         return 0
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        print("valgrind not found: apt-get install -y valgrind", file=sys.stderr)
+    from bench.callgrind import available, dump_of, total_of  # not at the top: `--inner` may run another tree
+
+    if not available():
         return 2
     root = a.source or Path(__file__).resolve().parent.parent
-    with tempfile.TemporaryDirectory(prefix="redaction-instructions-") as work:
-        out = Path(work) / "callgrind.out"
-        env = dict(os.environ, PYTHONPATH=str(root))
-        subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-                        # this file run by path (the other tree may not have it), its folder kept off sys.path
-                        sys.executable, "-c", _BY_PATH,
-                        __file__, "--inner", "--what", a.what, "--requests", str(a.requests), "--text", a.text,
-                        "--tokens", str(a.tokens)],
-                       check=True, cwd=root, env=env, capture_output=True)
-        for f in sorted(Path(work).glob("callgrind.out*")):
-            dump = f.read_text(errors="replace")
-            if "Trigger: dump" in dump[:4000]:
-                total = int(re.search(r"^summary: (\d+)", dump, re.M).group(1))  # type: ignore[union-attr]
-                states = _new_states(dump)
-                what = a.what if a.text == "bench" else f"redact of {a.text} {a.tokens} tokens"
-                print(f"{what}: {total / a.requests / 1000:.1f}k instructions per request, "
-                      f"{states / a.requests:.2f} new RE2 DFA states per request ({a.requests} requests after "
-                      f"{WARMUP if a.text == 'bench' else 3} warm-up{f'; from {a.source}' if a.source else ''})")
-                return 0
-    print("no callgrind dump", file=sys.stderr)
-    return 1
+    dump = dump_of(__file__, ["--what", a.what, "--requests", str(a.requests), "--text", a.text,
+                              "--tokens", str(a.tokens)], root)
+    if dump is None:
+        return 1
+    states = _new_states(dump)
+    what = a.what if a.text == "bench" else f"redact of {a.text} {a.tokens} tokens"
+    print(f"{what}: {total_of(dump) / a.requests / 1000:.1f}k instructions per request, "
+          f"{states / a.requests:.2f} new RE2 DFA states per request ({a.requests} requests after "
+          f"{WARMUP if a.text == 'bench' else 3} warm-up{f'; from {a.source}' if a.source else ''})")
+    return 0
 
 
 if __name__ == "__main__":

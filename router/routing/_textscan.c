@@ -208,19 +208,30 @@ tuple_of(PyObject *tuple, Py_ssize_t first, Py_ssize_t n, const Py_ssize_t *valu
     return tuple;
 }
 
-static PyObject *
-Scanner_scan(Scanner *self, PyObject *text)
+/* 1: `text` is an ASCII str, 0: a str of other characters, -1: not a str (TypeError naming `fn`) */
+static int
+ascii_str(PyObject *text, const char *fn)
 {
     if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "scan() expects a str");
-        return NULL;
+        PyErr_Format(PyExc_TypeError, "%s() expects a str", fn);
+        return -1;
     }
 #if PY_VERSION_HEX < 0x030C0000
     if (PyUnicode_READY(text) < 0) {
-        return NULL;
+        return -1;
     }
 #endif
-    if (!PyUnicode_IS_ASCII(text)) {
+    return PyUnicode_IS_ASCII(text) ? 1 : 0;
+}
+
+static PyObject *
+Scanner_scan(Scanner *self, PyObject *text)
+{
+    int ascii = ascii_str(text, "scan");
+    if (ascii < 0) {
+        return NULL;
+    }
+    if (!ascii) {
         if (self->fallback == Py_None) {
             Py_RETURN_NONE;
         }
@@ -312,16 +323,11 @@ fail:
 static PyObject *
 ascii_counts(PyObject *module, PyObject *text)
 {
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "ascii_counts() expects a str");
-        return NULL;
-    }
-#if PY_VERSION_HEX < 0x030C0000
-    if (PyUnicode_READY(text) < 0) {
-        return NULL;
-    }
-#endif
-    if (!PyUnicode_IS_ASCII(text)) {
+    int ascii = ascii_str(text, "ascii_counts");
+    if (ascii <= 0) {
+        if (ascii < 0) {
+            return NULL;
+        }
         Py_RETURN_NONE;
     }
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
