@@ -125,6 +125,13 @@ def test_scanner_refuses_what_it_cannot_scan_by() -> None:
         _textscan.ascii_counts(b"bytes")
 
 
+@compiled
+def test_the_compiled_module_is_the_api_the_python_code_expects() -> None:
+    from router.routing import _textscan
+
+    assert _textscan.API == textscan.API
+
+
 def test_compiled_scan_is_in_use_in_ci() -> None:
     """CI builds the extension (gcc is there): a build that silently fell back to Python fails here."""
     if not os.environ.get("CI"):

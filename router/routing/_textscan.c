@@ -33,6 +33,9 @@
 #define FNV_OFFSET 14695981039346656037ULL
 #define FNV_PRIME 1099511628211ULL
 #define STACK_MARKS 2048
+/* what Scanner() takes and scan() returns; textscan.py's API must equal it, else (an in-tree build older than
+   the Python code, after a pull without a reinstall) textscan.py runs its Python functions instead */
+#define TEXTSCAN_API 2
 
 typedef struct {
     uint64_t hash;
@@ -388,6 +391,10 @@ PyInit__textscan(void)
     }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(m, "API", TEXTSCAN_API) < 0) {
+        Py_DECREF(m);
         return NULL;
     }
     Py_INCREF(&ScannerType);

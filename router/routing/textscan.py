@@ -23,6 +23,7 @@ function; `tests/test_textscan.py` checks both agree. `COMPILED` says which one 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from functools import partial
 
@@ -83,9 +84,15 @@ def ascii_counts_python(text: str) -> tuple[int, int, int] | None:
     return text.count(" "), nl, len(text) - len(text.encode().translate(None, _DIGITS_NL)) - nl
 
 
+API = 2  # = TEXTSCAN_API of _textscan.c: what Scanner() takes and scan() returns
 try:
     from router.routing import _textscan  # type: ignore[attr-defined]
 except ImportError:  # built without a compiler: the Python functions
+    _textscan = None
+if _textscan is not None and getattr(_textscan, "API", None) != API:  # a stale build (a pull, no reinstall)
+    logging.getLogger("ai_router").warning(
+        "router/routing/_textscan is an older build than the code (API %s, expected %s): classifying with the "
+        "Python scan; `pip install -e .` (or `make setup`) rebuilds it", getattr(_textscan, "API", None), API)
     _textscan = None
 
 COMPILED = _textscan is not None
