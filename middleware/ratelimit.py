@@ -178,10 +178,7 @@ class RateLimitStage(Stage):
             if isinstance(mt, int) and not isinstance(mt, bool):
                 tokens += mt
         if self.counts_now:  # the usual path: counted at once, no Charge or Grant objects
-            if plan.two and plan.start <= now < plan.end:  # plan.amounts, inlined for its usual case
-                amounts: list[float] = [1, tokens]
-            else:
-                amounts = plan.amounts(now, tokens)
+            amounts = plan.amounts(now, tokens)
             keys, end = plan.keys, plan.end
             levels = self.store.count_nowait(keys, amounts, plan.limits, end)
             if levels is not None:
