@@ -102,9 +102,9 @@ class RetryStage(Stage):
             if not candidates:
                 raise NoBackendAvailable("This request must stay on local backends (local_only) and none "
                                          "can take it.", headers={"Retry-After": "1"})
-        for c in candidates:  # the usual case first: every backend plainly fine, which `Backend.usable` is then
-            b = c.backend       # sure to say of each (anything else takes its full answer below)
-            if b.key_missing or b.probe_error is not None or b.breaker.state != "closed" or b.missing:
+        for c in candidates:  # the usual case first: every backend healthy with no model missing, when
+            b = c.backend       # `Backend.usable` says yes to each (anything else takes its full answer below)
+            if b.missing or not b.healthy:
                 break
         else:
             return candidates  # all can serve: the chain as decided (the walk never changes it)
