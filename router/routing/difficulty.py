@@ -116,9 +116,17 @@ def level(difficulty: float, cuts: tuple[float, float] = DEFAULT_CUTS) -> str:
     return "low" if difficulty < cuts[0] else "medium" if difficulty < cuts[1] else "high"
 
 
-# the signals the `if fired` block of `Difficulty.base` reads
-_BASE_SIGNALS = frozenset(("proof", "math_notation", "logic_puzzle", "statements", "reasoning_ask", "analysis",
-                           "diff", "many_files"))
+# what fired signals add to the base's logit, in the order they are added: (signals of which any counts, weight)
+_SIGNAL_WEIGHTS: tuple[tuple[frozenset[str], float], ...] = (
+    (frozenset(("proof",)), 1.5),
+    (frozenset(("math_notation",)), 0.5),
+    (frozenset(("logic_puzzle",)), 1.0),
+    (frozenset(("statements",)), STATEMENTS_W),  # several labelled statements or scenarios, each judged alone
+    (frozenset(("reasoning_ask", "analysis")), 0.6),
+    (frozenset(("diff",)), 0.5),
+    (frozenset(("many_files",)), 1.0),
+)
+_BASE_SIGNALS = frozenset().union(*(names for names, _w in _SIGNAL_WEIGHTS))  # most requests fire none of them
 
 
 class Difficulty:
@@ -162,21 +170,10 @@ class Difficulty:
             z += min(2.5, 0.8 * (constraints - 1))
         if expert:
             z += 0.3 + 0.8 * min(expert, 3)  # one specialist term already says a lot about a question
-        if fired and not _BASE_SIGNALS.isdisjoint(fired):  # most requests fire none of them: one set test
-            if "proof" in fired:
-                z += 1.5
-            if "math_notation" in fired:
-                z += 0.5
-            if "logic_puzzle" in fired:
-                z += 1.0
-            if "statements" in fired:  # several labelled statements or scenarios to judge, each on its own
-                z += STATEMENTS_W
-            if "reasoning_ask" in fired or "analysis" in fired:
-                z += 0.6
-            if "diff" in fired:
-                z += 0.5
-            if "many_files" in fired:
-                z += 1.0
+        if fired and not _BASE_SIGNALS.isdisjoint(fired):  # one set test for the usual request
+            for names, w in _SIGNAL_WEIGHTS:
+                if not names.isdisjoint(fired):
+                    z += w
         if advanced:
             z += 1.2
         writes_code = "code_write" in fired
