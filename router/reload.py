@@ -13,7 +13,9 @@
 Settings read only at start (server host, port, workers and the listening socket's limits) need a
 restart: a reload that changes them says so in the log. Under `--workers N` a reload asked of one worker
 is passed to the supervisor, which passes SIGHUP to every worker (and keeps the new config for workers
-it restarts).
+it restarts). A worker holds SIGHUP from its fork until its loop takes it (`hold_reloads`, then
+`release_reloads`): one that arrives while the worker is still building its service stays pending
+and is delivered then, so a worker that was starting during a reload still reloads.
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ POLL_S = 0.05
 SUPERVISOR_ENV = "AI_ROUTER_SUPERVISOR_PID"  # set by router/workers.py for its workers
 RESTART_ONLY = ("host", "port", "workers", "max_body_mb", "request_head_timeout_s", "keepalive_s", "write_timeout_s",
                 "shutdown_grace_s")
+
+
+def hold_reloads() -> None:
+    """Keep SIGHUP pending (not lost, not acted on) until `release_reloads`: a starting worker calls it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+
+
+def release_reloads() -> None:
+    """Deliver a SIGHUP held since `hold_reloads` to the handler now in place (nothing if none came)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
 
 
 class ReloadRefused(InvalidRequest):

@@ -55,7 +55,7 @@ from router.observe.observer import Observer
 from router.pipeline import Pipeline
 from router.protocol import GuardedRunner, client_request_id
 from router.readiness import readiness
-from router.reload import Reloader
+from router.reload import Reloader, release_reloads
 from router.routing.feedback import build_feedback
 from router.routing.preview import describe
 from router.spend import SpendAPI
@@ -541,6 +541,7 @@ async def serve(
             pass
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.add_signal_handler(signal.SIGHUP, app[RELOADER_KEY].on_sighup)  # hot reload (router/reload.py)
+        release_reloads()  # a SIGHUP held while this worker started reloads it now
     log.info("ai-router listening on http://%s:%d (%d backends, pipeline: %s)",
              host, sock.getsockname()[1], len(service.backends),
              ", ".join(s.name for s in service.pipeline.active) or "-")

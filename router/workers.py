@@ -25,7 +25,7 @@ from multiprocessing.process import BaseProcess
 
 from router.config import Config, ConfigError, load
 from router.observe.shared import mark_worker_dead, share_across_workers
-from router.reload import SUPERVISOR_ENV
+from router.reload import SUPERVISOR_ENV, hold_reloads
 from router.server import bind_socket, run_worker
 
 log = logging.getLogger("ai_router")
@@ -34,7 +34,7 @@ log = logging.getLogger("ai_router")
 def _child(config: Config, host: str, port: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop takes it (a reload)
+    hold_reloads()  # a reload asked while this worker starts waits for its loop (router/reload.py)
     run_worker(config, host, port, reuse_port=True)
 
 

@@ -199,3 +199,35 @@ def test_sighup_reloads_every_worker(tmp_path: Path, procs: list, upstream: Any,
     p.send_signal(signal.SIGTERM)
     assert p.wait(20) == 0
     assert b"reload refused" in p.stderr.read()  # type: ignore[union-attr]
+
+
+STARTING_WORKER = """
+import os, shutil, signal, sys
+from router.config import load
+from router.reload import hold_reloads
+from router.workers import _child
+path, changed, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+config = load(path)  # what the supervisor forked this worker with
+hold_reloads()  # as at fork (_child holds it again): the window in which the SIGHUP arrives
+shutil.copy(changed, path)  # the file changed ...
+os.kill(os.getpid(), signal.SIGHUP)  # ... and the supervisor passed the reload on before this worker was up
+_child(config, "127.0.0.1", port)
+"""
+
+
+def test_a_worker_starting_during_a_reload_still_reloads(tmp_path: Path, procs: list, upstream: Any) -> None:
+    _, url = upstream  # under --workers N a SIGHUP may reach a worker still building its service: not lost
+    cfg = write_config(tmp_path / "c.yaml", url)
+    changed = write_config(tmp_path / "changed.yaml", url, models=("m1", "m2"))
+    port = unused_port()
+    env = {**os.environ, "AI_ROUTER_TEST_SERVE_ADMIN": ADMIN_KEY}
+    p = subprocess.Popen([sys.executable, "-c", STARTING_WORKER, str(cfg), str(changed), str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent, env=env)
+    procs.append(p)
+    wait_ready(port, p)
+    deadline = time.monotonic() + 30
+    while "m2" not in models_seen(port):
+        assert time.monotonic() < deadline, "the SIGHUP that came during start-up was lost"
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(20) == 0
