@@ -13,7 +13,7 @@ import pytest
 
 from router.config import ConfigError
 from router.redaction import BodyRedactor, RestoredStream, Restorer, Scanner, TenantPolicies, parse_policy
-from router.redaction.checksums import cnpj_ok, cpf_ok, entropy, iban_ok, is_card, luhn, ssn_ok
+from router.redaction.checksums import cnpj_ok, cpf_ok, entropy, entropy_at_least, iban_ok, is_card, luhn, ssn_ok
 
 SCANNER = Scanner()
 
@@ -32,6 +32,19 @@ def test_entropy_is_the_plain_sum() -> None:
         n = len(s)
         plain = -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
         assert entropy(s) == plain, s
+
+
+@pytest.mark.parametrize("bits", [3.0, 3.2, 3.3, 0.5, 4.0])
+def test_entropy_at_least_answers_as_the_sum_does(bits: float) -> None:
+    """The distinct-count bounds settle most calls; the answer is always `entropy(s) >= bits`, on random
+    strings and on ones exactly at a threshold (8 characters equally often: 3.0 bits to the bit)."""
+    rnd = random.Random(29)
+    chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=_-é²⟦"
+    cases = ["", "a", "ab" * 40, "abcdefgh" * 3, "abcdefgh12345678", "aaaaaaaabcdefgh"]
+    for _ in range(5000):
+        cases.append("".join(rnd.choice(chars[:rnd.randint(1, len(chars))]) for _ in range(rnd.randint(0, 120))))
+    for s in cases:
+        assert entropy_at_least(s, bits) == (entropy(s) >= bits), s
 
 
 def test_checksums() -> None:

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from router.redaction.checksums import TEST_CARDS, cnpj_ok, cpf_ok, entropy, iban_ok, is_card, ssn_ok
+from router.redaction.checksums import TEST_CARDS, cnpj_ok, cpf_ok, entropy_at_least, iban_ok, is_card, ssn_ok
 
 SECRET = "secret"
 PII = "pii"
@@ -66,14 +66,14 @@ _REFERENCE = re.compile(  # code, not a value: `self.cfg.token`, `resp["x"][0]`,
     r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*|\[[^\]]*\]?)+(?:\(.*)?$|^[A-Za-z_]\w*\(|^[A-Z][A-Z0-9_]{2,}$")
 
 
-def _looks_random(value: str, min_len: int = 16, min_bits: float = 3.2) -> bool:
+def _looks_random(value: str, min_len: int = 16, min_bits: float = 3.2, distinct: int | None = None) -> bool:
     """Long enough, letters and digits mixed (a module path or a type annotation has no digit), and not
-    too repetitive."""
+    too repetitive (`distinct`: `len(set(value))`, when the caller has it)."""
     if len(value) < min_len or not any(map(str.isdigit, value)) or not any(map(str.isalpha, value)):
         return False
     # classes present: lower, upper, digit (there is one); `map` over the str methods: no Python frame per character
     classes = any(map(str.islower, value)) + any(map(str.isupper, value)) + 1
-    return classes >= 2 and entropy(value) >= min_bits
+    return classes >= 2 and entropy_at_least(value, min_bits, distinct)
 
 
 def _keyish(kind: str, min_bits: float = 3.0) -> Check:
@@ -81,7 +81,7 @@ def _keyish(kind: str, min_bits: float = 3.0) -> Check:
 
     def check(text: str, s: int, e: int, v: Span | None) -> tuple[str, int, int] | None:
         tail = text[s:e]
-        if not any(map(str.isdigit, tail)) or entropy(tail) < min_bits:
+        if not any(map(str.isdigit, tail)) or not entropy_at_least(tail, min_bits):
             return None
         return kind, s, e
 
@@ -103,13 +103,16 @@ def _secret_value(text: str, s: int, e: int, v: Span | None) -> tuple[str, int, 
     value = text[vs:ve].rstrip(".")
     ve = vs + len(value)
     name = text[s:vs].lower()
-    if _PLACEHOLDER_VALUE.match(value) or len(set(value)) < 4:
+    if _PLACEHOLDER_VALUE.match(value):
+        return None
+    distinct = len(set(value))
+    if distinct < 4:
         return None
     if any(w in name for w in ("pass", "pwd", "senha")):
         if len(value) < 6 or _REFERENCE.match(value):
             return None
         return "PASSWORD", vs, ve
-    if not _looks_random(value, 12, 3.0) or _REFERENCE.match(value):
+    if not _looks_random(value, 12, 3.0, distinct) or _REFERENCE.match(value):
         return None
     return "SECRET", vs, ve
 
