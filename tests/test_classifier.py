@@ -212,7 +212,7 @@ def test_marks_hold_every_ascii_punctuation_mark_and_digit() -> None:
 def test_every_table_word_is_in_the_vocabulary() -> None:
     """Everything the classifier asks a text's words about comes from its one vocabulary intersection."""
     clf = Classifier({"legal": {"keywords": ["contract", "force majeure"], "weak_keywords": ["party"]}})
-    assert clf._alt_keys <= clf._vocab
+    assert frozenset(clf._alts) <= clf._vocab
     assert clf._keyword_keys <= clf._vocab
     assert clf._phrase_keys <= clf._vocab
     for alts in [*clf._alts.values(), *clf._by_req.values()]:

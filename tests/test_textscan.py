@@ -1,11 +1,13 @@
 """The classifier's text scan: the compiled pass (`router/routing/_textscan.c`) gives exactly what the
-pure-Python reference (`router/routing/textscan.py`) gives, on generated texts of every kind, and both give
-what the scan is defined to be; in CI (env CI set, as `.ci/run` does) the compiled pass must be the one in use.
+pure-Python reference (`router/routing/textscan.py`) gives, on generated texts of every kind and with any
+categories, indexed values, asked bytes and probes, and both give what the scan is defined to be; in CI (env
+CI set, as `.ci/run` does) the compiled pass must be the one in use.
 """
 
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import pytest
 from hypothesis import example, given, settings
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from router.routing import textscan
 from router.routing.classifier import Classifier
+from router.routing.signals import CODE_TOKENS
 from router.routing.textscan import (
     GLUE,
     LOWER_SPACE,
@@ -21,6 +24,7 @@ from router.routing.textscan import (
     WORD_SEPARATORS,
     ascii_counts_python,
     scan_python,
+    scan_words,
     scanner,
 )
 from router.routing.tokens import extract
@@ -29,6 +33,7 @@ compiled = pytest.mark.skipif(not textscan.COMPILED, reason="the C extension was
 
 CLF = Classifier()
 VOCAB = CLF._vocab
+EXTRAS = CLF._scan_with  # what the classifier's scanner counts and reports beyond the words
 _WORDS = sorted(w.decode("utf-8", "surrogatepass") for w in VOCAB)
 
 # ASCII of every kind the scan treats apart (letters both cases, digits, "_", every separator, control
@@ -42,22 +47,46 @@ ascii_text = st.text(st.sampled_from(_ASCII), max_size=300) | st.lists(
 any_text = ascii_text | st.text(st.sampled_from(_ASCII + _WIDE), max_size=300) | st.text(max_size=200)
 vocabularies = st.frozensets(st.text(st.sampled_from("abcAB_0.é"), min_size=1, max_size=4).map(
     lambda w: w.encode("utf-8", "surrogatepass")), max_size=30)
+_PROBE_BYTES = "abcAB_0. \n,(){}=N"
+probes = st.lists(st.text(st.sampled_from(_PROBE_BYTES), min_size=1, max_size=3).map(str.encode), max_size=8)
+asked = st.binary(max_size=12)
 
 
-def _definition(vocab: frozenset[bytes], text: str) -> tuple[str, frozenset[bytes], bytes, int, int, bool]:
+@st.composite
+def scanners(draw: st.DrawFn) -> tuple[frozenset[bytes], dict]:
+    """A vocabulary and the extras of a scanner over it: categories (repeats too), indexed values, asked
+    bytes, probes."""
+    vocab = draw(vocabularies)
+    size = 6 if vocab else 0
+    words = st.sampled_from(sorted(vocab)) if vocab else st.nothing()
+    counted = draw(st.lists(st.lists(words, max_size=size), max_size=5))
+    indexed = draw(st.lists(st.dictionaries(words, st.integers() | st.tuples(st.integers()), max_size=size),
+                            max_size=3))
+    return vocab, {"counted": counted, "indexed": indexed, "asked": draw(asked), "probes": draw(probes)}
+
+
+def _definition(vocab: frozenset[bytes], text: str, counted: list = (), indexed: list = (), asked: bytes = b"",
+                probes: list = ()) -> tuple:
     """What `scan` is documented to return, written the plain way."""
     lowered = text.lower()
     words = {w.encode("utf-8", "surrogatepass") for w in lowered.translate(SPLIT).split()}
+    hits = vocab & words
     marks = lowered.encode("utf-8", "surrogatepass").translate(None, LOWER_SPACE)
     plain = text.isascii() and all(c.isalnum() or c == "_" or ord(c) in WORD_SEPARATORS for c in text)
-    return lowered, vocab & words, marks, text.count(" "), text.count(". ") + text.count(".\n"), plain
+    counts = tuple(len(set(c) & hits) for c in counted)
+    found = tuple(tuple(d[k] for k in sorted(d) if k in hits) for d in indexed)
+    present = bytes(sorted(set(marks) & set(asked)))
+    probed = min(2, sum(p.decode() in text for p in probes))
+    return (lowered, hits, marks, text.count(" "), text.count(". ") + text.count(".\n"), plain, counts, found,
+            present, probed)
 
 
 @settings(max_examples=400, deadline=None)
 @given(any_text)
 def test_scan_matches_its_definition_and_the_python_reference(text: str) -> None:
-    expected = _definition(VOCAB, text)
-    assert scan_python(VOCAB, text) == expected
+    assert scan_python(VOCAB, text) == _definition(VOCAB, text)
+    expected = _definition(VOCAB, text, **EXTRAS)
+    assert scanner(VOCAB, compiled=False, **EXTRAS)(text) == expected
     assert CLF._text(text) == expected
 
 
@@ -65,6 +94,37 @@ def test_scan_matches_its_definition_and_the_python_reference(text: str) -> None
 @given(vocabularies, st.text(st.sampled_from("abcAB_0. \n,é"), max_size=60))
 def test_scan_with_any_vocabulary(vocab: frozenset[bytes], text: str) -> None:
     assert scanner(vocab)(text) == scanner(vocab, compiled=False)(text) == _definition(vocab, text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(scanners(), st.text(st.sampled_from("abcAB_0. \n,(){}=Né\x00"), max_size=80) | any_text)
+def test_scan_with_any_extras(made: tuple[frozenset[bytes], dict], text: str) -> None:
+    """Counted categories (a word in several, or repeated in one), indexed values, asked bytes and probes:
+    compiled == Python == the definition."""
+    vocab, extras = made
+    expected = _definition(vocab, text, **extras)
+    assert scanner(vocab, compiled=False, **extras)(text) == expected
+    assert scanner(vocab, **extras)(text) == expected
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_extras_name_vocabulary_words_and_ascii_probes(compiled: bool) -> None:
+    vocab = [b"alpha", b"beta"]
+    with pytest.raises(ValueError, match="vocabulary"):
+        scanner(vocab, compiled, counted=[[b"alpha", b"gamma"]])
+    with pytest.raises(ValueError, match="vocabulary"):
+        scanner(vocab, compiled, indexed=[{b"gamma": 1}])
+    with pytest.raises(ValueError, match="ASCII"):
+        scanner(vocab, compiled, probes=["é".encode()])
+    with pytest.raises(ValueError, match="ASCII"):
+        scanner(vocab, compiled, probes=[b""])
+
+
+def test_code_probes_count_what_two_code_tokens_need() -> None:
+    """`probed` says 0, 1 or 2+ of CODE_TOKENS occur: the classifier's code_tokens signal needs two."""
+    for text, n in [("plain prose.", 0), ("x = None", 1), ("f() is None", 2), ("a_b", 1), ("self.x[0]", 2),
+                    ("Nonetheless", 1), ("nullable", 1), ("€ self.", 1)]:
+        assert CLF._text(text)[9] == n == min(2, sum(t in text for t in CODE_TOKENS)), text
 
 
 @settings(max_examples=300, deadline=None)
@@ -82,11 +142,14 @@ def test_ascii_counts_match(text: str) -> None:
     "", " ", ".", ". ", ".\n", "a", "A", "_", "\x1c", "\x0b\x0c", "x" * 5000, ("Word. " * 4000) + "end.",
     "ab" * 3000 + " the", "the " * 10000, "\n".join(["def f(x):", "    return x.y  # 10%"] * 500),
     "Café. Naïve « quoted » ¿Qué? 日本語", "K and İ", "\ud800 lone",
+    "how to write a python function " * 3000, "def f(): return None  # self.x[0] && y != z " * 2000,
+    "None", "null", "()", "self", "self.", "{" * 10000, "x" * 100_000 + " None()",
 ])
 def test_edge_texts(text: str) -> None:
-    expected = _definition(VOCAB, text)
+    expected = _definition(VOCAB, text, **EXTRAS)
     assert CLF._text(text) == expected
-    assert scanner(VOCAB, compiled=False)(text) == expected
+    assert scanner(VOCAB, compiled=False, **EXTRAS)(text) == expected
+    assert scanner(VOCAB, compiled=False)(text) == (*expected[:6], (), (), b"", 0)
     assert textscan.ascii_counts(text) == ascii_counts_python(text)
 
 
@@ -97,16 +160,41 @@ def test_hits_are_the_vocabularys_own_objects_and_nothing_leaks() -> None:
     from router.routing import _textscan  # type: ignore[attr-defined]
 
     vocab = frozenset([b"alpha", b"beta", b"gamma"])
-    scan = _textscan.Scanner(vocab, WORD_SEPARATORS, None).scan
+    values = [object(), ["a list"], (1, 2)]
+    probe = b"(x)"
+    objects = [*sorted(vocab), *values, probe]
+    before = [sys.getrefcount(o) for o in objects]
+    indexed = [{b"alpha": values[0], b"gamma": values[1]}, {b"beta": values[2]}]
+    scanner = _textscan.Scanner(vocab, WORD_SEPARATORS, None, b"", [[b"alpha", b"beta"]], indexed, b",!", [probe])
+    scan = scanner.scan
+    del indexed
     own = {id(w) for w in vocab}
-    refs = [sys.getrefcount(w) for w in sorted(vocab)]
+    refs = [sys.getrefcount(o) for o in objects]
     for _ in range(1000):
-        _lowered, hits, _marks, _spaces, _stops, _plain = scan("Alpha beta, alpha! GAMMA delta")
+        _lowered, hits, _marks, _spaces, _stops, _plain, counts, found, present, probed = scan(
+            "Alpha beta, alpha! GAMMA delta (x)")
         assert hits == vocab
         assert {id(w) for w in hits} <= own
-    del hits
-    assert [sys.getrefcount(w) for w in sorted(vocab)] == refs
+        assert (counts, present, probed) == ((2,), b"!,", 1)
+        assert [v for row in found for v in row] == values
+        assert all(v is w for v, w in zip((*found[0], *found[1]), values, strict=True))
+    del hits, found
+    assert [sys.getrefcount(o) for o in objects] == refs
     assert scan("ünïcode alpha") is None  # no fallback: non-ASCII text is not its job
+    del scan, scanner  # the scanner drops every reference it held
+    assert [sys.getrefcount(o) for o in objects] == before
+    # the same counting for a text that is not ASCII: the fallback's words, the rest counted in C
+    other = _textscan.Scanner(vocab, WORD_SEPARATORS, partial(scan_words, vocab), b"", [[b"alpha", b"beta"]],
+                              [{b"alpha": values[0], b"gamma": values[1]}, {b"beta": values[2]}], b",!", [probe])
+    refs = [sys.getrefcount(o) for o in objects]
+    for _ in range(1000):
+        _lowered, hits, _marks, _spaces, _stops, _plain, counts, found, present, probed = other.scan(
+            "Älpha beta, alpha! GAMMA delta (x)")
+        assert hits == vocab  # "älpha" is not "alpha": the second one is
+        assert (counts, present, probed) == ((2,), b"!,", 1)
+        assert [v for row in found for v in row] == values
+    del hits, found, other
+    assert [sys.getrefcount(o) for o in objects] == before
 
 
 @compiled
@@ -123,6 +211,34 @@ def test_scanner_refuses_what_it_cannot_scan_by() -> None:
         _textscan.Scanner([b"x"], WORD_SEPARATORS, None).scan(b"bytes")
     with pytest.raises(TypeError):
         _textscan.ascii_counts(b"bytes")
+    with pytest.raises(TypeError, match="dicts"):
+        _textscan.Scanner([b"x"], WORD_SEPARATORS, None, b"", [], [[b"x"]])
+    with pytest.raises(TypeError, match="bytes"):
+        _textscan.Scanner([b"x"], WORD_SEPARATORS, None, b"", [["x"]])
+    with pytest.raises(TypeError, match="probes"):
+        _textscan.Scanner([b"x"], WORD_SEPARATORS, None, b"", [], [], b"", ["str"])
+    with pytest.raises(TypeError, match="fallback must return"):
+        _textscan.Scanner([b"x"], WORD_SEPARATORS, partial(scan_python, frozenset([b"x"]))).scan("é")
+
+
+@compiled
+def test_a_refused_scanner_keeps_no_reference() -> None:
+    import sys
+
+    from router.routing import _textscan  # type: ignore[attr-defined]
+
+    word, value = b"alpha", object()
+    category, index = [word], {word: value}
+    objects = (word, value, category, index)
+    refs = [sys.getrefcount(o) for o in objects]
+    bad = [([[word, b"other"]], [index]), ([category], [{b"other": value}]), ([category], [index], b"", ["str"]),
+           ([category], [index], b"", [b"\xff"]), ([category], [index, [word]])]
+    for _ in range(200):
+        for extras in bad:
+            with pytest.raises((TypeError, ValueError)):
+                _textscan.Scanner([word], WORD_SEPARATORS, None, b"", *extras)
+    del extras, bad
+    assert [sys.getrefcount(o) for o in objects] == refs
 
 
 @compiled
@@ -144,7 +260,7 @@ def test_compiled_scan_is_in_use_in_ci() -> None:
 @given(any_text, st.sampled_from(["chat", "completions"]))
 def test_the_classifier_decides_the_same_on_either_path(text: str, endpoint: str) -> None:
     python = Classifier()
-    python._text = scanner(python._vocab, compiled=False)
+    python._text = scanner(python._vocab, compiled=False, **python._scan_with)
     python._context_evidence = python._context  # no memo shared with the compiled classifier
     body = {"messages": [{"role": "system", "content": text[:50]}, {"role": "user", "content": text}]}
     p = extract("chat", body)

@@ -2,15 +2,19 @@
  *
  * `router/routing/textscan.py` is the reference: its pure-Python functions define every result, it imports
  * this module when it was compiled, and tests/test_textscan.py checks both give identical results. Only
- * ASCII text (one byte per character: CPython's `str.isascii()` flag, O(1)) is handled here; anything else
- * goes to the Python function passed as `fallback` (or gives None without one).
+ * ASCII text (one byte per character: CPython's `str.isascii()` flag, O(1)) is walked here; for anything
+ * else the Python function passed as `fallback` gives the first six results (None without one) and the
+ * rest are counted here from its hits and marks.
  *
  * Scanner(words, separators, fallback)
  *     words: iterable of bytes (the vocabulary; the scanner keeps a reference to each), separators: bytes
- *     (the bytes that split words), fallback: callable(text) for non-ASCII text, or None.
- * Scanner(words, separators, fallback, glue=b"")
- *     glue: bytes that are neither separators nor word characters (`plain` below)
- * Scanner.scan(text) -> (lowered, hits, marks, spaces, stops, plain)
+ *     (the bytes that split words), fallback: callable(text) -> (lowered, hits, marks, spaces, stops, plain)
+ *     for non-ASCII text, or None.
+ * Scanner(words, separators, fallback, glue=b"", counted=(), indexed=(), asked=b"", probes=())
+ *     glue: bytes that are neither separators nor word characters (`plain` below); counted: a sequence of
+ *     iterables of vocabulary words (categories); indexed: a sequence of dicts, vocabulary word -> object;
+ *     asked: bytes (punctuation worth reporting); probes: a sequence of ASCII bytes (substrings to look for)
+ * Scanner.scan(text) -> (lowered, hits, marks, spaces, stops, plain, counts, found, present, probed)
  *     lowered  text.lower() (a new str)
  *     hits     frozenset of the vocabulary's own bytes objects that are words of `lowered` (maximal runs
  *              of non-separator bytes); no object is made per word: each span is hashed (FNV-1a) while
@@ -19,11 +23,20 @@
  *     spaces   text.count(" ")
  *     stops    text.count(". ") + text.count(".\n")
  *     plain    True when no byte of `lowered` is in `glue` (then every word boundary is a separator)
+ *     counts   tuple: per category of `counted`, how many of its words are in `hits` (counted once each
+ *              when a hit is first added)
+ *     found    tuple: per dict of `indexed`, the tuple of its values for the keys in `hits`, in the order of
+ *              the keys (bytes order)
+ *     present  bytes: the bytes of `asked` that are in `marks`, ascending
+ *     probed   0, 1 or 2: how many probes occur in `text`, counting stops at 2 (a probe is looked for only
+ *              when its first byte that is not a letter, if it has one, is in `marks`; from its rarest byte)
  * ascii_counts(text) -> (spaces, newlines, digits) of an ASCII text, None for any other.
  *
  * Memory: every index is bounded by the text's length; the marks buffer is as long as the text (on the
- * stack up to STACK_MARKS bytes, else PyMem); the table holds one strong reference per distinct word and
- * drops them in dealloc. The type holds no reference back to itself, so it needs no GC support.
+ * stack up to STACK_MARKS bytes, else PyMem); the table holds one strong reference per distinct word, per
+ * indexed value and per probe and drops them in dealloc; the per-scan buffers (category counts, the hits
+ * with values) are the scanner's, sized at construction (a word is a hit once per scan). The type holds no
+ * reference back to itself, so it needs no GC support (its indexed values must not refer to it).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,7 +48,7 @@
 #define STACK_MARKS 2048
 /* what Scanner() takes and scan() returns; textscan.py's API must equal it, else (an in-tree build older than
    the Python code, after a pull without a reinstall) textscan.py runs its Python functions instead */
-#define TEXTSCAN_API 2
+#define TEXTSCAN_API 3
 
 typedef struct {
     uint64_t hash;
@@ -43,7 +56,17 @@ typedef struct {
     const char *data; /* the word's bytes (owned by `word`) */
     PyObject *word;   /* strong reference; NULL: an empty slot */
     uint64_t seen;    /* the scan that last added it to its hits (`Scanner.scans`): each word is added once */
+    Py_ssize_t cat0;  /* its categories are cats[cat0 : cat0 + ncat] */
+    Py_ssize_t ncat;
+    Py_ssize_t row;   /* its indexed values are values[row * nindexed ...], or -1: none */
 } Slot;
+
+typedef struct {
+    const char *data; /* owned by `Scanner.probes` */
+    Py_ssize_t len;
+    int gate;         /* its first byte that is not a letter or " " (-1: none): it must be among the marks */
+    Py_ssize_t at;    /* the offset of its rarest byte, the one searched for with memchr */
+} Probe;
 
 /* per byte of a lower-cased ASCII text: SEP ends a word, MARK goes to `marks` (all but a-z and " ") */
 enum { SEP = 1, MARK = 2, GLUE = 4 };
@@ -55,6 +78,19 @@ typedef struct {
     Py_ssize_t max_len;   /* the longest word: longer spans are not looked up */
     PyObject *fallback;   /* strong reference: a callable or None */
     uint64_t scans;       /* scans so far (the GIL serialises them: nothing in a scan runs Python code) */
+    Py_ssize_t *cats;     /* the categories of every counted word, slot by slot (Slot.cat0) */
+    Py_ssize_t ncounted;  /* categories */
+    Py_ssize_t *counts;   /* per scan: its count per category */
+    Py_ssize_t nindexed;  /* dicts of `indexed` */
+    PyObject **values;    /* rows of nindexed strong references (or NULL), one row per word with any value */
+    Py_ssize_t rows;
+    Py_ssize_t *found;    /* per scan: the slots of its hits with a row */
+    unsigned char asked[256];  /* the bytes of `asked`, ascending */
+    int nasked;
+    PyObject *probes;     /* strong reference: a tuple of the probes' bytes */
+    PyObject *probe_strs; /* strong reference: the same as str (looked for in a text that is not ASCII) */
+    Probe *probe;
+    Py_ssize_t nprobes;
     unsigned char kind[256];  /* SEP | MARK | GLUE per byte */
 } Scanner;
 
@@ -77,50 +113,62 @@ Scanner_dealloc(Scanner *self)
         }
         PyMem_Free(self->slots);
     }
+    if (self->values != NULL) {
+        for (Py_ssize_t i = 0; i < self->rows * self->nindexed; i++) {
+            Py_XDECREF(self->values[i]);
+        }
+        PyMem_Free(self->values);
+    }
+    PyMem_Free(self->cats);
+    PyMem_Free(self->counts);
+    PyMem_Free(self->found);
+    PyMem_Free(self->probe);
+    Py_XDECREF(self->probes);
+    Py_XDECREF(self->probe_strs);
     Py_XDECREF(self->fallback);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static PyObject *
-Scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+/* The slot of the vocabulary's word equal to data[:len] (hashed: h), or NULL */
+static Slot *
+lookup(Scanner *self, const char *data, Py_ssize_t len, uint64_t h)
 {
-    static char *kwlist[] = {"words", "separators", "fallback", "glue", NULL};
-    PyObject *words, *fallback;
-    Py_buffer seps, glue = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy*O|y*", kwlist, &words, &seps, &fallback, &glue)) {
+    if (len > self->max_len) {
         return NULL;
     }
-    if (fallback != Py_None && !PyCallable_Check(fallback)) {
-        PyBuffer_Release(&seps);
-        PyBuffer_Release(&glue);
-        PyErr_SetString(PyExc_TypeError, "fallback must be callable or None");
+    size_t j = (size_t)h & self->mask;
+    for (;;) {
+        Slot *s = &self->slots[j];
+        if (s->word == NULL) {
+            return NULL;
+        }
+        if (s->hash == h && s->len == len && memcmp(s->data, data, (size_t)len) == 0) {
+            return s;
+        }
+        j = (j + 1) & self->mask;
+    }
+}
+
+/* The slot of a vocabulary word given as a bytes object (ValueError naming `what` if it is not one) */
+static Slot *
+slot_of(Scanner *self, PyObject *w, const char *what)
+{
+    if (!PyBytes_Check(w)) {
+        PyErr_Format(PyExc_TypeError, "%s words must be bytes", what);
         return NULL;
     }
-    PyObject *list = PySequence_List(words);
-    if (list == NULL) {
-        PyBuffer_Release(&seps);
-        PyBuffer_Release(&glue);
-        return NULL;
+    Py_ssize_t len = PyBytes_GET_SIZE(w);
+    Slot *s = lookup(self, PyBytes_AS_STRING(w), len, fnv1a((const unsigned char *)PyBytes_AS_STRING(w), len));
+    if (s == NULL) {
+        PyErr_Format(PyExc_ValueError, "%s words must be words of the vocabulary", what);
     }
-    Scanner *self = (Scanner *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        goto fail;
-    }
-    for (int c = 0; c < 256; c++) {
-        self->kind[c] = (c >= 'a' && c <= 'z') || c == ' ' ? 0 : MARK;
-    }
-    for (Py_ssize_t i = 0; i < seps.len; i++) {
-        self->kind[((const unsigned char *)seps.buf)[i]] |= SEP;
-    }
-    for (Py_ssize_t i = 0; i < glue.len; i++) {
-        self->kind[((const unsigned char *)glue.buf)[i]] |= GLUE;
-    }
-    if (!(self->kind[' '] & self->kind['.'] & self->kind['\n'] & SEP)) { /* `scan` counts them among separators */
-        PyErr_SetString(PyExc_ValueError, "separators must include \" \", \".\" and \"\\n\"");
-        goto fail;
-    }
-    Py_INCREF(fallback);
-    self->fallback = fallback;
+    return s;
+}
+
+/* the vocabulary's table from a list of bytes. 0, or -1 on error */
+static int
+build_words(Scanner *self, PyObject *list)
+{
     Py_ssize_t n = PyList_GET_SIZE(list);
     size_t size = 8;
     while (size < (size_t)n * 2 + 1) {
@@ -129,7 +177,7 @@ Scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->slots = PyMem_Calloc(size, sizeof(Slot));
     if (self->slots == NULL) {
         PyErr_NoMemory();
-        goto fail;
+        return -1;
     }
     self->mask = size - 1;
     self->max_len = 0;
@@ -137,7 +185,7 @@ Scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyObject *w = PyList_GET_ITEM(list, i);
         if (!PyBytes_Check(w)) {
             PyErr_SetString(PyExc_TypeError, "words must be bytes");
-            goto fail;
+            return -1;
         }
         const char *data = PyBytes_AS_STRING(w);
         Py_ssize_t len = PyBytes_GET_SIZE(w);
@@ -152,48 +200,288 @@ Scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         }
         if (self->slots[j].word == NULL) {
             Py_INCREF(w);
-            self->slots[j] = (Slot){h, len, data, w, 0};
+            self->slots[j] = (Slot){h, len, data, w, 0, 0, 0, -1};
             if (len > self->max_len) {
                 self->max_len = len;
             }
         }
     }
+    return 0;
+}
+
+/* Slot.cat0/ncat and `cats` from the categories (a list of lists of words): two passes, one counting each
+   slot's categories, one filling them in (a word repeated in a category counts once). 0, or -1 on error */
+static int
+build_counted(Scanner *self, PyObject *lists)
+{
+    Py_ssize_t ncat = PyList_GET_SIZE(lists), total = 0;
+    self->ncounted = ncat;
+    self->counts = PyMem_Calloc((size_t)ncat + 1, sizeof(Py_ssize_t));
+    if (self->counts == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t j = 0; j <= self->mask; j++) {
+            self->slots[j].ncat = 0;
+        }
+        for (Py_ssize_t c = 0; c < ncat; c++) {
+            PyObject *words = PyList_GET_ITEM(lists, c);
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++) {
+                Slot *s = slot_of(self, PyList_GET_ITEM(words, i), "counted");
+                if (s == NULL) {
+                    return -1;
+                }
+                if (pass == 0) {
+                    if (s->ncat == 0 || s->cat0 != c) { /* cat0: the last category seen, in this pass */
+                        s->ncat++;
+                        s->cat0 = c;
+                    }
+                }
+                else if (s->ncat == 0 || self->cats[s->cat0 + s->ncat - 1] != c) {
+                    self->cats[s->cat0 + s->ncat++] = c;
+                }
+            }
+        }
+        if (pass == 0) { /* each slot's first category's place, then the room they need */
+            for (size_t j = 0; j <= self->mask; j++) {
+                self->slots[j].cat0 = total;
+                total += self->slots[j].ncat;
+            }
+            self->cats = PyMem_Calloc((size_t)total + 1, sizeof(Py_ssize_t));
+            if (self->cats == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* `values` from the indexed dicts (a list of dicts): a row per word with a value in any of them. 0, or -1 */
+static int
+build_indexed(Scanner *self, PyObject *dicts)
+{
+    Py_ssize_t k = PyList_GET_SIZE(dicts);
+    self->nindexed = k;
+    self->rows = 0;
+    for (Py_ssize_t d = 0; d < k; d++) {
+        if (!PyDict_Check(PyList_GET_ITEM(dicts, d))) {
+            PyErr_SetString(PyExc_TypeError, "indexed must be a sequence of dicts");
+            return -1;
+        }
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(PyList_GET_ITEM(dicts, d), &pos, &key, &value)) {
+            Slot *s = slot_of(self, key, "indexed");
+            if (s == NULL) {
+                return -1;
+            }
+            if (s->row < 0) {
+                s->row = self->rows++;
+            }
+        }
+    }
+    self->values = PyMem_Calloc((size_t)(self->rows * k) + 1, sizeof(PyObject *));
+    self->found = PyMem_Calloc((size_t)self->rows + 1, sizeof(Py_ssize_t));
+    if (self->values == NULL || self->found == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t d = 0; d < k; d++) {
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(PyList_GET_ITEM(dicts, d), &pos, &key, &value)) {
+            Slot *s = slot_of(self, key, "indexed");
+            Py_INCREF(value);
+            self->values[s->row * k + d] = value;
+        }
+    }
+    return 0;
+}
+
+/* how rare a byte is in English text, lower first: -1 for all but lower-case letters (rarer than any) */
+static int
+rarity(unsigned char c)
+{
+    static const char common[] = "zqxjkvbpygfwmucldrhsnioate"; /* rarest first */
+    const char *p = c ? strchr(common, c) : NULL;
+    return p == NULL ? -1 : (int)(p - common);
+}
+
+/* `probe` from the probes (a list of bytes). 0, or -1 on error */
+static int
+build_probes(Scanner *self, PyObject *list)
+{
+    self->probes = PyList_AsTuple(list);
+    if (self->probes == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(self->probes);
+    self->probe = PyMem_Calloc((size_t)n + 1, sizeof(Probe));
+    self->probe_strs = PyTuple_New(n);
+    if (self->probe == NULL || self->probe_strs == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = PyTuple_GET_ITEM(self->probes, i);
+        if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) == 0) {
+            PyErr_SetString(PyExc_TypeError, "probes must be non-empty bytes");
+            return -1;
+        }
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(b);
+        Probe *pr = &self->probe[i];
+        *pr = (Probe){(const char *)p, PyBytes_GET_SIZE(b), -1, 0};
+        for (Py_ssize_t j = 0; j < pr->len; j++) {
+            if (p[j] >= 128) {
+                PyErr_SetString(PyExc_ValueError, "probes must be ASCII");
+                return -1;
+            }
+            int letter = (p[j] | 0x20) >= 'a' && (p[j] | 0x20) <= 'z';
+            if (pr->gate < 0 && !letter && p[j] != ' ') {
+                pr->gate = p[j];
+            }
+            if (rarity(p[j]) < rarity(p[pr->at])) {
+                pr->at = j;
+            }
+        }
+        PyObject *str = PyUnicode_DecodeASCII(pr->data, pr->len, NULL);
+        if (str == NULL) {
+            return -1;
+        }
+        PyTuple_SET_ITEM(self->probe_strs, i, str);
+        self->nprobes = i + 1; /* probe[i] complete */
+    }
+    return 0;
+}
+
+/* `asked`: its distinct bytes, ascending */
+static void
+build_asked(Scanner *self, const unsigned char *asked, Py_ssize_t n)
+{
+    unsigned char is_asked[256] = {0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        is_asked[asked[i]] = 1;
+    }
+    for (int c = 0; c < 256; c++) {
+        if (is_asked[c]) {
+            self->asked[self->nasked++] = (unsigned char)c;
+        }
+    }
+}
+
+static PyObject *
+Scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"words", "separators", "fallback", "glue", "counted", "indexed", "asked", "probes",
+                             NULL};
+    PyObject *words, *fallback, *counted = NULL, *indexed = NULL, *probes = NULL;
+    Py_buffer seps, glue = {0}, asked = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oy*O|y*OOy*O", kwlist, &words, &seps, &fallback, &glue,
+                                     &counted, &indexed, &asked, &probes)) {
+        return NULL;
+    }
+    PyObject *list = NULL, *cats = NULL, *dicts = NULL, *probe_list = NULL;
+    Scanner *self = NULL;
+    if (fallback != Py_None && !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "fallback must be callable or None");
+        goto fail;
+    }
+    list = PySequence_List(words);
+    cats = counted == NULL ? PyList_New(0) : PySequence_List(counted);
+    dicts = indexed == NULL ? PyList_New(0) : PySequence_List(indexed);
+    probe_list = probes == NULL ? PyList_New(0) : PySequence_List(probes);
+    if (list == NULL || cats == NULL || dicts == NULL || probe_list == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t c = 0; c < PyList_GET_SIZE(cats); c++) { /* each category as a list */
+        PyObject *l = PySequence_List(PyList_GET_ITEM(cats, c));
+        if (l == NULL) {
+            goto fail;
+        }
+        PyList_SetItem(cats, c, l); /* steals l, drops the iterable (the caller holds it) */
+    }
+    self = (Scanner *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        goto fail;
+    }
+    for (int c = 0; c < 256; c++) {
+        self->kind[c] = (c >= 'a' && c <= 'z') || c == ' ' ? 0 : MARK;
+    }
+    for (Py_ssize_t i = 0; i < seps.len; i++) {
+        self->kind[((const unsigned char *)seps.buf)[i]] |= SEP;
+    }
+    for (Py_ssize_t i = 0; i < glue.len; i++) {
+        self->kind[((const unsigned char *)glue.buf)[i]] |= GLUE;
+    }
+    build_asked(self, (const unsigned char *)asked.buf, asked.len);
+    if (!(self->kind[' '] & self->kind['.'] & self->kind['\n'] & SEP)) { /* `scan` counts them among separators */
+        PyErr_SetString(PyExc_ValueError, "separators must include \" \", \".\" and \"\\n\"");
+        goto fail;
+    }
+    Py_INCREF(fallback);
+    self->fallback = fallback;
+    if (build_words(self, list) < 0 || build_counted(self, cats) < 0 || build_indexed(self, dicts) < 0
+        || build_probes(self, probe_list) < 0) {
+        goto fail;
+    }
     Py_DECREF(list);
+    Py_DECREF(cats);
+    Py_DECREF(dicts);
+    Py_DECREF(probe_list);
     PyBuffer_Release(&seps);
     PyBuffer_Release(&glue);
+    PyBuffer_Release(&asked);
     return (PyObject *)self;
 fail:
     Py_XDECREF(self);
-    Py_DECREF(list);
+    Py_XDECREF(list);
+    Py_XDECREF(cats);
+    Py_XDECREF(dicts);
+    Py_XDECREF(probe_list);
     PyBuffer_Release(&seps);
     PyBuffer_Release(&glue);
+    PyBuffer_Release(&asked);
     return NULL;
 }
 
-/* Add the vocabulary's word equal to low[start:end] (hashed: h) to `hits`, if there is one and this scan
-   has not added it yet. 0, or -1 on error. */
-static int
-hit(Scanner *self, PyObject *hits, const Py_UCS1 *low, Py_ssize_t start, Py_ssize_t end, uint64_t h)
+/* a new scan: no word seen, every category count 0 */
+static void
+start_scan(Scanner *self)
 {
-    Py_ssize_t len = end - start;
-    if (len > self->max_len) {
+    self->scans++;
+    memset(self->counts, 0, (size_t)self->ncounted * sizeof(Py_ssize_t));
+}
+
+/* A hit of this scan: 1 the first time (its categories counted, noted in `found` if it has values), else 0 */
+static int
+note(Scanner *self, Slot *s, Py_ssize_t *nfound)
+{
+    if (s->seen == self->scans) {
         return 0;
     }
-    size_t j = (size_t)h & self->mask;
-    for (;;) {
-        Slot *s = &self->slots[j];
-        if (s->word == NULL) {
-            return 0;
-        }
-        if (s->hash == h && s->len == len && memcmp(s->data, low + start, (size_t)len) == 0) {
-            if (s->seen == self->scans) {
-                return 0;
-            }
-            s->seen = self->scans;
-            return PySet_Add(hits, s->word);
-        }
-        j = (j + 1) & self->mask;
+    s->seen = self->scans;
+    for (Py_ssize_t i = 0; i < s->ncat; i++) {
+        self->counts[self->cats[s->cat0 + i]]++;
     }
+    if (s->row >= 0) {
+        self->found[(*nfound)++] = s - self->slots;
+    }
+    return 1;
+}
+
+/* Add the vocabulary's word equal to low[start:end] (hashed: h) to `hits`, if there is one and this scan
+   has not added it yet (`note`). 0, or -1 on error. */
+static int
+hit(Scanner *self, PyObject *hits, const Py_UCS1 *low, Py_ssize_t start, Py_ssize_t end, uint64_t h,
+    Py_ssize_t *nfound)
+{
+    Slot *s = lookup(self, (const char *)low + start, end - start, h);
+    if (s == NULL || !note(self, s, nfound)) {
+        return 0;
+    }
+    return PySet_Add(hits, s->word);
 }
 
 /* (a, b, c, ...) of n C integers, or NULL on error */
@@ -209,6 +497,203 @@ tuple_of(PyObject *tuple, Py_ssize_t first, Py_ssize_t n, const Py_ssize_t *valu
         PyTuple_SET_ITEM(tuple, first + i, v);
     }
     return tuple;
+}
+
+/* is a's word before b's in bytes order? */
+static int
+before(const Slot *a, const Slot *b)
+{
+    Py_ssize_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->data, b->data, (size_t)n);
+    return c < 0 || (c == 0 && a->len < b->len);
+}
+
+/* `found`: per indexed dict, the values of this scan's hits (the nfound slots in self->found), in the bytes
+   order of their words; or NULL on error */
+static PyObject *
+found_values(Scanner *self, Py_ssize_t nfound)
+{
+    Py_ssize_t *f = self->found;
+    for (Py_ssize_t i = 1; i < nfound; i++) { /* insertion sort: a text has a few of them */
+        Py_ssize_t x = f[i], j = i;
+        for (; j > 0 && before(&self->slots[x], &self->slots[f[j - 1]]); j--) {
+            f[j] = f[j - 1];
+        }
+        f[j] = x;
+    }
+    Py_ssize_t k = self->nindexed;
+    PyObject *out = PyTuple_New(k);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t d = 0; d < k; d++) {
+        Py_ssize_t n = 0;
+        for (Py_ssize_t i = 0; i < nfound; i++) {
+            n += self->values[self->slots[f[i]].row * k + d] != NULL;
+        }
+        PyObject *t = PyTuple_New(n);
+        if (t == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0, m = 0; i < nfound; i++) {
+            PyObject *v = self->values[self->slots[f[i]].row * k + d];
+            if (v != NULL) {
+                Py_INCREF(v);
+                PyTuple_SET_ITEM(t, m++, v);
+            }
+        }
+        PyTuple_SET_ITEM(out, d, t);
+    }
+    return out;
+}
+
+/* does s[:n] hold the probe? (memchr for its rarest byte, then a compare) */
+static int
+holds(const Py_UCS1 *s, Py_ssize_t n, const Probe *p)
+{
+    if (p->len > n) {
+        return 0;
+    }
+    const Py_UCS1 *q = s + p->at, *last = s + (n - p->len) + p->at; /* where its rarest byte may sit */
+    unsigned char c = (unsigned char)p->data[p->at];
+    while (q <= last && (q = memchr(q, c, (size_t)(last - q) + 1)) != NULL) {
+        if (memcmp(q - p->at, p->data, (size_t)p->len) == 0) {
+            return 1;
+        }
+        q++;
+    }
+    return 0;
+}
+
+/* `probed` of an ASCII text s[:n]: 0, 1 or 2 (see the top); `marked`: the bytes among its marks */
+static Py_ssize_t
+probed(Scanner *self, const Py_UCS1 *s, Py_ssize_t n, const unsigned char *marked)
+{
+    Py_ssize_t found = 0;
+    for (Py_ssize_t i = 0; i < self->nprobes && found < 2; i++) {
+        const Probe *p = &self->probe[i];
+        if ((p->gate < 0 || marked[p->gate]) && holds(s, n, p)) {
+            found++;
+        }
+    }
+    return found;
+}
+
+/* `probed` of any str (PyUnicode_Contains with each probe as a str), or -1 on error */
+static Py_ssize_t
+probed_str(Scanner *self, PyObject *text, const unsigned char *marked)
+{
+    Py_ssize_t found = 0;
+    for (Py_ssize_t i = 0; i < self->nprobes && found < 2; i++) {
+        const Probe *p = &self->probe[i];
+        if (p->gate >= 0 && !marked[p->gate]) {
+            continue;
+        }
+        int in = PyUnicode_Contains(text, PyTuple_GET_ITEM(self->probe_strs, i));
+        if (in < 0) {
+            return -1;
+        }
+        found += in;
+    }
+    return found;
+}
+
+/* (lowered, hits, marks, spaces, stops, plain, counts, found, present, probed): `base` the first six (borrowed),
+   the rest from this scan's counts and found hits, `marked` (the bytes among the marks) and `probes` */
+static PyObject *
+result_of(Scanner *self, PyObject *const *base, Py_ssize_t nfound, const unsigned char *marked, Py_ssize_t probes)
+{
+    unsigned char present[256];
+    Py_ssize_t np = 0;
+    for (int i = 0; i < self->nasked; i++) {
+        if (marked[self->asked[i]]) {
+            present[np++] = self->asked[i];
+        }
+    }
+    PyObject *result = PyTuple_New(10);
+    if (result == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < 6; i++) {
+        Py_INCREF(base[i]);
+        PyTuple_SET_ITEM(result, i, base[i]);
+    }
+    PyObject *items[4] = {PyTuple_New(self->ncounted), found_values(self, nfound),
+                          PyBytes_FromStringAndSize((const char *)present, np), PyLong_FromSsize_t(probes)};
+    for (int i = 0; i < 4; i++) {
+        PyTuple_SET_ITEM(result, 6 + i, items[i]);
+    }
+    if (items[0] == NULL || items[1] == NULL || items[2] == NULL || items[3] == NULL) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    if (tuple_of(items[0], 0, self->ncounted, self->counts) == NULL) {
+        PyTuple_SET_ITEM(result, 6, NULL); /* tuple_of dropped it */
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+/* the bytes of a marks buffer, as flags */
+static void
+mark_flags(unsigned char *marked, const char *marks, Py_ssize_t m)
+{
+    memset(marked, 0, 256);
+    for (Py_ssize_t i = 0; i < m; i++) {
+        marked[(unsigned char)marks[i]] = 1;
+    }
+}
+
+/* `scan` of a text that is not ASCII: the first six from the fallback (the Python scan of the words), the rest
+   counted here from its hits and marks as for an ASCII text */
+static PyObject *
+scan_other(Scanner *self, PyObject *text)
+{
+    if (self->fallback == Py_None) {
+        Py_RETURN_NONE;
+    }
+    PyObject *base = PyObject_CallOneArg(self->fallback, text), *result = NULL;
+    if (base == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(base) || PyTuple_GET_SIZE(base) != 6 || !PyAnySet_Check(PyTuple_GET_ITEM(base, 1))
+        || !PyBytes_Check(PyTuple_GET_ITEM(base, 2))) {
+        PyErr_SetString(PyExc_TypeError, "fallback must return (lowered, hits, marks, spaces, stops, plain)");
+        goto done;
+    }
+    PyObject *it = PyObject_GetIter(PyTuple_GET_ITEM(base, 1)), *w;
+    if (it == NULL) {
+        goto done;
+    }
+    Py_ssize_t nfound = 0;
+    start_scan(self);
+    while ((w = PyIter_Next(it)) != NULL) {
+        if (PyBytes_Check(w)) {
+            const char *data = PyBytes_AS_STRING(w);
+            Py_ssize_t len = PyBytes_GET_SIZE(w);
+            Slot *s = lookup(self, data, len, fnv1a((const unsigned char *)data, len));
+            if (s != NULL) {
+                note(self, s, &nfound);
+            }
+        }
+        Py_DECREF(w);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+    unsigned char marked[256];
+    PyObject *marks = PyTuple_GET_ITEM(base, 2);
+    mark_flags(marked, PyBytes_AS_STRING(marks), PyBytes_GET_SIZE(marks));
+    Py_ssize_t probes = probed_str(self, text, marked);
+    if (probes >= 0) {
+        result = result_of(self, &PyTuple_GET_ITEM(base, 0), nfound, marked, probes);
+    }
+done:
+    Py_DECREF(base);
+    return result;
 }
 
 /* 1: `text` is an ASCII str, 0: a str of other characters, -1: not a str (TypeError naming `fn`) */
@@ -235,10 +720,7 @@ Scanner_scan(Scanner *self, PyObject *text)
         return NULL;
     }
     if (!ascii) {
-        if (self->fallback == Py_None) {
-            Py_RETURN_NONE;
-        }
-        return PyObject_CallOneArg(self->fallback, text);
+        return scan_other(self, text);
     }
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
@@ -247,11 +729,12 @@ Scanner_scan(Scanner *self, PyObject *text)
     if (marks == NULL) {
         return PyErr_NoMemory();
     }
-    PyObject *lowered = NULL, *hits = NULL, *marks_obj = NULL;
+    PyObject *lowered = NULL, *hits = NULL, *result = NULL;
+    unsigned char marked[256]; /* the bytes among the marks */
     lowered = PyUnicode_New(n, 127);
     hits = PyFrozenSet_New(NULL);
     if (lowered == NULL || hits == NULL) {
-        goto fail;
+        goto done;
     }
     Py_UCS1 *restrict low = PyUnicode_1BYTE_DATA(lowered);
     for (Py_ssize_t i = 0; i < n; i++) { /* lower-case (the compiler makes this a vector loop) */
@@ -259,9 +742,9 @@ Scanner_scan(Scanner *self, PyObject *text)
     }
     char *restrict out = marks;
     const unsigned char *restrict kind = self->kind;
-    Py_ssize_t m = 0, spaces = 0, stops = 0;
+    Py_ssize_t m = 0, spaces = 0, stops = 0, nfound = 0;
     unsigned glued = 0;
-    self->scans++;
+    start_scan(self);
     for (Py_ssize_t i = 0; i < n;) {
         /* a run of separators */
         for (; i < n && (kind[low[i]] & SEP); i++) {
@@ -292,35 +775,26 @@ Scanner_scan(Scanner *self, PyObject *text)
                 out[m++] = (char)c;
             }
         }
-        if (i > start && hit(self, hits, low, start, i, h) < 0) {
-            goto fail;
+        if (i > start && hit(self, hits, low, start, i, h, &nfound) < 0) {
+            goto done;
         }
     }
-    marks_obj = PyBytes_FromStringAndSize(marks, m);
-    PyObject *result = PyTuple_New(6);
-    if (marks_obj == NULL || result == NULL) {
-        Py_XDECREF(result);
-        goto fail;
+    mark_flags(marked, marks, m);
+    PyObject *base[6] = {lowered, hits, PyBytes_FromStringAndSize(marks, m), PyLong_FromSsize_t(spaces),
+                         PyLong_FromSsize_t(stops), (glued & GLUE) ? Py_False : Py_True};
+    if (base[2] != NULL && base[3] != NULL && base[4] != NULL) {
+        result = result_of(self, base, nfound, marked, probed(self, s, n, marked));
     }
-    if (marks != stack) {
-        PyMem_Free(marks);
-    }
-    PyTuple_SET_ITEM(result, 0, lowered);
-    PyTuple_SET_ITEM(result, 1, hits);
-    PyTuple_SET_ITEM(result, 2, marks_obj);
-    PyObject *plain = (glued & GLUE) ? Py_False : Py_True;
-    Py_INCREF(plain);
-    PyTuple_SET_ITEM(result, 5, plain);
-    Py_ssize_t ints[2] = {spaces, stops};
-    return tuple_of(result, 3, 2, ints);
-fail:
+    Py_XDECREF(base[2]);
+    Py_XDECREF(base[3]);
+    Py_XDECREF(base[4]);
+done:
     if (marks != stack) {
         PyMem_Free(marks);
     }
     Py_XDECREF(lowered);
     Py_XDECREF(hits);
-    Py_XDECREF(marks_obj);
-    return NULL;
+    return result;
 }
 
 static PyObject *
@@ -357,7 +831,7 @@ ascii_counts(PyObject *module, PyObject *text)
 
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)Scanner_scan, METH_O,
-     "scan(text) -> (lowered, hits, marks, spaces, stops, plain); see router.routing.textscan"},
+     "scan(text) -> (lowered, hits, marks, spaces, stops, plain, counts, found, present, probed); see textscan.py"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -367,7 +841,8 @@ static PyTypeObject ScannerType = {
     .tp_basicsize = sizeof(Scanner),
     .tp_dealloc = (destructor)Scanner_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Scanner(words, separators, fallback, glue=b''): a vocabulary's word table; scan(text) does one pass",
+    .tp_doc = "Scanner(words, separators, fallback, glue=b'', counted=(), indexed=(), asked=b'', probes=()): "
+              "a vocabulary's word table; scan(text) does one pass",
     .tp_methods = Scanner_methods,
     .tp_new = Scanner_new,
 };

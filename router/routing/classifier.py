@@ -39,7 +39,6 @@ owns the weights. `complexity` is read off the difficulty through `routing.compl
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
@@ -109,6 +108,9 @@ _NOT_CODE_CHARS = bytes(c for c in range(256) if chr(c) not in _CODE_CHARS)
 _FIRST_PERSON = frozenset((b"I", b"my", b"me", b"we", b"our"))  # case-sensitive words ("I'm" splits to "I", "m")
 _FIRST_PERSON_LOWER = frozenset(w.lower() for w in _FIRST_PERSON)  # in the vocabulary: the scan says if any occurs
 _WORD_WORDS = frozenset((b"word", b"words"))  # WORD_COUNT's words (in the vocabulary)
+# bytes looked for in `marks` by value: `int in bytes` is a byte test, `bytes in bytes` first fails an int
+# conversion (an exception raised and cleared: ~2k instructions)
+_DOLLAR, _PERCENT = ord("$"), ord("%")
 
 # ---------------------------------------------------------------- config: routing.tasks
 
@@ -191,12 +193,11 @@ def parse_tasks(raw: Any, path: str = "routing.tasks") -> dict[str, TaskSpec | N
 # Everything is indexed once at construction, by word, in one vocabulary (`_vocab`: every word any table asks
 # about: keywords, phrase and structural index words, the words regexes need, number words, step words). Per
 # text the character work is one scan (router.routing.textscan: one C pass over an ASCII text when the
-# extension is built) giving the lower-cased text, the vocabulary words among its words, its marks and two
-# counts; the few words it returns (`hits`, ~10-30) answer everything else with set operations: keyword
-# counts (packed into one int per word, so a text's counts are one sum), which structural alternatives to try
-# and whether the words their regexes need occur, the number words.
+# extension is built) giving the lower-cased text, the vocabulary words among its words (`hits`, ~10-30), its
+# marks, the keyword counts per category, the structural alternatives and keyword phrases its words index,
+# the punctuation the unindexed alternatives ask about and whether two code tokens occur; set operations on
+# `hits` answer the rest (whether the words an alternative's regex needs occur, step words, ...).
 
-_BITS = 16  # bits per category in a packed keyword count (one "H" each: a text holds far fewer keywords)
 _DIGIT_BYTES = b"0123456789"
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _NUM_WORDS_B = frozenset(w.encode() for w in _NUM_WORDS)
@@ -387,11 +388,6 @@ def _view(text: str) -> str:
     return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 
 
-_CODE_BY_REQ: dict[int, list[str]] = {}
-for _t in CODE_TOKENS:
-    if _required(_t) is not None:
-        _CODE_BY_REQ.setdefault(_required(_t), []).append(_t)  # type: ignore[arg-type]
-_CODE_PLAIN = [t for t in CODE_TOKENS if _required(t) is None]
 _HAS_DIGIT = re.compile(r"\d")
 _FIND, _AT_START, _ANCHORED, _NON_ASCII = range(4)
 _PLAIN = (1, 0, 0, False, None)  # the shape of a one-message request with nothing else: turns, system, tools, ...
@@ -469,7 +465,6 @@ class Classifier:
             vocab |= index
             for g in rest or ():
                 vocab |= g
-        self._alt_keys = frozenset(self._alts)
         # ungated alternatives with punctuation, by that byte; the rest (no gate, no punctuation) always run
         self._by_req: dict[int, list[_AltT]] = {}
         for alt in ungated:
@@ -477,8 +472,6 @@ class Classifier:
                 self._by_req.setdefault(alt[4], []).append(alt)
                 for g in alt[5] or ():
                     vocab |= g
-        # the punctuation bytes worth asking a text about: ungated alternatives' and code tokens'
-        self._reqs = frozenset(self._by_req) | frozenset(_CODE_BY_REQ)
         self._always: list[tuple[int, str, bool, re.Pattern[str] | None, int, Any]] = []
         for si, trigger, original, rx, req, _need, scan in ungated:
             if req is not None:
@@ -491,46 +484,45 @@ class Classifier:
             elif not trigger:
                 mode = _AT_START
             self._always.append((si, trigger, original, rx, mode, _near_lines if scan is _near_lines else _near))
-        # keywords of all categories, packed: task keywords (2 categories per task), the complexity vocabularies
+        # keyword categories: task keywords (2 per task: strong, weak), the complexity vocabularies, number words
         self._cx0 = len(categories)
-        packed_words: dict[bytes, int] = {}
-        packed_phrases: dict[str, int] = {}
         vocabularies = [*categories, HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH, CONSTRAINTS, EXPERT, ALGORITHMIC,
                         FRACTIONS, RELATIONS, NEGATIONS]  # the last three: the learned layer's too
+        self._num_cat = len(vocabularies)  # the number words' category (`_numbers`)
+        counted: list[set[bytes]] = [set() for _ in range(len(vocabularies) + 1)]
+        counted[self._num_cat] |= _NUM_WORDS_B
+        phrase_cats: dict[str, tuple[int, ...]] = {}  # each keyword counts once per category
         for cat, keywords in enumerate(vocabularies):
-            bit = 1 << (cat * _BITS)
             for k in keywords:
-                table: dict[Any, int] = packed_words if k.translate(_SPLIT).split() == [k] else packed_phrases
-                key = k.encode("utf-8", "surrogatepass") if table is packed_words else k
-                if not table.get(key, 0) >> (cat * _BITS) & 0xFFFF:  # each keyword counts once per category
-                    table[key] = table.get(key, 0) + bit
-        self._keywords = packed_words
-        self._keyword_keys = frozenset(packed_words)
+                if k.translate(_SPLIT).split() == [k]:
+                    counted[cat].add(k.encode("utf-8", "surrogatepass"))
+                elif cat not in phrase_cats.get(k, ()):
+                    phrase_cats[k] = (*phrase_cats.get(k, ()), cat)
+        self._keyword_keys = frozenset().union(*counted[: self._num_cat])
         # phrases are indexed by their longest word (the rarest-looking), then confirmed on the text
         self._phrases: dict[bytes, list[Any]] = {}
-        for k, bits in packed_phrases.items():
+        for k, cats in phrase_cats.items():
             first = max(k.translate(_SPLIT).split() or [k], key=len)
             rx = re.compile(r"(?<![\w])" + re.escape(k) + r"(?![\w])")
-            self._phrases.setdefault(first.encode("utf-8", "surrogatepass"), []).append((bits, k, rx))
+            self._phrases.setdefault(first.encode("utf-8", "surrogatepass"), []).append((cats, k, rx))
         self._phrase_keys = frozenset(self._phrases)
-        self._task_bits = (1 << (self._cx0 * _BITS)) - 1
-        # per class: the bits of its two packed counts (strong, weak), so a class with no keyword is skipped
-        self._kw_tasks = [(t.index, ((1 << (2 * _BITS)) - 1) << (2 * t.index * _BITS), t.strong_weight,
-                           t.weak_weight, t.keywords_key) for t in self.tasks]
-        ncat = len(vocabularies)
-        self._kw_bytes = ncat * _BITS // 8
-        self._unpack = struct.Struct(f"<{ncat}H").unpack  # packed counts -> one count per category
+        self._kw_tasks = [(t.index, t.strong_weight, t.weak_weight, t.keywords_key) for t in self.tasks]
         vocab |= self._keyword_keys | self._phrase_keys | STATEMENT_WORDS | _FIRST_PERSON_LOWER | STEP_WORDS
         vocab |= _WORD_WORDS
         self._vocab = frozenset(vocab)
         # each phrase also with its words in the vocabulary: in a plain text (`textscan`) a phrase that matches
         # at word boundaries has all of them among the hits, so a phrase missing one is not searched for
         self._phrases = {
-            first: [(bits, k, rx, frozenset(w for w in _phrase_words(k) if w in self._vocab))
-                    for bits, k, rx in entries]
+            first: [(cats, k, rx, frozenset(w for w in _phrase_words(k) if w in self._vocab))
+                    for cats, k, rx in entries]
             for first, entries in self._phrases.items()
         }
-        self._text = scanner(self._vocab)  # text -> (lowered, hits, marks, spaces, stops, plain)
+        # text -> (lowered, hits, marks, spaces, stops, plain, counts per category, (the structural alternatives
+        # and the phrases its words index), the punctuation `_by_req` asks about, code tokens: 0, 1, 2 or more)
+        probes = [t.encode() for t in CODE_TOKENS] if self._code is not None else []
+        self._scan_with = {"counted": counted, "indexed": [self._alts, self._phrases],
+                           "asked": bytes(sorted(self._by_req)), "probes": probes}
+        self._text = scanner(self._vocab, **self._scan_with)
         # the context part (system prompt, earlier turns) repeats across a conversation's requests
         self._context_evidence = lru_cache(maxsize=CONTEXT_MEMO)(self._context)
 
@@ -542,15 +534,13 @@ class Classifier:
                bool]:
         """(lowered, vocabulary words present, marks, per-class scores, fired signals as (order, name, weight),
         keyword counts per category, spaces, sentence stops, plain: see `textscan`) of a text, unscaled."""
-        lowered, hits, marks, spaces, stops, plain = self._text(text)
-        # punctuation bytes that ungated alternatives or code tokens ask about (a long text: ask per byte)
-        reqs = self._reqs
-        present = reqs.intersection(marks) if len(marks) <= 64 else {r for r in reqs if r in marks}
+        lowered, hits, marks, spaces, stops, plain, counts, (alts_found, phrases_found), present, code = self._text(
+            text)
         # structural signals: only the alternatives indexed by a word present, with every word they need
         on: set[int] = set()
         disjoint = hits.isdisjoint  # a group of words it needs lacks from the text: most alternatives have one
-        for w in self._alt_keys.intersection(hits):
-            for si, trigger, original, rx, req, need, scan in self._alts[w]:
+        for alts in alts_found:
+            for si, trigger, original, rx, req, need, scan in alts:
                 if si in on or (req is not None and req not in marks) or (
                     need is not None and (disjoint(need[0]) or (len(need) > 1 and any(map(disjoint, need))))
                 ):
@@ -560,8 +550,8 @@ class Classifier:
                 if i >= 0 and (rx is None or scan(rx, hay, trigger, i)):
                     on.add(si)
         by_req = self._by_req
-        for r in present:
-            for si, trigger, original, rx, _req, need, scan in by_req.get(r, ()):
+        for r in present:  # punctuation bytes of the text that ungated alternatives ask about
+            for si, trigger, original, rx, _req, need, scan in by_req[r]:
                 if si in on or (
                     need is not None and (disjoint(need[0]) or (len(need) > 1 and any(map(disjoint, need))))
                 ):
@@ -597,7 +587,7 @@ class Classifier:
                 scores[ti] += w
                 fired.append((ti * _SLOT + si, sig_names[si], w))
         ti = self._code
-        if ti is not None and _code_tokens(text, present):
+        if ti is not None and code > 1:  # two code-ish marks or identifiers (CODE_TOKENS)
             scores[ti] += 1.0
             fired.append((ti * _SLOT + _CODE_SLOT, "code_tokens", 1.0))
         for ti, key, patterns in self._patterns:
@@ -608,31 +598,37 @@ class Classifier:
                     total += w
             if total:
                 fired.append((ti * _SLOT + _PATTERN_SLOT, key, total))
-        # keywords: one packed count per word present, summed; phrases confirmed on the text
-        kw = sum(map(self._keywords.__getitem__, self._keyword_keys.intersection(hits)))
-        first = self._phrase_keys.intersection(hits)
-        if first:
-            for word in first:
-                for bits, phrase, rx, words in self._phrases[word]:
-                    if plain and not words <= hits:  # a word of it is missing: it cannot match
-                        continue
-                    if phrase in lowered and rx.search(lowered):
-                        kw += bits
-        counts = self._unpack(kw.to_bytes(self._kw_bytes, "little"))
-        if kw & self._task_bits:
-            for ti, bits, strong_weight, weak_weight, key in self._kw_tasks:
-                if kw & bits:
-                    strong, weak = counts[2 * ti], counts[2 * ti + 1]
-                    k = weak * weak_weight  # min(4.5, strong * strong_weight + min(2.0, weak weight)), inlined
-                    k = strong * strong_weight + (k if k < 2.0 else 2.0)
-                    if k > 4.5:
-                        k = 4.5
-                    if k:
-                        scores[ti] += k
-                        fired.append((ti * _SLOT + _KEYWORD_SLOT, key, k))
+        # keywords: the scan counted the words per category; phrases confirmed on the text add theirs
+        if phrases_found:
+            counts = self._phrase_counts(phrases_found, lowered, hits, plain, counts)
+        for ti, strong_weight, weak_weight, key in self._kw_tasks:
+            strong, weak = counts[2 * ti], counts[2 * ti + 1]
+            if strong or weak:
+                k = weak * weak_weight  # min(4.5, strong * strong_weight + min(2.0, weak weight)), inlined
+                k = strong * strong_weight + (k if k < 2.0 else 2.0)
+                if k > 4.5:
+                    k = 4.5
+                if k:
+                    scores[ti] += k
+                    fired.append((ti * _SLOT + _KEYWORD_SLOT, key, k))
         if len(fired) > 1:
             fired.sort()
         return lowered, hits, marks, scores, fired, counts, spaces, stops, plain
+
+    @staticmethod
+    def _phrase_counts(
+        found: tuple[list[Any], ...], lowered: str, hits: frozenset[bytes], plain: bool, counts: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """`counts` plus the keyword phrases (indexed by a word among the hits) that occur in the text."""
+        more = list(counts)
+        for entries in found:
+            for cats, phrase, rx, words in entries:
+                if plain and not words <= hits:  # a word of it is missing: it cannot match
+                    continue
+                if phrase in lowered and rx.search(lowered):
+                    for c in cats:
+                        more[c] += 1
+        return tuple(more)
 
     def _context(self, text: str) -> tuple[tuple[float, ...], tuple[tuple[str, float], ...]]:
         """(per-class scores, fired signals with their weights) of the system prompt and earlier turns, both
@@ -657,7 +653,7 @@ class Classifier:
         fired: dict[str, float] = {}
         for _order, name, w in fired_list:  # a loop, not a comprehension: no function object per request
             fired[name] = w
-        self._numbers(view, hits, marks, scores, fired)
+        self._numbers(view, hits, marks, counts[self._num_cat], scores, fired)
         if context:
             context_scores, context_fired = self._context_evidence(context)  # scaled by CONTEXT_WEIGHT
             for name, w in context_fired:
@@ -695,15 +691,17 @@ class Classifier:
         return f, base
 
     def _numbers(
-        self, view: str, hits: frozenset[bytes], marks: bytes, scores: list[float], fired: dict[str, float]
+        self, view: str, hits: frozenset[bytes], marks: bytes, words: int, scores: list[float],
+        fired: dict[str, float],
     ) -> None:
-        """Quantities (not years) plus a question about them make a word problem; then the passage check."""
+        """Quantities (not years) plus a question about them make a word problem; then the passage check.
+        `words`: the number words (_NUM_WORDS) among the hits."""
         math = self._math
-        if math is None or not ("word_problem" in fired or b"$" in marks or b"%" in marks
+        if math is None or not ("word_problem" in fired or _DOLLAR in marks or _PERCENT in marks
                                 or view.rstrip().endswith("?")):
             # no count of quantities can change the math score: the passage check counts them if it needs to
             if self._docs is not None:
-                self._passage(view, hits, marks, -1 - len(_NUM_WORDS_B.intersection(hits)), scores, fired)
+                self._passage(view, hits, marks, -1 - words, scores, fired)
             return
         nums: list[str] = []
         complete = True
@@ -711,12 +709,11 @@ class Classifier:
             not view.isascii() and _HAS_DIGIT.search(view) is not None
         ):
             found = (x for x in _iter_numbers(view) if not _YEAR.fullmatch(x))
-            if b"$" in marks or b"%" in marks:  # "$5" and "10%" count (below): all of them
+            if _DOLLAR in marks or _PERCENT in marks:  # "$5" and "10%" count (below): all of them
                 nums = list(found)
             else:  # only 0, 1, 2 or "3 or more" can change the score: stop at 3 (the passage check may ask again)
                 nums = list(islice(found, 3))
                 complete = len(nums) < 3
-        words = len(_NUM_WORDS_B.intersection(hits))
         n = len(nums) + words
         if n:
             if n == 1:
@@ -737,7 +734,7 @@ class Classifier:
         fired: dict[str, float],
     ) -> None:
         """A short ask plus a pasted prose passage is docs work (answer, extract or rewrite from it)."""
-        if (b"```" in marks and "```" in view) or "multiple_choice" in fired:  # `marks` keeps every backtick
+        if (marks.find(b"```") >= 0 and "```" in view) or "multiple_choice" in fired:  # `marks`: every backtick
             return
         if len(view) == _VIEW_CHARS and marks.count(b"\n") == 1:
             return  # one paragraph cut by `_view`: its only line break is the cut, not an ask above a text
@@ -881,23 +878,6 @@ def _phrase_words(phrase: str) -> list[bytes]:
     """The words of a keyword phrase, as the scan splits a text (UTF-8)."""
     return [w.encode("utf-8", "surrogatepass") for w in phrase.translate(_SPLIT).split()]
 
-
-def _code_tokens(text: str, present: Any) -> bool:
-    """At least two distinct code-ish punctuation marks or identifiers (CODE_TOKENS) occur (`present`: the
-    punctuation bytes of the text among the tokens' `_required` ones)."""
-    seen = False
-    for req in present:
-        for t in _CODE_BY_REQ.get(req, ()):
-            if t in text:
-                if seen:
-                    return True
-                seen = True
-    for t in _CODE_PLAIN:
-        if t in text:
-            if seen:
-                return True
-            seen = True
-    return False
 def _numbers(text: str) -> list[str]:
     """Quantities in a text: integers, decimals, money and percentages; not times, dates, paths, IPs or versions."""
     return list(_iter_numbers(text))

@@ -1,6 +1,7 @@
 """The classifier's character work on a text, in one pass when the C extension `_textscan` is built.
 
-`scanner(words)` gives `scan(text) -> (lowered, hits, marks, spaces, stops, plain)`:
+`scanner(words, counted, indexed, asked, probes)` gives
+`scan(text) -> (lowered, hits, marks, spaces, stops, plain, counts, found, present, probed)`:
 
 - `lowered`: `text.lower()`;
 - `hits`: the vocabulary words (bytes, the vocabulary's own objects) among the words of `lowered`, where
@@ -10,22 +11,31 @@
 - `spaces`: `text.count(" ")`; `stops`: `text.count(". ") + text.count(".\\n")`;
 - `plain`: the text is ASCII and has none of the `GLUE` bytes (control characters that are neither word
   characters nor separators): then a regex's word boundary (`\\b`, `(?<![\\w])`) in `lowered` is always a
-  separator or an end, so whatever matches there is made of whole words, each in `hits` if in the vocabulary.
+  separator or an end, so whatever matches there is made of whole words, each in `hits` if in the vocabulary;
+- `counts`: per category of `counted` (sets of vocabulary words), how many of its words are in `hits`;
+- `found`: per dict of `indexed` (vocabulary word -> value), the values of its keys in `hits`, in the keys'
+  (bytes) order;
+- `present`: the bytes of `asked` in `marks`, ascending;
+- `probed`: how many of `probes` (ASCII substrings) occur in the text, counting up to 2 only (0, 1 or 2).
 
 `ascii_counts(text)` gives (spaces, newlines, digits) of an ASCII text (None for any other), for
 `router.routing.tokens.estimate`.
 
 The functions here are the reference and the fallback. `router/routing/_textscan.c` (compiled by
 `pip install`, optional: without a compiler the package installs and runs on these) does the same for
-ASCII text in one walk over its bytes, with no object per word, and hands any other text to the Python
-function; `tests/test_textscan.py` checks both agree. `COMPILED` says which one runs.
+ASCII text in one walk over its bytes, with no object per word; for any other text it asks `scan_words`
+for the first six and counts the rest from them itself; `tests/test_textscan.py` checks both agree.
+`COMPILED` says which one runs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 # everything but letters, digits and "_" becomes a space before splitting into words (ASCII punctuation only)
 SEPARATORS = "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~\t\n\r"
@@ -41,7 +51,58 @@ GLUE = bytes(c for c in range(128) if not (chr(c).isalnum() or chr(c) == "_") an
 LOWER_SPACE = b"abcdefghijklmnopqrstuvwxyz "  # deleted from a lower-cased text's bytes: `marks` is the rest
 _DIGITS_NL = b"0123456789\n"
 
-Scan = tuple[str, frozenset[bytes], bytes, int, int, bool]
+Words = tuple[str, frozenset[bytes], bytes, int, int, bool]  # lowered, hits, marks, spaces, stops, plain
+Scan = tuple[str, frozenset[bytes], bytes, int, int, bool, tuple[int, ...], tuple[tuple[Any, ...], ...], bytes, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """What a scanner counts and reports beyond the words, laid out for `scan_python` (see `extras`): C-level
+    set and map calls over the hits, no Python loop per word."""
+
+    counted: frozenset[bytes]  # every counted word
+    packed: dict[bytes, int]  # word -> its categories as one packed count (`width` bytes a category)
+    unpack: Callable[[bytes], tuple[int, ...]]  # packed counts -> one count per category
+    width: int  # bytes of all the packed counts
+    indexed: tuple[dict[bytes, Any], ...]
+    keys: frozenset[bytes]  # the keys of every indexed dict
+    asked: frozenset[int]
+    gates: frozenset[int]  # the probes' first bytes that are not a letter or " "
+    gated: dict[int, tuple[str, ...]]  # the probes by that byte
+    ungated: tuple[str, ...]  # probes of letters and spaces only
+
+
+def extras(
+    vocab: frozenset[bytes], counted: Sequence[Iterable[bytes]] = (), indexed: Sequence[dict[bytes, Any]] = (),
+    asked: bytes = b"", probes: Sequence[bytes] = (),
+) -> Extras:
+    """`Extras` of a scanner's arguments; ValueError for a counted or indexed word not in the vocabulary or a
+    probe that is not ASCII (the compiled scanner refuses the same)."""
+    sets = [frozenset(c) for c in counted]
+    field = 2 if max(map(len, sets), default=0) < 1 << 16 else 4  # a category's count fits its field
+    packed: dict[bytes, int] = {}
+    for c, words_of in enumerate(sets):
+        for w in words_of:
+            packed[w] = packed.get(w, 0) + (1 << (8 * field * c))
+    keys = frozenset(k for d in indexed for k in d)
+    if not vocab.issuperset(packed) or not vocab.issuperset(keys):
+        raise ValueError("counted and indexed words must be words of the vocabulary")
+    if not all(p and p.isascii() for p in probes):
+        raise ValueError("probes must be non-empty ASCII bytes")
+    gated: dict[int, tuple[str, ...]] = {}
+    ungated: list[str] = []
+    for p in probes:
+        gate = next((c for c in p if not (chr(c).isalpha() or c == 32)), None)
+        if gate is None:
+            ungated.append(p.decode())
+        else:
+            gated[gate] = (*gated.get(gate, ()), p.decode())
+    unpack = struct.Struct(f"<{len(sets)}{'H' if field == 2 else 'I'}").unpack
+    return Extras(frozenset(packed), packed, unpack, field * len(sets), tuple(dict(d) for d in indexed), keys,
+                  frozenset(asked), frozenset(gated), gated, tuple(ungated))
+
+
+NO_EXTRAS = extras(frozenset())
 
 
 def words(lowered: str) -> list[bytes]:
@@ -61,8 +122,9 @@ def marks(lowered: str) -> bytes:
     return lowered.encode("utf-8", "surrogatepass").translate(None, LOWER_SPACE)
 
 
-def scan_python(vocab: frozenset[bytes], text: str) -> Scan:
-    """`scan` in Python, for any text (the reference, and the C scanner's fallback for non-ASCII text)."""
+def scan_words(vocab: frozenset[bytes], text: str) -> Words:
+    """The first six of `scan` in Python, for any text (the C scanner's fallback for non-ASCII text: it counts
+    the rest from these itself)."""
     lowered = text.lower()
     plain = lowered.isascii()
     if plain:
@@ -76,6 +138,36 @@ def scan_python(vocab: frozenset[bytes], text: str) -> Scan:
     return lowered, hits, raw.translate(None, LOWER_SPACE), text.count(" "), stops, plain
 
 
+def scan_python(vocab: frozenset[bytes], text: str, more: Extras = NO_EXTRAS) -> Scan:
+    """`scan` in Python, for any text (the reference, and the scanner where the C extension was not built)."""
+    lowered, hits, marked, spaces, stops, plain = scan_words(vocab, text)
+    counts = more.unpack(sum(map(more.packed.__getitem__, more.counted.intersection(hits))).to_bytes(
+        more.width, "little"))
+    keys = sorted(more.keys.intersection(hits))
+    found = tuple(tuple(map(d.__getitem__, filter(d.__contains__, keys))) for d in more.indexed)
+    seen = set(marked) if len(marked) <= 64 else None  # a long text: ask per byte
+    present = bytes(sorted(more.asked.intersection(marked if seen is None else seen)))
+    return (lowered, hits, marked, spaces, stops, plain, counts, found, present,
+            _probed(text, more.gates.intersection(marked if seen is None else seen), more))
+
+
+def _probed(text: str, gates: set[int], more: Extras) -> int:
+    """How many probes occur in a text, up to 2 (`gates`: the probes' gate bytes among the text's marks)."""
+    n = 0
+    for gate in gates:
+        for probe in more.gated[gate]:
+            if probe in text:
+                n += 1
+                if n == 2:
+                    return n
+    for probe in more.ungated:
+        if probe in text:
+            n += 1
+            if n == 2:
+                return n
+    return n
+
+
 def ascii_counts_python(text: str) -> tuple[int, int, int] | None:
     """(spaces, newlines, digits) of an ASCII text, None for any other."""
     if not text.isascii():
@@ -84,7 +176,7 @@ def ascii_counts_python(text: str) -> tuple[int, int, int] | None:
     return text.count(" "), nl, len(text) - len(text.encode().translate(None, _DIGITS_NL)) - nl
 
 
-API = 2  # = TEXTSCAN_API of _textscan.c: what Scanner() takes and scan() returns
+API = 3  # = TEXTSCAN_API of _textscan.c: what Scanner() takes and scan() returns
 try:
     from router.routing import _textscan  # type: ignore[attr-defined]
 except ImportError:  # built without a compiler: the Python functions
@@ -101,10 +193,16 @@ ascii_counts: Callable[[str], tuple[int, int, int] | None] = (
 )
 
 
-def scanner(vocabulary: Iterable[bytes], compiled: bool = COMPILED) -> Callable[[str], Scan]:
-    """`scan(text)` for a vocabulary (the compiled one unless `compiled` is false or it was not built)."""
+def scanner(
+    vocabulary: Iterable[bytes], compiled: bool = COMPILED, counted: Sequence[Iterable[bytes]] = (),
+    indexed: Sequence[dict[bytes, Any]] = (), asked: bytes = b"", probes: Sequence[bytes] = (),
+) -> Callable[[str], Scan]:
+    """`scan(text)` for a vocabulary and what else it counts and reports (see the top); the compiled one unless
+    `compiled` is false or it was not built."""
     vocab = frozenset(vocabulary)
-    python = partial(scan_python, vocab)
+    counted = [frozenset(c) for c in counted]
+    more = extras(vocab, counted, indexed, asked, probes)
     if not compiled or _textscan is None:
-        return python
-    return _textscan.Scanner(vocab, WORD_SEPARATORS, python, GLUE).scan
+        return partial(scan_python, vocab, more=more)
+    return _textscan.Scanner(vocab, WORD_SEPARATORS, partial(scan_words, vocab), GLUE, counted, indexed, asked,
+                             probes).scan
