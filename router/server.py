@@ -274,13 +274,8 @@ class Handlers:
             return _error_response(e, rid)
         return _error_response(NotFound(f"Unknown path: {echo(request.method)} {echo(request.path, 256)}"), rid)
 
-    async def _read_body(
-        self, request: web.Request, svc: RouterService, endpoint: str
-    ) -> tuple[bytes, dict[str, Any]]:
-        raw, body = await self._read_json(request, svc)
-        return raw, check(endpoint, body, raw)
-
     async def _read_json(self, request: web.Request, svc: RouterService) -> tuple[bytes, Any]:
+        """The body's bytes and their parse (the callers `check` it: no coroutine more per request)."""
         cl = request.content_length
         if cl is not None and cl > svc.max_body:
             raise RequestTooLarge(f"Request body of {cl} bytes exceeds the limit of {svc.max_body} bytes.")
@@ -303,8 +298,8 @@ class Handlers:
         rid = self.request_id(request)
         ex: Exchange | None = None
         try:
-            raw, body = await self._read_body(request, svc, endpoint)
-            ex = Exchange(rid, endpoint, body, raw, request.headers)
+            raw, parsed = await self._read_json(request, svc)
+            ex = Exchange(rid, endpoint, check(endpoint, parsed, raw), raw, request.headers)
             svc.observer.begin(ex, request.headers)
             reply = await svc.pipeline(ex)
         except ProxyError as e:
@@ -401,8 +396,8 @@ class Handlers:
         svc = self.service
         rid = self.request_id(request)
         try:
-            raw, body = await self._read_body(request, svc, "count_tokens")
-            ex = Exchange(rid, "messages", body, raw, request.headers)
+            raw, parsed = await self._read_json(request, svc)
+            ex = Exchange(rid, "messages", check("count_tokens", parsed, raw), raw, request.headers)
             ex.dry_run = True
             await svc.pipeline(ex)
         except ProxyError as e:
