@@ -129,6 +129,36 @@ def test_thresholds_are_only_those_that_could_flip(policy: Policy) -> None:
     assert policy.thresholds(feats(), None, client_model="high") == []
 
 
+def _thresholds_by_definition(policy: Policy, f: Features, tenant: str | None) -> list[int]:
+    """The rules' `max_prompt_tokens` that could flip an auto request, up to the first rule that matches it
+    whatever its size, then every context less the output reserve: what `thresholds` memoises."""
+    out = []
+    for r in policy.rules:
+        if policy._matches(r, f, tenant, tokens=False):
+            if r.max_prompt_tokens is None:
+                break
+            out.append(r.max_prompt_tokens)
+    return out + [c - (f.max_output_tokens or 0) for c in policy.contexts]
+
+
+@pytest.mark.parametrize("tenant", [None, "vip/app", "other/app"])
+def test_memoised_thresholds_are_the_definitions(ctx: Context, tenant: str | None) -> None:
+    """Memoised by (task, complexity, tools, images, reserve) for a task whose rules read neither the tenant
+    nor difficulty bounds (code, here), computed each time for one that does (chat reads the tenant)."""
+    raw = make_config()
+    raw["routing"]["rules"].insert(0, {"task": "docs", "min_difficulty": 0.5, "tier": "t-high"})
+    policy = Policy(parse(raw).routing, ctx.catalog, ctx.config.tenants, ["code", "math", "docs", "chat"])
+    for _ in range(2):  # the second round answers from the memo where there is one
+        for task in ("code", "chat", "docs", "math"):
+            for complexity in ("low", "medium", "high"):
+                for tools, images, reserve, difficulty in [(False, False, None, 0.2), (True, False, 100, 0.7),
+                                                           (False, True, 50, 0.5)]:
+                    f = feats(task=task, complexity=complexity, has_tools=tools, has_images=images,
+                              max_output_tokens=reserve, difficulty=difficulty)
+                    assert policy.thresholds(f, tenant) == _thresholds_by_definition(policy, f, tenant)
+    assert policy._pure_rules == {"code": True, "chat": False, "docs": False, "math": True}
+
+
 # ---------------------------------------------------------------- filters
 
 

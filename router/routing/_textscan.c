@@ -766,14 +766,16 @@ Scanner_scan(Scanner *self, PyObject *text)
         for (; i < n; i++) {
             Py_UCS1 c = low[i];
             unsigned k = kind[c];
-            if (k & SEP) {
-                break;
+            if (k) { /* not a-z: a separator ends the word; a mark is kept, glue noted */
+                if (k & SEP) {
+                    break;
+                }
+                glued |= k;
+                if (k & MARK) {
+                    out[m++] = (char)c;
+                }
             }
             h = (h ^ c) * FNV_PRIME;
-            glued |= k;
-            if (k & MARK) {
-                out[m++] = (char)c;
-            }
         }
         if (i > start && hit(self, hits, low, start, i, h, &nfound) < 0) {
             goto done;

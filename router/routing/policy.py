@@ -130,10 +130,10 @@ class Policy:
         self._by_task: dict[str, list[Rule]] = {}  # task -> the rules that may match it, in order (memoised)
         self._conds_by_task: dict[str, list[Any]] = {}  # the same, as `_rule_conds` entries
         self._tenant_memo: dict[str, TenantPolicy | None] = {}  # tenant -> its policy (the first match)
-        # (task, output reserve) -> `thresholds` of an auto request, when no rule it could reach reads more
-        # than its task (memoised; None: some rule reads the tenant, tools, images or difficulty)
-        self._static_rules: dict[str, list[int] | None] = {}
-        self._thresholds_memo: dict[tuple[str, int], list[int]] = {}
+        # task -> do the rules a request of it can match read only what its features key by (`_by_request`)
+        self._pure_rules: dict[str, bool] = {}
+        # (task, complexity, tools, images, output reserve) -> `thresholds` of an auto request of a pure task
+        self._thresholds_memo: dict[tuple[str, str, bool, bool, int], list[int]] = {}
         # (start, cap) -> the chain of a plain request (no images, tools, JSON mode or native Responses API)
         # that fits every candidate's context, when each tier keeps at most one model (so neither the prompt's
         # size nor latency can reorder it): (chain, why, smallest context, some model counts its own tokens)
@@ -218,50 +218,46 @@ class Policy:
     def thresholds(self, f: Features, tenant: str | None, client_model: str = "auto") -> list[int]:
         """Token counts where this request's routing could flip: the `max_prompt_tokens` of the rules that
         could match it (up to the first that matches whatever its size) and every context window less the
-        output reserve. A concrete model id has none: it is not rerouted."""
+        output reserve. A concrete model id has none: it is not rerouted. The list (not to be changed) of an
+        auto request whose task's rules read neither the tenant nor difficulty bounds is memoised by what they
+        do read: task, complexity, tools, images (and the output reserve)."""
         if not is_routed(client_model):
             return []
-        auto = is_auto(client_model)
         reserve = f.max_output_tokens or 0
-        if auto:
-            static = self._static_rules.get(f.task, False)
-            if static is False:
-                static = self._static_rules[f.task] = self._static_thresholds(f.task)
-            if static is not None:  # no rule it can reach reads more than the task: the same list each time
-                key = (f.task, reserve)
-                out = self._thresholds_memo.get(key)
-                if out is None:
-                    if len(self._thresholds_memo) >= MEMO_MAX:
-                        self._thresholds_memo.clear()
-                    out = self._thresholds_memo[key] = static + [c - reserve for c in self.contexts]
-                return out
-        out: list[int] = []
-        if auto:
-            rules = self._by_task.get(f.task)
-            if rules is None:
-                rules = self._by_task[f.task] = [r for r in self.rules if r.task is None or r.task == f.task]
-            for r in rules:
-                if self._matches(r, f, tenant, tokens=False):
-                    if r.max_prompt_tokens is None:
-                        break
-                    out.append(r.max_prompt_tokens)
-        out += [c - reserve for c in self.contexts]
+        if not is_auto(client_model):
+            return [c - reserve for c in self.contexts]
+        pure = self._pure_rules.get(f.task)
+        if pure is None:
+            pure = self._pure_rules[f.task] = self._by_request(f.task)
+        if not pure:
+            return self._rule_thresholds(f, tenant) + [c - reserve for c in self.contexts]
+        key = (f.task, f.complexity, f.has_tools, f.has_images, reserve)
+        out = self._thresholds_memo.get(key)
+        if out is None:
+            if len(self._thresholds_memo) >= MEMO_MAX:
+                self._thresholds_memo.clear()
+            out = self._thresholds_memo[key] = self._rule_thresholds(f, tenant) + [c - reserve for c in self.contexts]
         return out
 
-    def _static_thresholds(self, task: str) -> list[int] | None:
-        """The rules' part of `thresholds` for an auto request of `task` when it depends on nothing else
-        (every rule up to the first without `max_prompt_tokens` reads only the task), else None."""
+    def _rule_thresholds(self, f: Features, tenant: str | None) -> list[int]:
+        """The `max_prompt_tokens` of the rules an auto request could match, up to the first that matches it
+        whatever its size."""
+        rules = self._by_task.get(f.task)
+        if rules is None:
+            rules = self._by_task[f.task] = [r for r in self.rules if r.task is None or r.task == f.task]
         out: list[int] = []
-        for r in self.rules:
-            if r.task is not None and r.task != task:
-                continue
-            if (r.complexity is not None or r.tenant is not None or r.has_tools is not None
-                    or r.has_images is not None or r.min_difficulty is not None or r.max_difficulty is not None):
-                return None
-            if r.max_prompt_tokens is None:
-                break
-            out.append(r.max_prompt_tokens)
+        for r in rules:
+            if self._matches(r, f, tenant, tokens=False):
+                if r.max_prompt_tokens is None:
+                    break
+                out.append(r.max_prompt_tokens)
         return out
+
+    def _by_request(self, task: str) -> bool:
+        """Do the rules a request of `task` can match read only its task, complexity, tools and images (no
+        tenant, no difficulty bounds)? Then `_rule_thresholds` is a function of those."""
+        return all(r.tenant is None and r.min_difficulty is None and r.max_difficulty is None
+                   for r in self.rules if r.task is None or r.task == task)
 
     # ------------------------------------------------------------ candidates
 
