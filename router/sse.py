@@ -27,18 +27,23 @@ _EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')
 _MAX_USAGE_BYTES = 4096
 
 
-_CUT_SHORT = (b'"finish_reason":"length"', b'"finish_reason": "length"', b'"stop_reason":"max_tokens"',
-              b'"stop_reason": "max_tokens"', b'"reason":"max_output_tokens"', b'"reason": "max_output_tokens"')
+# the ways of saying "cut short" (each key without and with a space), under a part of their value they all hold
+_CUT_SHORT = ((b'"length"', (b'"finish_reason":"length"', b'"finish_reason": "length"')),
+              (b'"max_', (b'"stop_reason":"max_tokens"', b'"stop_reason": "max_tokens"',
+                          b'"reason":"max_output_tokens"', b'"reason": "max_output_tokens"')))
 
 
 def truncated(buf: bytes) -> bool:
     """Did the answer stop at its token limit? `finish_reason: length` (chat, completions), `stop_reason:
     max_tokens` (Anthropic) or `incomplete_details.reason: max_output_tokens` (Responses), found by byte
-    search in a body or a stream's last chunks."""
+    search in a body or a stream's last chunks: a part of the value first (an answer that ran its course has
+    neither `"length"` nor `"max_`), the keys' spellings only where it is (each find is a pass over the body)."""
     find = buf.find  # (not `m in buf`: bytes' `in` first tries `m` as an int, making and dropping a TypeError)
-    for m in _CUT_SHORT:  # noqa: SIM110 (no generator per call)
-        if find(m) >= 0:
-            return True
+    for part, spellings in _CUT_SHORT:
+        if find(part) >= 0:
+            for m in spellings:
+                if find(m) >= 0:
+                    return True
     return False
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.sse import UsageStripper, find_usage
+from router.sse import UsageStripper, find_usage, truncated
 
 EVENTS = [
     b'data: {"id":"1","choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null}\n\n',
@@ -88,3 +88,14 @@ def test_open_event_bytes_counts_the_open_event() -> None:
     assert open_event_bytes(b"more", 7) == 11
     with pytest.raises(EventTooLarge):
         open_event_bytes(b"x" * 20, 90, limit=100)
+
+
+def test_truncated_is_any_of_the_six_spellings() -> None:
+    """`truncated` looks for each value before its keys; the answer is still "any of the six byte strings"."""
+    six = [b'"finish_reason":"length"', b'"finish_reason": "length"', b'"stop_reason":"max_tokens"',
+           b'"stop_reason": "max_tokens"', b'"reason":"max_output_tokens"', b'"reason": "max_output_tokens"']
+    base = b'{"choices":[{"message":{"content":"the \\"length\\" of it, max_tokens"},"finish_reason":"stop"}]}'
+    bodies = [base, b"", b'"length" "max_tokens" "max_output_tokens"', b'"finish_reason":"lengthy"',
+              *(base[:-2] + b"," + m + b"}]}" for m in six), *(m[:-1] for m in six)]
+    for body in bodies:
+        assert truncated(body) is any(m in body for m in six), body
