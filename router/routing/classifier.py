@@ -484,13 +484,15 @@ class Classifier:
             elif not trigger:
                 mode = _AT_START
             self._always.append((si, trigger, original, rx, mode, _near_lines if scan is _near_lines else _near))
-        # keyword categories: task keywords (2 per task: strong, weak), the complexity vocabularies, number words
+        # counted categories: task keywords (2 per task: strong, weak), the complexity vocabularies, then the word
+        # sets only asked whether (or how many of them) occur: number, statement, word-count, first-person, step
         self._cx0 = len(categories)
         vocabularies = [*categories, HARD, MODERATE, SIMPLE, LONG_FORM, ADVANCED_MATH, CONSTRAINTS, EXPERT, ALGORITHMIC,
                         FRACTIONS, RELATIONS, NEGATIONS]  # the last three: the learned layer's too
-        self._num_cat = len(vocabularies)  # the number words' category (`_numbers`)
-        counted: list[set[bytes]] = [set() for _ in range(len(vocabularies) + 1)]
-        counted[self._num_cat] |= _NUM_WORDS_B
+        word_sets = [_NUM_WORDS_B, STATEMENT_WORDS, _WORD_WORDS, _FIRST_PERSON_LOWER, STEP_WORDS]
+        self._num_cat, self._statement_cat, self._word_cat, self._first_person_cat, self._step_cat = range(
+            len(vocabularies), len(vocabularies) + len(word_sets))
+        counted: list[set[bytes]] = [set() for _ in vocabularies] + [set(w) for w in word_sets]
         phrase_cats: dict[str, tuple[int, ...]] = {}  # each keyword counts once per category
         for cat, keywords in enumerate(vocabularies):
             for k in keywords:
@@ -507,8 +509,8 @@ class Classifier:
             self._phrases.setdefault(first.encode("utf-8", "surrogatepass"), []).append((cats, k, rx))
         self._phrase_keys = frozenset(self._phrases)
         self._kw_tasks = [(t.index, t.strong_weight, t.weak_weight, t.keywords_key) for t in self.tasks]
-        vocab |= self._keyword_keys | self._phrase_keys | STATEMENT_WORDS | _FIRST_PERSON_LOWER | STEP_WORDS
-        vocab |= _WORD_WORDS
+        vocab |= self._keyword_keys | self._phrase_keys
+        vocab = vocab.union(*word_sets)
         self._vocab = frozenset(vocab)
         # each phrase also with its words in the vocabulary: in a plain text (`textscan`) a phrase that matches
         # at word boundaries has all of them among the hits, so a phrase missing one is not searched for
@@ -653,7 +655,7 @@ class Classifier:
         fired: dict[str, float] = {}
         for _order, name, w in fired_list:  # a loop, not a comprehension: no function object per request
             fired[name] = w
-        self._numbers(view, hits, marks, counts[self._num_cat], scores, fired)
+        self._numbers(view, counts, marks, scores, fired)
         if context:
             context_scores, context_fired = self._context_evidence(context)  # scaled by CONTEXT_WEIGHT
             for name, w in context_fired:
@@ -691,17 +693,16 @@ class Classifier:
         return f, base
 
     def _numbers(
-        self, view: str, hits: frozenset[bytes], marks: bytes, words: int, scores: list[float],
-        fired: dict[str, float],
+        self, view: str, counts: tuple[int, ...], marks: bytes, scores: list[float], fired: dict[str, float]
     ) -> None:
-        """Quantities (not years) plus a question about them make a word problem; then the passage check.
-        `words`: the number words (_NUM_WORDS) among the hits."""
+        """Quantities (not years) plus a question about them make a word problem; then the passage check."""
         math = self._math
+        words = counts[self._num_cat]  # the number words (_NUM_WORDS) among the hits
         if math is None or not ("word_problem" in fired or _DOLLAR in marks or _PERCENT in marks
                                 or view.rstrip().endswith("?")):
             # no count of quantities can change the math score: the passage check counts them if it needs to
             if self._docs is not None:
-                self._passage(view, hits, marks, -1 - words, scores, fired)
+                self._passage(view, counts, marks, -1 - words, scores, fired)
             return
         nums: list[str] = []
         complete = True
@@ -727,10 +728,10 @@ class Classifier:
                 scores[math] += 1.5
                 fired["quantities"] = 1.5
         if self._docs is not None:
-            self._passage(view, hits, marks, n if complete else -1 - words, scores, fired)  # < 0: count them if asked
+            self._passage(view, counts, marks, n if complete else -1 - words, scores, fired)  # < 0: count them
 
     def _passage(
-        self, view: str, hits: frozenset[bytes], marks: bytes, numbers: int, scores: list[float],
+        self, view: str, counts: tuple[int, ...], marks: bytes, numbers: int, scores: list[float],
         fired: dict[str, float],
     ) -> None:
         """A short ask plus a pasted prose passage is docs work (answer, extract or rewrite from it)."""
@@ -756,7 +757,7 @@ class Classifier:
             numbers = sum(1 for x in _iter_numbers(view) if not _YEAR.fullmatch(x)) - 1 - numbers
         if numbers * 8 > words:
             return  # a quantitative problem, not a pasted document
-        if not _FIRST_PERSON_LOWER.isdisjoint(hits):  # some first-person word in the view: count them
+        if counts[self._first_person_cat]:  # some first-person word in the view: count them
             own = sample.encode("utf-8", "surrogatepass").translate(_SPLIT_BYTES).split()
             if sum(map(_FIRST_PERSON.__contains__, own)) * 40 > words:  # a set test per word: no regex scan
                 return  # the user's own story, not a pasted document
@@ -775,7 +776,7 @@ class Classifier:
         hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations = counts[
             cx0 : cx0 + 10]
         signals = f.signals
-        if not STATEMENT_WORDS.isdisjoint(hits) and STATEMENTS.search(lowered):  # "Statement 1 | ... Statement 2"
+        if counts[self._statement_cat] and STATEMENTS.search(lowered):  # "Statement 1 | ... Statement 2"
             fired["statements"] = 1.0
             signals.append("statements")
         layer = self.difficulty.learned
@@ -783,7 +784,7 @@ class Classifier:
                                                               "statements" in fired)
         task = f.task
         # "500-word": in a plain text the word is one of the hits (no search for "word" in the text otherwise)
-        if (not plain or not _WORD_WORDS.isdisjoint(hits)) and "word" in lowered and WORD_COUNT.search(lowered):
+        if (not plain or counts[self._word_cat]) and "word" in lowered and WORD_COUNT.search(lowered):
             long_form += 1
         long_form = 1 if (long_form and "compose" in fired) or long_form > 1 else 0
         if long_form or advanced or constraints > 1 or expert:
@@ -801,7 +802,7 @@ class Classifier:
         numbers = steps = 0
         if task == "math" or task == "reasoning":
             numbers = sum(1 for x in islice(_iter_numbers(view), 12) if not _YEAR.fullmatch(x))
-            steps = len(STEP_WORDS.intersection(hits))
+            steps = counts[self._step_cat]
         elif algorithmic and task == "code":
             signals.append("algorithmic")
         roles = prompt.roles
@@ -848,8 +849,8 @@ class Classifier:
     def layer_features(self, prompt: Prompt) -> tuple[float, ...]:
         """The learned layer's inputs for a request, as `analyse` computes them (for `bench.train_difficulty`)."""
         view = _view(_split_turns(prompt)[0])
-        lowered, hits, marks, _scores, _fired, counts, spaces, stops, _plain = self._scan(view)
-        statements = not STATEMENT_WORDS.isdisjoint(hits) and STATEMENTS.search(lowered) is not None
+        lowered, _hits, marks, _scores, _fired, counts, spaces, stops, _plain = self._scan(view)
+        statements = counts[self._statement_cat] > 0 and STATEMENTS.search(lowered) is not None
         return self._structure(marks, counts, spaces + 1, stops, statements)
 
     @staticmethod
