@@ -23,6 +23,7 @@ from router.routing.textscan import (
     WIDE_SEPARATORS,
     WORD_SEPARATORS,
     ascii_counts_python,
+    fold_python,
     scan_python,
     scan_words,
     scanner,
@@ -138,6 +139,16 @@ def test_ascii_counts_match(text: str) -> None:
     assert textscan.ascii_counts(text) == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(any_text)
+def test_fold_matches(text: str) -> None:
+    expected = None
+    if text.isascii():
+        expected = bytes(c for c in text.lower().encode() if c not in b" \t\n\r\x0b\x0c")
+    assert fold_python(text) == expected
+    assert textscan.fold(text) == expected
+
+
 @pytest.mark.parametrize("text", [
     "", " ", ".", ". ", ".\n", "a", "A", "_", "\x1c", "\x0b\x0c", "x" * 5000, ("Word. " * 4000) + "end.",
     "ab" * 3000 + " the", "the " * 10000, "\n".join(["def f(x):", "    return x.y  # 10%"] * 500),
@@ -151,6 +162,7 @@ def test_edge_texts(text: str) -> None:
     assert scanner(VOCAB, compiled=False, **EXTRAS)(text) == expected
     assert scanner(VOCAB, compiled=False)(text) == (*expected[:6], (), (), b"", 0)
     assert textscan.ascii_counts(text) == ascii_counts_python(text)
+    assert textscan.fold(text) == fold_python(text)
 
 
 @compiled
@@ -211,6 +223,8 @@ def test_scanner_refuses_what_it_cannot_scan_by() -> None:
         _textscan.Scanner([b"x"], WORD_SEPARATORS, None).scan(b"bytes")
     with pytest.raises(TypeError):
         _textscan.ascii_counts(b"bytes")
+    with pytest.raises(TypeError):
+        _textscan.fold(b"bytes")
     with pytest.raises(TypeError, match="dicts"):
         _textscan.Scanner([b"x"], WORD_SEPARATORS, None, b"", [], [[b"x"]])
     with pytest.raises(TypeError, match="bytes"):

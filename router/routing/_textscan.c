@@ -31,6 +31,7 @@
  *     probed   0, 1 or 2: how many probes occur in `text`, counting stops at 2 (a probe is looked for only
  *              when its first byte that is not a letter, if it has one, is in `marks`; from its rarest byte)
  * ascii_counts(text) -> (spaces, newlines, digits) of an ASCII text, None for any other.
+ * fold(text) -> an ASCII text's bytes lower-cased, without " \t\n\r\x0b\x0c" (None for any other text).
  *
  * Memory: every index is bounded by the text's length; the marks buffer is as long as the text (on the
  * stack up to STACK_MARKS bytes, else PyMem); the table holds one strong reference per distinct word, per
@@ -48,7 +49,7 @@
 #define STACK_MARKS 2048
 /* what Scanner() takes and scan() returns; textscan.py's API must equal it, else (an in-tree build older than
    the Python code, after a pull without a reinstall) textscan.py runs its Python functions instead */
-#define TEXTSCAN_API 3
+#define TEXTSCAN_API 4
 
 typedef struct {
     uint64_t hash;
@@ -849,9 +850,42 @@ static PyTypeObject ScannerType = {
     .tp_new = Scanner_new,
 };
 
+/* per byte: its lower case, and 1 unless it is whitespace `fold` drops (filled by the module's init) */
+static unsigned char fold_lower[256], fold_keep[256];
+
+static PyObject *
+fold(PyObject *module, PyObject *text)
+{
+    int ascii = ascii_str(text, "fold");
+    if (ascii <= 0) {
+        if (ascii < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), m = 0;
+    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *o = PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) { /* every byte is written; whitespace is overwritten by the next one */
+        Py_UCS1 c = s[i];
+        o[m] = (char)fold_lower[c];
+        m += fold_keep[c];
+    }
+    if (m < n && _PyBytes_Resize(&out, m) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"ascii_counts", (PyCFunction)ascii_counts, METH_O,
      "ascii_counts(text) -> (spaces, newlines, digits) of an ASCII text, None for any other"},
+    {"fold", (PyCFunction)fold, METH_O,
+     "fold(text) -> an ASCII text's bytes lower-cased without ASCII whitespace, None for any other text"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -863,6 +897,10 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__textscan(void)
 {
+    for (int c = 0; c < 256; c++) {
+        fold_lower[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 'a' - 'A' : c);
+        fold_keep[c] = !(c == ' ' || (c >= '\t' && c <= '\r')); /* \t \n \x0b \x0c \r */
+    }
     if (PyType_Ready(&ScannerType) < 0) {
         return NULL;
     }

@@ -39,14 +39,14 @@ from router.exchange import Exchange
 from router.routing.adaptive import Adaptive
 from router.routing.adaptive_store import AdaptiveStore
 from router.routing.answers import BAD, CLOUD, COUNTED, PENDING, RATED, Answers
+from router.routing.textscan import FOLD_DROP as _WHITESPACE
+from router.routing.textscan import fold
 from router.state import Store
 
 GENERATION_ENDPOINTS = frozenset(("chat", "completions", "responses", "messages"))
 STORED_PREFIX = "fbr/"  # an answer's record in a shared store, for a rating that reaches another worker
 FINGERPRINT_CHARS = 2048  # longer asks are fingerprinted by their head, tail and length
-_WHITESPACE = b" \t\n\r\x0b\x0c"  # dropped before hashing: a re-ask that only re-spaces the text is the same ask
-# bytes.lower() as a translate table, so lower-casing and dropping whitespace are one pass over an ASCII text
-_LOWER_ASCII = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+# _WHITESPACE (textscan.FOLD_DROP) is dropped before hashing: a re-ask that only re-spaces the text is the same ask
 EXPIRE_EVERY_S = 0.25  # open outcomes and old answers are swept at most this often
 
 
@@ -296,8 +296,8 @@ def last_ask(endpoint: str, body: dict[str, Any]) -> str:
 
 def fingerprint(endpoint: str, body: dict[str, Any]) -> int | None:
     """A 64-bit hash of the normalised last ask (lower-cased, whitespace dropped), or None when there is none.
-    Python's hash of the text's bytes: one translate in C (lower-case, drop whitespace), no per-word objects (the
-    finish hook runs on every answer). Salted per process, so it means nothing outside it."""
+    Python's hash of the text's bytes: one pass in C (`textscan.fold`: lower-case, drop whitespace), no per-word
+    objects (the finish hook runs on every answer). Salted per process, so it means nothing outside it."""
     text = last_ask(endpoint, body)
     if not text:
         return None
@@ -307,6 +307,7 @@ def fingerprint(endpoint: str, body: dict[str, Any]) -> int | None:
         text = text[:half] + text[-half:]
     else:
         n = 0
-    if text.isascii():  # = text.encode().lower().translate(None, _WHITESPACE), in one pass
-        return hash((text.encode().translate(_LOWER_ASCII, _WHITESPACE), n))  # 64-bit, salted per process
+    folded = fold(text)  # an ASCII text: = text.encode().lower().translate(None, _WHITESPACE), in one pass
+    if folded is not None:
+        return hash((folded, n))  # 64-bit, salted per process
     return hash((text.lower().encode("utf-8", "surrogatepass").translate(None, _WHITESPACE), n))

@@ -19,7 +19,8 @@
 - `probed`: how many of `probes` (ASCII substrings) occur in the text, counting up to 2 only (0, 1 or 2).
 
 `ascii_counts(text)` gives (spaces, newlines, digits) of an ASCII text (None for any other), for
-`router.routing.tokens.estimate`.
+`router.routing.tokens.estimate`; `fold(text)` an ASCII text's bytes lower-cased without `FOLD_DROP` (None for
+any other), for `router.routing.feedback.fingerprint`.
 
 The functions here are the reference and the fallback. `router/routing/_textscan.c` (compiled by
 `pip install`, optional: without a compiler the package installs and runs on these) does the same for
@@ -50,6 +51,8 @@ WORD_SEPARATORS = bytes(sorted(set((SEPARATORS + "\x1c\x1d\x1e\x1f \x0b\x0c").en
 GLUE = bytes(c for c in range(128) if not (chr(c).isalnum() or chr(c) == "_") and c not in WORD_SEPARATORS)
 LOWER_SPACE = b"abcdefghijklmnopqrstuvwxyz "  # deleted from a lower-cased text's bytes: `marks` is the rest
 _DIGITS_NL = b"0123456789\n"
+FOLD_DROP = b" \t\n\r\x0b\x0c"  # the ASCII whitespace `fold` drops
+_LOWER_ASCII = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 
 Words = tuple[str, frozenset[bytes], bytes, int, int, bool]  # lowered, hits, marks, spaces, stops, plain
 Scan = tuple[str, frozenset[bytes], bytes, int, int, bool, tuple[int, ...], tuple[tuple[Any, ...], ...], bytes, int]
@@ -176,7 +179,14 @@ def ascii_counts_python(text: str) -> tuple[int, int, int] | None:
     return text.count(" "), nl, len(text) - len(text.encode().translate(None, _DIGITS_NL)) - nl
 
 
-API = 3  # = TEXTSCAN_API of _textscan.c: what Scanner() takes and scan() returns
+def fold_python(text: str) -> bytes | None:
+    """An ASCII text's bytes lower-cased, without `FOLD_DROP`; None for any other text."""
+    if not text.isascii():
+        return None
+    return text.encode().translate(_LOWER_ASCII, FOLD_DROP)
+
+
+API = 4  # = TEXTSCAN_API of _textscan.c: what Scanner() takes and scan() returns
 try:
     from router.routing import _textscan  # type: ignore[attr-defined]
 except ImportError:  # built without a compiler: the Python functions
@@ -191,6 +201,7 @@ COMPILED = _textscan is not None
 ascii_counts: Callable[[str], tuple[int, int, int] | None] = (
     _textscan.ascii_counts if _textscan is not None else ascii_counts_python
 )
+fold: Callable[[str], bytes | None] = _textscan.fold if _textscan is not None else fold_python
 
 
 def scanner(
