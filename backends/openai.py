@@ -574,7 +574,9 @@ def _forwardable(raw: bytes) -> bool:
     (`{"model": "allowed", "model": "other"}`: the router read the last, an upstream may read the first), or
     spelled with escapes (`"mod\\u0065l"`) that hide a duplicate: then the parsed body is re-serialised, so
     what is forwarded is exactly what was authorised and routed."""
-    return raw.count(b'"model"') <= 1 and raw.count(b'"stream"') <= 1 and raw.find(b"\\u") < 0  # (find: sse.truncated)
+    # (find, not `in`: sse.truncated; a backslash first, by memchr: most bodies have none, and the two-byte
+    # find is a pass at ~5 instructions a byte)
+    return raw.count(b'"model"') <= 1 and raw.count(b'"stream"') <= 1 and (raw.find(b"\\") < 0 or raw.find(b"\\u") < 0)
 
 
 def _describe(e: BaseException) -> str:
