@@ -4,7 +4,8 @@ Every call to a backend holds one slot from before the request is sent until its
 is finished. A request that finds every slot busy waits, first come first served, for at most the
 time the caller allows (the backend's `queue_ms` when it could spill elsewhere, longer when it cannot),
 then gives up with `TimeoutError`, so `retry` can spill it to the next candidate instead of queueing it
-behind a busy GPU. The counters are read by metrics and `/readyz`:
+behind a busy GPU. That wait is judged under backends/deadline.py's rule: when the event loop was stalled
+through it, a slot freed meanwhile still counts. The counters are read by metrics and `/readyz`:
 
     in_flight      slots held now              queued       requests waiting now
     waits          requests that had to wait   timeouts     waits that ran out (spilled or refused)
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+
+from backends.deadline import fail_at
 
 
 class Capacity:
@@ -56,7 +59,7 @@ class Capacity:
         self.waiters.append(fut)
         self.waits += 1
         t0 = loop.time()
-        timer = loop.call_later(wait_s, _expire, fut)
+        timer = fail_at(loop, t0 + wait_s, fut, TimeoutError)
         try:
             await fut
         except BaseException:
@@ -84,7 +87,3 @@ class Capacity:
                 return
         self.in_flight -= 1
 
-
-def _expire(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_exception(TimeoutError())

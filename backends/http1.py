@@ -30,6 +30,10 @@ Errors, translated into router.errors by the adapter (as httpx maps httpcore's):
 
 A request that fails on a reused keep-alive connection before any response byte (the server closed it
 while it sat idle) is sent once more on a fresh connection; that is the only case a POST is retried.
+
+Every deadline here (connect, the wait for a pooled connection, first byte, idle, total, first content)
+measures the upstream, not the router's own event-loop lag: a timer the loop ran late (stalled through
+the deadline) judges only after one more I/O poll, on the real state (backends/deadline.py has the rule).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import collections
 import ipaddress
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +51,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from backends import egress
+from backends.deadline import GRACE, LAG_TOLERANCE, Deadline, fail_at, lateness
 
 KEEPALIVE_S = 60.0
 DNS_TTL_S = 300.0
@@ -227,8 +233,9 @@ class Client:
             return await self._connect_via_proxy(deadline)
         loop = self.loop
         error: BaseException | None = None
+        factory, made = self._factory()
         try:
-            async with asyncio.timeout_at(deadline):
+            async with Deadline(loop, deadline, made):
                 try:
                     addrs = await self._addresses()
                 except OSError as e:
@@ -236,7 +243,7 @@ class Client:
                 for family, addr in addrs:
                     try:
                         _, conn = await loop.create_connection(
-                            lambda: Connection(self.pool), addr[0], addr[1], family=family, ssl=self.ssl,
+                            factory, addr[0], addr[1], family=family, ssl=self.ssl,
                             server_hostname=self.host if self.ssl is not None else None,
                         )
                     except OSError as e:  # ssl.SSLError is one too
@@ -247,16 +254,27 @@ class Client:
             raise ConnectTimeout(f"no connection to {self.host}:{self.port} in time") from None
         raise ConnectError(self.host, self.port, error)
 
+    def _factory(self) -> tuple[Callable[[], Connection], Callable[[], bool]]:
+        """The protocol factory of one connect, and whether a connection it made is up (TCP, and TLS for
+        https): then a deadline that comes due finds the connect done, only its task left to resume."""
+        made: list[Connection] = []
+
+        def factory() -> Connection:
+            conn = Connection(self.pool)
+            made.append(conn)
+            return conn
+
+        return factory, lambda: bool(made) and made[-1].transport is not None
 
     async def _connect_via_proxy(self, deadline: float) -> Connection:
         """A new connection through the egress proxy (backends/egress.py): a CONNECT tunnel and TLS to the
         origin for https, a plain connection to the proxy for http."""
         proxy = self.proxy
         assert proxy is not None
+        factory, made = self._factory()
         try:
-            async with asyncio.timeout_at(deadline):
-                conn = await egress.connect(self.loop, proxy, self.host, self.port, self.ssl,
-                                            lambda: Connection(self.pool))
+            async with Deadline(self.loop, deadline, made):
+                conn = await egress.connect(self.loop, proxy, self.host, self.port, self.ssl, factory)
         except TimeoutError:
             raise ConnectTimeout(f"no connection to {self.host}:{self.port} through the proxy in time") from None
         except egress.ProxyRefused as e:
@@ -306,7 +324,7 @@ class Pool:
             return await self._connect_in_slot(deadline)
         fut: asyncio.Future[Connection | None] = self.loop.create_future()
         self.waiters.append(fut)
-        timer = self.loop.call_at(deadline, _expire, fut, self.client)
+        timer = fail_at(self.loop, deadline, fut, self._no_free_connection)
         try:
             conn = await fut
         except BaseException:
@@ -325,6 +343,9 @@ class Pool:
                 conn.abort()
             return await self._connect_in_slot(deadline)
         return conn
+
+    def _no_free_connection(self) -> ConnectTimeout:
+        return ConnectTimeout(f"no free connection to {self.client.host}:{self.client.port} in time")
 
     async def _connect_in_slot(self, deadline: float) -> Connection:
         try:
@@ -405,11 +426,6 @@ class Pool:
             conn.abort()
 
 
-def _expire(fut: asyncio.Future[Any], client: Client) -> None:
-    if not fut.done():
-        fut.set_exception(ConnectTimeout(f"no free connection to {client.host}:{client.port} in time"))
-
-
 class Connection(asyncio.Protocol):
     """One upstream connection; the state of the request in flight lives here and is reset per request."""
 
@@ -466,7 +482,7 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.begun = 0.0
         self.content_by = _NEVER
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Handle | None = None  # a TimerHandle, or the call_soon of its judging
         self.waiter: asyncio.Future[None] | None = None
         self.chunks: list[bytes] = []
         self.body: bytearray | None = None  # a body read whole, once it spans several chunks
@@ -612,7 +628,23 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def _on_timer(self) -> None:
-        """The one timer of a request: total deadline or a read gap; re-armed lazily, not per chunk."""
+        """The one timer of a request: total deadline, content deadline or a read gap; re-armed lazily,
+        not per chunk. Judged after the callbacks already queued; when the loop ran it late (stalled
+        through it), only after one more I/O poll: data that arrived meanwhile counts (backends/deadline.py)."""
+        loop = self.loop
+        timer = self.timer
+        if self.done or self.closed:
+            self.timer = None
+            return
+        if lateness(loop, timer) > LAG_TOLERANCE:
+            self.timer = loop.call_later(GRACE, self._after_poll)
+        else:
+            self.timer = loop.call_soon(self._judge)
+
+    def _after_poll(self) -> None:
+        self.timer = self.loop.call_soon(self._judge)
+
+    def _judge(self) -> None:
         self.timer = None
         if self.done or self.closed:
             return
