@@ -508,7 +508,9 @@ class Classifier:
             rx = re.compile(r"(?<![\w])" + re.escape(k) + r"(?![\w])")
             self._phrases.setdefault(first.encode("utf-8", "surrogatepass"), []).append((cats, k, rx))
         self._phrase_keys = frozenset(self._phrases)
-        self._kw_tasks = [(t.index, t.strong_weight, t.weak_weight, t.keywords_key) for t in self.tasks]
+        # per class: its index, its strong and weak keyword categories, their weights, its signal's name
+        self._kw_tasks = [(t.index, 2 * t.index, 2 * t.index + 1, t.strong_weight, t.weak_weight, t.keywords_key)
+                          for t in self.tasks]
         vocab |= self._keyword_keys | self._phrase_keys
         vocab = vocab.union(*word_sets)
         self._vocab = frozenset(vocab)
@@ -603,8 +605,8 @@ class Classifier:
         # keywords: the scan counted the words per category; phrases confirmed on the text add theirs
         if phrases_found:
             counts = self._phrase_counts(phrases_found, lowered, hits, plain, counts)
-        for ti, strong_weight, weak_weight, key in self._kw_tasks:
-            strong, weak = counts[2 * ti], counts[2 * ti + 1]
+        for ti, strong_cat, weak_cat, strong_weight, weak_weight, key in self._kw_tasks:
+            strong, weak = counts[strong_cat], counts[weak_cat]
             if strong or weak:
                 k = weak * weak_weight  # min(4.5, strong * strong_weight + min(2.0, weak weight)), inlined
                 k = strong * strong_weight + (k if k < 2.0 else 2.0)
@@ -621,16 +623,19 @@ class Classifier:
     def _phrase_counts(
         found: tuple[list[Any], ...], lowered: str, hits: frozenset[bytes], plain: bool, counts: tuple[int, ...]
     ) -> tuple[int, ...]:
-        """`counts` plus the keyword phrases (indexed by a word among the hits) that occur in the text."""
-        more = list(counts)
+        """`counts` plus the keyword phrases (indexed by a word among the hits) that occur in the text (a copy
+        only when one does)."""
+        more: list[int] | None = None
         for entries in found:
             for cats, phrase, rx, words in entries:
                 if plain and not words <= hits:  # a word of it is missing: it cannot match
                     continue
                 if phrase in lowered and rx.search(lowered):
+                    if more is None:
+                        more = list(counts)
                     for c in cats:
                         more[c] += 1
-        return tuple(more)
+        return counts if more is None else tuple(more)
 
     def _context(self, text: str) -> tuple[tuple[float, ...], tuple[tuple[str, float], ...]]:
         """(per-class scores, fired signals with their weights) of the system prompt and earlier turns, both
