@@ -13,12 +13,13 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+import uvloop
 
 from backends.simulated import Behavior, SimulatedUpstream
 from router.config import Config, parse
@@ -198,6 +199,18 @@ class Stack:
         self.run(self.cloud.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], Any]:
+    """Run a coroutine to the end on a fresh loop: each test using it runs on asyncio and on uvloop."""
+    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
+
+    def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+        with asyncio.Runner(loop_factory=factory) as r:
+            return r.run(asyncio.wait_for(coro, 20))
+
+    return _run
 
 
 @pytest.fixture(scope="session")

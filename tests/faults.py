@@ -8,7 +8,8 @@ missing model, an error event before any content, a role-only chunk and then sil
 role-only chunk after `role_s`, the first content `content_s` later). `fault` is the mode for the next
 requests; `GET /v1/models` always answers. `POST …/messages` answers in Anthropic's Messages format
 (streams with the same mid-stream faults), so translated and passed-through Messages streams can be
-broken too. It counts the connections it has open, so tests can check the router leaks none.
+broken too. It counts the connections it has open, so tests can check the router leaks none. `Blackhole`
+is an upstream that never accepts: a connect to it hangs until the client gives up.
 """
 
 from __future__ import annotations
@@ -240,3 +241,22 @@ class FaultUpstream:
 
 def _ant(name: str, data: dict[str, Any]) -> bytes:
     return b"event: %s\ndata: %s\n\n" % (name.encode(), orjson.dumps(data))
+
+
+class Blackhole:
+    """A listening socket whose accept queue is full: further connects hang (SYNs are dropped)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.filler = socket.create_connection(("127.0.0.1", self.port))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def close(self) -> None:
+        self.filler.close()
+        self.sock.close()

@@ -12,15 +12,15 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import uvloop
 
 from backends import http1
 from backends.capacity import Capacity
 from backends.deadline import LAG_TOLERANCE, Deadline
+from tests.faults import Blackhole
 from tests.test_http1 import chunk, make_client, post, reply, serve_forever, server
 
 STALL_S = 0.6
@@ -29,39 +29,9 @@ SLACK_S = 0.25  # what a loaded test machine may add to a timeout's expected mom
 # by STALL_S + SLACK_S, before a second 0.3 s deadline or the 0.3 s of lag added on would end (0.9 s).
 
 
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], Any]:
-    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
-
-    def _run(coro: Coroutine[Any, Any, Any]) -> Any:
-        with asyncio.Runner(loop_factory=factory) as r:
-            return r.run(asyncio.wait_for(coro, 20))
-
-    return _run
-
-
 def stall(seconds: float = STALL_S) -> None:
     """A CPU-bound callback as the loop sees it: nothing else runs meanwhile."""
     time.sleep(seconds)
-
-
-class Blackhole:
-    """A listening socket whose accept queue is full: further connects hang (SYNs are dropped)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(0)
-        self.port = self.sock.getsockname()[1]
-        self.filler = socket.create_connection(("127.0.0.1", self.port))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def close(self) -> None:
-        self.filler.close()
-        self.sock.close()
 
 
 @pytest.fixture

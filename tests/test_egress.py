@@ -8,14 +8,12 @@ import asyncio
 import base64
 import logging
 import ssl
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import trustme
-import uvloop
 
 from backends.egress import Proxy, bypassed, parse_proxy, proxy_for
 from backends.openai import OpenAIBackend
@@ -83,17 +81,6 @@ async def _pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         pass
     finally:
         w.close()
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: pytest.FixtureRequest) -> Any:
-    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
-
-    def _run(coro: Coroutine[Any, Any, Any]) -> Any:
-        with asyncio.Runner(loop_factory=factory) as r:
-            return r.run(asyncio.wait_for(coro, 20))
-
-    return _run
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +23,7 @@ import pytest
 from router.cost import token_counts
 from tests import stages_for_tests
 from tests.conftest import Stack, make_config, stream_then_leave
-from tests.faults import FaultUpstream
+from tests.faults import Blackhole, FaultUpstream
 
 MSG = [{"role": "user", "content": "hello there"}]
 # Short, so the stalls the cases wait out cost little; every upstream gap the tests mean to be fine (slow drip,
@@ -62,21 +61,6 @@ def fault_config(local: str, cloud: str, blackhole: str) -> dict[str, Any]:
         if m.get("tier") not in (None, "cloud-mini"):
             m.pop("tier")
     return cfg
-
-
-class Blackhole:
-    """A listening socket whose accept queue is full: further connects hang (SYNs are dropped)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(0)
-        self.port = self.sock.getsockname()[1]
-        self.filler = socket.create_connection(("127.0.0.1", self.port))
-
-    def close(self) -> None:
-        self.filler.close()
-        self.sock.close()
 
 
 def settled(r: httpx.Response) -> list[tuple[str, Any, Any]]:

@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 
 from backends import http1
-from tests.test_http1 import Server, chunk, make_client, post, reply, run, server
-
-__all__ = ["run"]  # the loop fixture, parametrized over asyncio and uvloop
+from tests.test_http1 import Server, chunk, make_client, post, reply, server
 
 LIMITS = http1.Limits(head_bytes=4096, headers=20, body_bytes=100_000)
 
