@@ -133,18 +133,40 @@ def with_offsets(items: list[dict[str, Any]], gains: list[list[float]], folds: i
     the true subject): a least-squares fit of the gain on (hand logit, one indicator per value) over the other
     folds, which ranks the held-out fold by its prediction (the hand-tuned order within a domain, as long as the
     fit weighs the hand logit up)."""
-    import numpy as np
-
-    names = sorted({e[key] for e in items})
-    x = np.array([[logit(e["hand"]), *(1.0 if e[key] == n else 0.0 for n in names)] for e in items])
-    y = np.array([sum(g) / len(g) for g in gains])
-    fold = np.array([fold_of(e["prompt"], folds) for e in items])
-    scores = np.zeros(len(items))
+    xs = [logit(e["hand"]) for e in items]
+    ys = [sum(g) / len(g) for g in gains]
+    fold = [fold_of(e["prompt"], folds) for e in items]
+    scores = [0.0] * len(items)
     for k in range(folds):
-        train = fold != k
-        w = np.linalg.lstsq(x[train], y[train], rcond=None)[0]  # the indicators span the intercept
-        scores[~train] = x[~train] @ w
-    return apgr_of(gains, [float(v) for v in scores])
+        train = [i for i in range(len(items)) if fold[i] != k]
+        slope, offsets = _fit_offsets([xs[i] for i in train], [ys[i] for i in train], [items[i][key] for i in train])
+        for i in range(len(items)):
+            if fold[i] == k:  # a value never seen in training gets no offset (numpy's minimum-norm lstsq does so)
+                scores[i] = slope * xs[i] + offsets.get(items[i][key], 0.0)
+    return apgr_of(gains, scores)
+
+
+def _fit_offsets(xs: list[float], ys: list[float], groups: list[Any]) -> tuple[float, dict[Any, float]]:
+    """The least-squares fit y ~ slope * x + offset[group], in closed form: the slope from the deviations from
+    each group's means, each offset its group's mean residual. When x is constant within every group the fit is
+    not unique; then the minimum-norm one, as `numpy.linalg.lstsq` gives it."""
+    sums: dict[Any, list[float]] = {}
+    for x, y, g in zip(xs, ys, groups, strict=True):
+        s = sums.setdefault(g, [0.0, 0.0, 0.0])
+        s[0] += 1
+        s[1] += x
+        s[2] += y
+    means = {g: (sx / n, sy / n) for g, (n, sx, sy) in sums.items()}
+    sxx = sxy = 0.0
+    for x, y, g in zip(xs, ys, groups, strict=True):
+        mx, my = means[g]
+        sxx += (x - mx) ** 2
+        sxy += (x - mx) * (y - my)
+    if sxx > 1e-12 * (1.0 + sum(x * x for x in xs)):
+        slope = sxy / sxx
+    else:  # x = c[g] in each group: minimise slope² + Σ offset² subject to slope * c[g] + offset[g] = mean y[g]
+        slope = sum(mx * my for mx, my in means.values()) / (1.0 + sum(mx * mx for mx, _ in means.values()))
+    return slope, {g: my - slope * mx for g, (mx, my) in means.items()}
 
 
 def detector(terms: dict[str, list[str]], least: int = MIN_TERMS) -> Callable[[str], str]:
