@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from router.cost import counts_cost, local_usage, tier_prices, token_counts, usage_counts, worst_case_usd
+from router.cost import Baseline, counts_cost, local_usage, tier_prices, token_counts, usage_counts, worst_case_usd
 from router.errors import BudgetExceeded, UpstreamFailure
 from router.exchange import CallNext, Candidate, Exchange, Reply
 from router.pipeline import Stage
@@ -54,11 +54,8 @@ class BudgetStage(Stage):
         self.tenants = Tenants(config)
         self.tiers: list[str] = config.routing.tiers
         self.prices = tier_prices(config.models(), self.tiers)
-        top = next((t for t in reversed(self.tiers) if self.prices[t] != (0.0, 0.0)), None)
-        self.top_price = self.prices[top] if top else (0.0, 0.0)
         self.top_tier_price = self.prices[self.tiers[-1]] if self.tiers else (0.0, 0.0)  # (cap's first try)
-        emb = [m.price.input for m in config.models() if m.type == "embedding"]
-        self.top_embedding_price = max(emb) if emb else 0.0
+        self.savings_baseline = Baseline(config.models(), self.tiers)  # the same rule the metrics price with
         self.key_budgets = KeyAllowance("budget", lambda raw, where: parse_budget(raw, where, self.tiers))
         self._plans: dict[tuple[str, str | None, int], Plan] = {}
         self._day_end = 0.0  # the plans are for the UTC day ending then
@@ -113,11 +110,8 @@ class BudgetStage(Stage):
         return p
 
     def baseline(self, ex: Exchange, tokens_in: int, tokens_out: int) -> float:
-        """What this usage would have cost on the highest tier (the savings baseline)."""
-        if ex.endpoint == "embeddings":
-            return tokens_in * self.top_embedding_price / 1_000_000
-        pi, po = self.top_price
-        return (tokens_in * pi + tokens_out * po) / 1_000_000
+        """What this usage would have cost on the highest tier (the savings baseline: `cost.Baseline`)."""
+        return self.savings_baseline.tokens(ex.endpoint, tokens_in, tokens_out)
 
 
 class Window:
