@@ -76,11 +76,7 @@ class Analyzer:
                 for b in self._bounds:
                     if lo <= b <= hi:
                         return True
-        low, high = tc.low, tc.high
-        for t in self.policy.thresholds(f, ex.tenant, ex.client_model):  # noqa: SIM110 (no generator per call)
-            if low <= t < high:
-                return True
-        return False
+        return self.policy.threshold_within(f, ex.tenant, ex.client_model, tc.low, tc.high)
 
     @staticmethod
     def recounter(ex: Exchange, prompt: Prompt | None = None) -> Callable[[str], int]:

@@ -31,7 +31,7 @@ The classes and their keywords are configurable under `routing.tasks` (`parse_ta
 
 Difficulty: the same scan counts the difficulty vocabularies (hard and moderate asks, simplicity markers,
 constraints, expert terms, algorithmic terms, long-form and advanced-math words) and the learned layer's
-structural vocabularies (ratio, relation and negation words, in the same packed counts); `_difficulty_base`
+structural vocabularies (ratio, relation and negation words, in the same packed counts); `analyse`
 hands them with the task, the fired signals and the request's shape to `router.routing.difficulty`, which
 owns the weights. `complexity` is read off the difficulty through `routing.complexity_cuts`.
 """
@@ -364,6 +364,7 @@ class _Task:
 
 
 _VIEW_CHARS = HEAD_CHARS + 1 + TAIL_CHARS  # the length of a cut view (`_view`)
+_VIEW_MAX = HEAD_CHARS + TAIL_CHARS  # longer texts are cut
 
 
 def round3(x: float) -> float:
@@ -637,11 +638,12 @@ class Classifier:
                         more[c] += 1
         return counts if more is None else tuple(more)
 
-    def _context(self, text: str) -> tuple[tuple[float, ...], tuple[tuple[str, float], ...]]:
+    def _context(self, text: str) -> tuple[tuple[float, ...] | None, tuple[tuple[str, float], ...]]:
         """(per-class scores, fired signals with their weights) of the system prompt and earlier turns, both
-        already scaled by CONTEXT_WEIGHT (the memo keeps them so: no multiplication per request)."""
+        already scaled by CONTEXT_WEIGHT (the memo keeps them so: no multiplication per request); the scores
+        are None when all are zero (nothing to add)."""
         scores, fired = self._scan(text)[3:5]
-        return (tuple(v * CONTEXT_WEIGHT for v in scores),
+        return (tuple(v * CONTEXT_WEIGHT for v in scores) if any(scores) else None,
                 tuple((name, w * CONTEXT_WEIGHT) for _order, name, w in fired))
 
     def classify(self, prompt: Prompt, tokens: int = 0, endpoint: str = "chat") -> Features:
@@ -654,9 +656,13 @@ class Classifier:
 
         `self.difficulty.level(base, n)` gives the difficulty and complexity at another token count, so a
         caller holding only a token band can tell whether the band's ends give the same."""
-        last, context = _split_turns(prompt)
-        view = _view(last)
-        lowered, hits, marks, scores, fired_list, counts, spaces, stops, plain = self._scan(view)
+        roles = prompt.roles
+        if len(roles) == 2 and roles[1] == "user" and roles[0] == "system" and prompt.system:
+            last, context = prompt.contents[1], prompt.system[:TURN_CHARS]  # `_split_turns`' common shape
+        else:
+            last, context = _split_turns(prompt)
+        view = last if len(last) <= _VIEW_MAX else last[:HEAD_CHARS] + "\n" + last[-TAIL_CHARS:]  # = _view(last)
+        lowered, _hits, marks, scores, fired_list, counts, spaces, stops, plain = self._scan(view)
         fired: dict[str, float] = {}
         for _order, name, w in fired_list:  # a loop, not a comprehension: no function object per request
             fired[name] = w
@@ -665,7 +671,8 @@ class Classifier:
             context_scores, context_fired = self._context_evidence(context)  # scaled by CONTEXT_WEIGHT
             for name, w in context_fired:
                 fired[name] = fired.get(name, 0.0) + w
-            scores = list(map(_add, scores, context_scores))
+            if context_scores is not None:  # None: all zero (x + 0.0 is x)
+                scores = list(map(_add, scores, context_scores))
         chat = self._chat
         if "greeting" in fired and len(view) > GREETING_CHARS:  # "Hello! <the real ask>": a preamble
             scores[chat] -= fired["greeting"] - PREAMBLE_WEIGHT
@@ -693,8 +700,60 @@ class Classifier:
         f.has_images = bool(prompt.image_tokens)
         f.wants_json = prompt.wants_json
         f.max_output_tokens = prompt.max_output
-        base = self._difficulty_base(prompt, f, view, lowered, hits, marks, counts, fired, spaces + 1, stops, plain)
-        f.difficulty, f.complexity = self.difficulty.level(base, tokens)
+        # the evidence `Difficulty.base` reads (signals it adds are listed too); words: the view's spaces + 1
+        words = spaces + 1
+        cx0 = self._cx0
+        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations, \
+            negations = counts[cx0 : cx0 + 11]
+        signals = f.signals
+        statements = False
+        if counts[self._statement_cat] and STATEMENTS.search(lowered):  # "Statement 1 | ... Statement 2"
+            fired["statements"] = 1.0
+            signals.append("statements")
+            statements = True
+        difficulty = self.difficulty
+        layer = difficulty.learned
+        if layer is None:
+            learned = 0.0
+        else:  # `LearnedLayer.raw(self._structure(...))`: the same products summed in the same order (same float)
+            w = layer.weights
+            questions = marks.count(b"?")  # = view.count("?"): `marks` keeps every ASCII byte but letters, spaces
+            sentences = stops + questions + marks.count(b"!")
+            learned = (w[0] * log2(words + 1) + w[1] * ((sentences if sentences < 12 else 12) / 4)
+                       + w[2] * (questions if questions < 3 else 3) + w[3] * (fractions if fractions < 3 else 3)
+                       + w[4] * (relations if relations < 3 else 3) + w[5] * (negations if negations < 3 else 3)
+                       + w[6] * (1.0 if statements else 0.0))
+        task = f.task
+        # "500-word": in a plain text the word is one of the hits (no search for "word" in the text otherwise)
+        if (not plain or counts[self._word_cat]) and "word" in lowered and WORD_COUNT.search(lowered):
+            long_form += 1
+        long_form = 1 if (long_form and "compose" in fired) or long_form > 1 else 0
+        if long_form or advanced or constraints > 1 or expert:
+            if long_form:
+                signals.append("long_form")
+            if advanced:
+                signals.append("advanced_math")
+            if constraints > 1:
+                signals.append(f"constraints:{constraints}")
+            if expert:
+                signals.append("expert_domain")
+        if "file_paths" in fired and len(set(_SOURCE_FILE.findall(view))) >= 3:
+            fired["many_files"] = 1.0
+            signals.append("many_files")
+        numbers = steps = 0
+        if task == "math" or task == "reasoning":
+            numbers = sum(1 for x in islice(_iter_numbers(view), 12) if not _YEAR.fullmatch(x))
+            steps = counts[self._step_cat]
+        elif algorithmic and task == "code":
+            signals.append("algorithmic")
+        if len(roles) > 2 or prompt.system or prompt.tools or prompt.wants_json or prompt.image_tokens \
+                or prompt.max_output:
+            shape = self._shape(prompt, signals)
+        else:
+            shape = _PLAIN
+        base = difficulty.base(task, fired, (hard, moderate, simple, long_form, advanced, constraints, expert,
+                                             algorithmic, fractions, relations, steps), numbers, words, shape, learned)
+        f.difficulty, f.complexity = difficulty.level(base, tokens)
         return f, base
 
     def _numbers(
@@ -771,55 +830,6 @@ class Classifier:
         if "word_problem" in fired and len(_numbers(ask)) < 2:
             scores[self._math] -= fired.pop("word_problem")  # type: ignore[index]  # "how many ..." over a passage
 
-    def _difficulty_base(
-        self, prompt: Prompt, f: Features, view: str, lowered: str, hits: frozenset[bytes], marks: bytes,
-        counts: tuple[int, ...], fired: dict[str, float], words: int, stops: int, plain: bool = False,
-    ) -> Base:
-        """The evidence `Difficulty.base` reads, gathered from this request (signals it adds are listed too);
-        `words`: the view's spaces + 1, `stops`: its ". " and ".\n", `plain`: see `textscan`."""
-        cx0 = self._cx0
-        hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations = counts[
-            cx0 : cx0 + 10]
-        signals = f.signals
-        if counts[self._statement_cat] and STATEMENTS.search(lowered):  # "Statement 1 | ... Statement 2"
-            fired["statements"] = 1.0
-            signals.append("statements")
-        layer = self.difficulty.learned
-        learned = 0.0 if layer is None else self._learned_raw(layer.weights, marks, counts, words, stops,
-                                                              "statements" in fired)
-        task = f.task
-        # "500-word": in a plain text the word is one of the hits (no search for "word" in the text otherwise)
-        if (not plain or counts[self._word_cat]) and "word" in lowered and WORD_COUNT.search(lowered):
-            long_form += 1
-        long_form = 1 if (long_form and "compose" in fired) or long_form > 1 else 0
-        if long_form or advanced or constraints > 1 or expert:
-            if long_form:
-                signals.append("long_form")
-            if advanced:
-                signals.append("advanced_math")
-            if constraints > 1:
-                signals.append(f"constraints:{constraints}")
-            if expert:
-                signals.append("expert_domain")
-        if "file_paths" in fired and len(set(_SOURCE_FILE.findall(view))) >= 3:
-            fired["many_files"] = 1.0
-            signals.append("many_files")
-        numbers = steps = 0
-        if task == "math" or task == "reasoning":
-            numbers = sum(1 for x in islice(_iter_numbers(view), 12) if not _YEAR.fullmatch(x))
-            steps = counts[self._step_cat]
-        elif algorithmic and task == "code":
-            signals.append("algorithmic")
-        roles = prompt.roles
-        if len(roles) > 2 or prompt.system or prompt.tools or prompt.wants_json or prompt.image_tokens \
-                or prompt.max_output:
-            shape = self._shape(prompt, signals)
-        else:
-            shape = _PLAIN
-        vocab = (hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations,
-                 steps)
-        return self.difficulty.base(task, fired, vocab, numbers, words, shape, learned)
-
     def _structure(
         self, marks: bytes, counts: tuple[int, ...], words: int, stops: int, statements: bool
     ) -> tuple[float, ...]:
@@ -837,19 +847,6 @@ class Classifier:
             negations if negations < 3 else 3,
             1.0 if statements else 0.0,
         )
-
-    def _learned_raw(
-        self, w: tuple[float, ...], marks: bytes, counts: tuple[int, ...], words: int, stops: int, statements: bool
-    ) -> float:
-        """`LearnedLayer.raw(self._structure(...))` in one step: the same products summed in the same order (the
-        same float), without the tuple of inputs."""
-        fractions, relations, negations = counts[self._cx0 + 8 : self._cx0 + 11]
-        questions = marks.count(b"?")
-        sentences = stops + questions + marks.count(b"!")
-        return (w[0] * log2(words + 1) + w[1] * ((sentences if sentences < 12 else 12) / 4)
-                + w[2] * (questions if questions < 3 else 3) + w[3] * (fractions if fractions < 3 else 3)
-                + w[4] * (relations if relations < 3 else 3) + w[5] * (negations if negations < 3 else 3)
-                + w[6] * (1.0 if statements else 0.0))
 
     def layer_features(self, prompt: Prompt) -> tuple[float, ...]:
         """The learned layer's inputs for a request, as `analyse` computes them (for `bench.train_difficulty`)."""

@@ -161,9 +161,10 @@ class Difficulty:
         if transform:
             hard = expert = 0  # transforming a text is as easy in a specialist field as anywhere
         analytic = task == "math" or task == "reasoning"
-        z += 0.7 * min(hard, 3) + 0.35 * min(moderate, 3)
+        # min(x, 3) as conditionals (the same ints): no builtin call per count
+        z += 0.7 * (hard if hard < 3 else 3) + 0.35 * (moderate if moderate < 3 else 3)
         if simple and (words <= 25 or not analytic):  # "just", "small" in a long word problem say nothing
-            z -= (0.3 if analytic else 0.6) * min(simple, 2)
+            z -= (0.3 if analytic else 0.6) * (simple if simple < 2 else 2)
         if long_form:
             z += 0.3
         if constraints > 1:
@@ -181,7 +182,8 @@ class Difficulty:
             # the steps of a word problem: ratios (half, twice, percent), quantities defined through one another
             # ("3 more than", "twice as many", "the rest") and a story in stages ("first", "then") are what a small
             # model drops or chains wrongly
-            z += FRACTION_W * min(fractions, 3) + RELATION_W * min(relations, 3) + STEP_W * min(steps, 3)
+            z += (FRACTION_W * (fractions if fractions < 3 else 3) + RELATION_W * (relations if relations < 3 else 3)
+                  + STEP_W * (steps if steps < 3 else 3))
             if numbers <= 2 and task == "math" and words <= 14 and not advanced and "proof" not in fired:
                 z -= 2.0  # single-step arithmetic or a unit conversion
         elif task == "code":
@@ -213,8 +215,12 @@ class Difficulty:
             z += 0.3
         if max_output:
             z += 0.6 if max_output >= 4000 else 0.3 if max_output >= 1500 else -0.3 if max_output <= 200 else 0.0
-        if self.learned is not None:
-            z += self.learned.logit(task, learned)
+        layer = self.learned
+        if layer is not None:  # = z += layer.logit(task, learned), inlined
+            centre, scale = layer.tasks.get(task, layer.default)
+            y = scale * (learned - centre)
+            clip = layer.clip
+            z += clip if y > clip else -clip if y < -clip else y
         return z, size_w, long_w
 
     @staticmethod

@@ -25,6 +25,7 @@ Nothing fits at all: `NoBackendAvailable` (503) saying why.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -134,6 +135,7 @@ class Policy:
         self._pure_rules: dict[str, bool] = {}
         # (task, complexity, tools, images, output reserve) -> `thresholds` of an auto request of a pure task
         self._thresholds_memo: dict[tuple[str, str, bool, bool, int], list[int]] = {}
+        self._sorted_memo: dict[tuple[str, str, bool, bool, int], tuple[int, ...]] = {}  # the same, sorted
         # (start, cap) -> the chain of a plain request (no images, tools, JSON mode or native Responses API)
         # that fits every candidate's context, when each tier keeps at most one model (so neither the prompt's
         # size nor latency can reorder it): (chain, why, smallest context, some model counts its own tokens)
@@ -238,6 +240,23 @@ class Policy:
                 self._thresholds_memo.clear()
             out = self._thresholds_memo[key] = self._rule_thresholds(f, tenant) + [c - reserve for c in self.contexts]
         return out
+
+    def threshold_within(self, f: Features, tenant: str | None, client_model: str, low: int, high: int) -> bool:
+        """Is one of `thresholds(f, tenant, client_model)` in [low, high)? For an auto request of a pure task
+        (see `thresholds`) a sorted copy of the memoised list answers with one bisection."""
+        if is_auto(client_model) and self._pure_rules.get(f.task):
+            key = (f.task, f.complexity, f.has_tools, f.has_images, f.max_output_tokens or 0)
+            ordered = self._sorted_memo.get(key)
+            if ordered is None:
+                if len(self._sorted_memo) >= MEMO_MAX:
+                    self._sorted_memo.clear()
+                ordered = self._sorted_memo[key] = tuple(sorted(self.thresholds(f, tenant, client_model)))
+            i = bisect_left(ordered, low)
+            return i < len(ordered) and ordered[i] < high
+        for t in self.thresholds(f, tenant, client_model):  # noqa: SIM110 (no generator per call)
+            if low <= t < high:
+                return True
+        return False
 
     def _rule_thresholds(self, f: Features, tenant: str | None) -> list[int]:
         """The `max_prompt_tokens` of the rules an auto request could match, up to the first that matches it
@@ -367,9 +386,12 @@ class Policy:
         (the adaptive layer then neither counts nor explores)."""
         reasons: list[str] = []
         kind, want = self.catalog.resolve(model)
-        tp = self.tenant_policy(tenant)
-        h_prefer, h_max = self._steering(headers, tp, reasons)
-        prefer = prefer or h_prefer
+        tp = None if tenant is None else self.tenant_policy(tenant)
+        if headers:  # no headers (None or empty): no steering
+            h_prefer, h_max = self._steering(headers, tp, reasons)
+            prefer = prefer or h_prefer
+        else:
+            h_max = None
         if kind == "model":
             self._check_type(want or model, endpoint)
             return self._concrete(want or model, tp, reasons)
@@ -437,8 +459,7 @@ class Policy:
             chain, below = below, []
         if prefer:
             chain = self._prefer(chain, below, prefer, reasons)
-        chain = _healthy_first(chain, reasons)
-        return Decision(candidates=chain, reasons=reasons, rule=rule_i)
+        return Decision(_healthy_first(chain, reasons), reasons, rule_i)
 
     def _steering(self, headers: Any, tp: TenantPolicy | None, reasons: list[str]) -> tuple[str | None, str | None]:
         if headers is None:
@@ -550,9 +571,13 @@ def _why(why: dict[str, int]) -> str:
 
 
 def _healthy_first(chain: list[Candidate], reasons: list[str]) -> list[Candidate]:
+    last = None  # a backend found healthy: the next candidates on it are too (health only improves with time)
     for c in chain:
-        if not c.backend.healthy:
-            break
+        b = c.backend
+        if b is not last:
+            if not b.healthy:
+                break
+            last = b
     else:
         return chain
     healthy = [c for c in chain if c.backend.healthy]

@@ -301,6 +301,7 @@ def extract(endpoint: str, body: dict[str, Any]) -> Prompt:
         if msgs is None and endpoint == "responses":
             inp = body.get("input")
             msgs = [{"role": "user", "content": inp}] if isinstance(inp, str) else inp
+        roles, contents, texts = p.roles, p.contents, p.texts
         for m in msgs if isinstance(msgs, list) else []:
             if not isinstance(m, dict):
                 continue
@@ -310,7 +311,17 @@ def extract(endpoint: str, body: dict[str, Any]) -> Prompt:
             if (role == "system" or role == "developer") and not p.system:
                 p.system = _content_text(m.get("content"), p)
             content = m.get("content", _ABSENT)
-            _add_message(p, role, m.get("output") if content is _ABSENT else content, m)
+            if "name" in m or "tool_calls" in m:
+                _add_message(p, role, m.get("output") if content is _ABSENT else content, m)
+                continue
+            # = _add_message(p, role, content, m) for a message with neither a name nor tool calls, inlined
+            if content is _ABSENT:
+                content = m.get("output")
+            text = content if type(content) is str else _content_text(content, p)
+            roles.append(role)
+            contents.append(text)
+            texts.append(text)
+            p.overhead += TOKENS_PER_MESSAGE
         p.overhead += REPLY_PRIMING
         tools = body.get("tools")
         if isinstance(tools, list):
@@ -325,7 +336,7 @@ def extract(endpoint: str, body: dict[str, Any]) -> Prompt:
             p.wants_json = text["format"].get("type") in ("json_object", "json_schema")
     for key in _MAX_OUTPUT_KEYS:  # the first positive integer of them (a bool is not one)
         v = body.get(key)
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+        if v is not None and isinstance(v, int) and not isinstance(v, bool) and v > 0:
             p.max_output = v
             break
     p.chars = sum(map(len, p.texts))
@@ -435,6 +446,7 @@ LOW_MARGIN, HIGH_MARGIN, HIGH_SLACK = 0.45, 0.7, 3.0
 DENSE_LOW, DENSE_EST, DENSE_HIGH = 0.12, 0.3, 0.8  # tokens per char, ASCII with few spaces
 WIDE_LOW, WIDE_EST = 0.1, 0.3  # tokens per char (low) and per byte (estimate), non-ASCII; high = bytes
 SAMPLED_CHARS = 32768
+_LOW_FACTOR, _HIGH_FACTOR = 1 - LOW_MARGIN, 1 + HIGH_MARGIN  # the same floats, computed once
 _NOT_DIGIT = bytes(c for c in range(256) if not 48 <= c <= 57)  # bytes.translate(None, _NOT_DIGIT): the digits
 _TOOL_MEMO: dict[tuple[str, bytes], int] = {}
 _TUPLE_NEW = tuple.__new__
@@ -496,10 +508,10 @@ def estimate(prompt: Prompt, encoding: str = DEFAULT_ENCODING) -> TokenCount:
             sp, nl, digits = counts
             if sp * 12 >= n:
                 e = PER_CHAR * n + PER_SPACE * sp + PER_NEWLINE * nl + PER_DIGIT * digits
-                lo = e * (1 - LOW_MARGIN)
+                lo = e * _LOW_FACTOR
                 est += e
                 low += lo if lo > 1.0 else 1.0  # a non-empty text is at least one token
-                high += e * (1 + HIGH_MARGIN) + HIGH_SLACK
+                high += e * _HIGH_FACTOR + HIGH_SLACK
                 continue
             e, lo, hi = DENSE_EST * n, DENSE_LOW * n, DENSE_HIGH * n + HIGH_SLACK
         else:
