@@ -7,7 +7,8 @@
 The body is the one `bench.instructions` sends (`bench.targets`: a system prompt and a ~300-token user
 message that ends in a fresh `N-hexhex` id, so every request's text is new, as in the server benchmark:
 ids counting down, 300 warm-up requests first). Counted, per request: `redact` is
-`BodyRedactor.redact(body)` (the walk, the scans, the memo), `scan` the user text's `Scanner.scan`, `pass`
+`BodyRedactor.redact(body, raw)` as the stage calls it (the whole-body pass, else the walk, the scans, the
+memo), `scan` the user text's `Scanner.scan`, `pass`
 RE2's pass over it alone. `--text typical|dense --tokens N` counts `redact` on `bench.redaction_speed`'s
 bodies instead (the same body each time, the memo off, as that benchmark times them). Besides the
 instructions it prints how many new RE2 DFA states a request built (each costs ~20k instructions here: a
@@ -19,6 +20,7 @@ requests (toggled with `callgrind_control`); with `--source`, this script drives
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import random
 import re
@@ -57,10 +59,16 @@ def _inner(what: str, requests: int, text: str, tokens: int) -> None:
         _count(lambda: [redactor.redact(body) for _ in range(requests)])
         return
 
-    def run(bodies: list[dict]) -> None:
-        if what == "redact":
+    with_raw = "raw" in inspect.signature(redactor.redact).parameters
+
+    def run(pairs: list[tuple[dict, bytes]]) -> None:
+        bodies = [b for b, _ in pairs]
+        if what == "redact" and not with_raw:  # an older tree (`--source`): the body alone
             for b in bodies:
                 redactor.redact(b)
+        elif what == "redact":
+            for b, raw in pairs:
+                redactor.redact(b, raw)  # as the stage calls it: the body and the client's bytes
         elif what == "scan":
             for b in bodies:
                 scanner.scan(b["messages"][1]["content"])
@@ -70,8 +78,8 @@ def _inner(what: str, requests: int, text: str, tokens: int) -> None:
                 data = b["messages"][1]["content"].encode("latin-1")
                 match(unanchored, data, 0, len(data))
 
-    run([orjson.loads(b) for b in _bodies(WARMUP, rnd)])
-    counted = [orjson.loads(b) for b in _bodies(requests, rnd)]
+    run([(orjson.loads(b), b) for b in _bodies(WARMUP, rnd)])
+    counted = [(orjson.loads(b), b) for b in _bodies(requests, rnd)]
     _count(lambda: run(counted))
 
 

@@ -90,7 +90,7 @@ class RedactStage(Stage):
         policy, redactor = self._plans.get(ex.tenant) or self._plan(ex.tenant)
         if redactor is None:
             return call_next(ex)
-        found = redactor.redact(ex.body)
+        found = redactor.redact(ex.body, ex.raw)
         if found is None:  # the common case: nothing found, nothing kept (no vault, no restorer)
             return call_next(ex)
         redacted, vault = found

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,9 +14,11 @@ import pytest
 
 from router.config import ConfigError
 from router.redaction import BodyRedactor, RestoredStream, Restorer, Scanner, TenantPolicies, parse_policy
+from router.redaction.body import clean_json
 from router.redaction.checksums import cnpj_ok, cpf_ok, entropy, entropy_at_least, iban_ok, is_card, luhn, ssn_ok
 
 SCANNER = Scanner()
+CORPUS = Path(__file__).parent / "data" / "redaction_corpus"
 
 
 def found(text: str, scanner: Scanner = SCANNER) -> list[tuple[str, str]]:
@@ -353,3 +356,87 @@ def test_scanner_remembers_texts_it_has_seen(monkeypatch: pytest.MonkeyPatch) ->
     off = Scanner(memo=False)
     assert [f.kind for f in off.scan(text)] == ["EMAIL", "PHONE"]
     assert off._memo == {}
+
+
+def _both(body: dict[str, Any], raw: bytes | None = None, redactor: BodyRedactor | None = None) -> Any:
+    """The redaction of `body` with its bytes (the whole-body pass first) and without (the walk): the same."""
+    redactor = redactor or BodyRedactor(SCANNER)
+    raw = orjson.dumps(body) if raw is None else raw
+    with_raw, walked = redactor.redact(body, raw), redactor.redact(body)
+    assert (with_raw is None) == (walked is None), raw
+    if walked is not None:
+        assert with_raw is not None
+        assert with_raw[0] == walked[0], raw
+        assert with_raw[1].values == walked[1].values, raw
+        assert with_raw[1].counts == walked[1].counts
+    return walked
+
+
+def test_whole_body_pass_agrees_with_the_walk_on_the_corpus() -> None:
+    """Every corpus text as a chat message, beside a number that the pass meets between strings
+    (`"max_tokens":1024` is a SECRET candidate in the key): the same findings with and without the bytes,
+    and a body the pass calls clean has none."""
+    rows = []
+    for name in ("positives.jsonl", "negatives.jsonl"):
+        with open(CORPUS / name, encoding="utf-8") as f:
+            rows += [orjson.loads(line) for line in f]
+    decided = 0
+    for row in rows:
+        body = {"model": "auto", "messages": [{"role": "system", "content": "Be brief."},
+                                              {"role": "user", "content": row["text"]}], "max_tokens": 1024}
+        raw = orjson.dumps(body)
+        if clean_json(SCANNER, raw):
+            decided += 1
+            assert BodyRedactor(SCANNER).redact(body) is None, row["text"]
+        _both(body, raw)
+    assert decided > 100
+
+
+def test_whole_body_pass_escapes_and_other_bytes() -> None:
+    """JSON escapes and non-ASCII bytes never hide a finding: the body goes to the walk."""
+    raw = b'{"messages":[{"role":"user","content":"write to ana\\u0040example.com"}]}'
+    assert not clean_json(SCANNER, raw)
+    out = _both(orjson.loads(raw), raw)
+    assert out is not None
+    assert out[1].counts == {"EMAIL": 1}
+    raw = b'{"messages":[{"role":"user","content":"db password:\\thunter2x"}]}'
+    assert _both(orjson.loads(raw), raw)[1].counts == {"PASSWORD": 1}
+    body = {"messages": [{"role": "user", "content": "escreva para joão@empresa.com.br"}]}
+    assert not clean_json(SCANNER, orjson.dumps(body))
+    assert _both(body)[1].counts == {"EMAIL": 1}
+
+
+def test_whole_body_pass_keys_numbers_and_values() -> None:
+    """A candidate in a key or a number is passed over; one in a value is scanned from there: a test card
+    (no finding) keeps the body clean, a real card does not."""
+    clean = {"model": "auto", "max_tokens": 1024, "seed": 123456789012, "messages": [
+        {"role": "user", "content": "pay with 4242 4242 4242 4242 then call me"}]}
+    assert clean_json(SCANNER, orjson.dumps(clean))
+    assert _both(clean) is None
+    dirty = {"messages": [{"role": "user", "content": "pay with 4242 4242 4242 4242, or 4539 1488 0343 6467"}]}
+    assert not clean_json(SCANNER, orjson.dumps(dirty))
+    assert _both(dirty)[1].counts == {"CARD": 1}
+    skipped = {"model": "ana@example.com", "messages": [{"role": "user", "content": "hello there"}]}
+    assert _both(skipped) is None  # a value the walk never scans: the pass sends it to the walk, which skips it
+    pretty = b'{\n  "max_tokens" : 1024,\n  "messages": [{"role": "user", "content": "call 555-867-5309 now"}]\n}'
+    assert _both(orjson.loads(pretty), pretty)[1].counts == {"PHONE": 1}
+
+
+def test_whole_body_pass_agrees_on_random_bodies() -> None:
+    """Random texts dense in the characters detectors start at, in several fields and shapes."""
+    rnd = random.Random(5)
+    alphabet = "abcdefxyzABCDEFQSXKG0123456789 @:=._-/+~\"'(){}[]"
+    words = ["password", "token", "sk-", "eyJ", "AKIA", "Bearer ", "basic ", "ghp_", "xoxb-", "4111", "::",
+             "https://", "CPF ", "cnpj ", "phone ", "192.168.", "+55 ", "DE89", "AccountKey="]
+    for _ in range(3000):
+        def text() -> str:
+            parts = [rnd.choice(words) if rnd.random() < 0.3 else
+                     "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 12))) for _ in range(rnd.randint(1, 8))]
+            return "".join(parts)
+        body: dict[str, Any] = {"model": "auto", "max_tokens": rnd.choice([16, 256, 1024, 123456789]),
+                                "messages": [{"role": "user", "content": text()}]}
+        if rnd.random() < 0.5:
+            body["messages"].append({"role": "assistant", "content": [{"type": "text", "text": text()}]})
+        if rnd.random() < 0.3:
+            body["user"] = text()
+        _both(body)

@@ -8,10 +8,17 @@ items, the `/v1/messages` blocks (text, tool_use input, tool_result content) and
 field. Walking the whole body, rather than a list of known paths, means a new field or endpoint is
 scanned by default: the safe side. Only the containers that changed are copied; the client's body is
 never mutated.
+
+A small body is first decided whole, from the client's bytes (`clean_json`): one pass of the scanner's
+compiled search over the JSON document, which holds every string of the body verbatim when it is ASCII and
+has no backslash (no escape can hide or make a character). No candidate in any string value means no
+finding anywhere, so the common clean body costs one pass: no walk, no per-text scan, no memo. Otherwise
+(escapes, non-ASCII, a candidate in a value, a large body) the walk below decides, as before.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from router.redaction.placeholders import Vault, redact_text
@@ -31,6 +38,45 @@ MIN_TEXT = 6  # nothing we look for is shorter
 _NODES = (str, dict, list)  # what the walk looks into (subclasses too)
 _SCALARS = frozenset({int, float, bool, type(None)})  # exact types the walk passes over without `isinstance`
 
+RAW_MAX = 4096  # bodies up to this many bytes (and turns) are decided whole first: the walk's memo wins beyond
+RAW_TURNS = 2  # messages: a longer conversation repeats earlier turns, which the memo answers cheaper
+RAW_CANDIDATES = 8  # candidates looked at before leaving the body to the walk
+_KEY_END = re.compile(rb'"[ \t\n\r]*:')  # a string's closing quote followed by a colon: it was a key
+
+
+def clean_json(scanner: Scanner, raw: bytes) -> bool:
+    """True when the JSON object `raw` provably holds nothing to redact in any string value, so the body
+    parsed from it has none; False means "not decided here" (the walk decides).
+
+    It applies only to ASCII bytes without a backslash: there every string's text is the very bytes between
+    its quotes (the scanner's Latin-1 bytes of it) and every quote opens or closes a string, so the
+    scanner's compiled pass over the whole document meets every candidate of every string. One in a key
+    (never scanned) or between strings (a number: `"max_tokens":1024`) is passed over; one inside a value
+    string gets that string scanned from there (`Scanner.scan_from`: nothing before it can be a candidate),
+    and a finding sends the body to the walk. Each time the search goes on after what was decided: any
+    match within a later value string starts inside that string, so the search from there still meets it."""
+    if len(raw) > RAW_MAX or 92 in raw or not raw.isascii():  # 92: a backslash (an escape)
+        return False
+    search = scanner.search_bytes
+    s = search(raw, 0)
+    seen = 0
+    while s >= 0:
+        seen += 1
+        if seen > RAW_CANDIDATES:
+            return False
+        if not raw.count(b'"', 0, s) & 1:  # an even number of quotes before it: between strings
+            s = search(raw, s + 1)
+            continue
+        end = raw.find(b'"', s)  # the string's closing quote
+        if _KEY_END.match(raw, end) is None:  # a value: scan it from the candidate on
+            start = raw.rfind(b'"', 0, s) + 1
+            data = raw[start:end]
+            if scanner.scan_from(data.decode("ascii"), data, s - start):
+                return False
+        s = search(raw, end + 1)
+    return True
+
+
 # One body's walk shares `w`, a list that holds the vault once the first finding makes it (a body with
 # nothing to redact allocates none; a list, as the cheapest mutable cell).
 _Walk = list[Vault]
@@ -44,14 +90,20 @@ def _binary(v: str) -> bool:
 class BodyRedactor:
     """Redact every user string of a request body into a copy, recording the originals in a vault."""
 
-    __slots__ = ("allow", "scanner")
+    __slots__ = ("_whole", "allow", "scanner")
 
     def __init__(self, scanner: Scanner, allow: frozenset[str] = frozenset()) -> None:
         self.scanner = scanner
         self.allow = allow  # values that are never findings
+        self._whole = getattr(scanner, "search_bytes", None) is not None  # clean_json can decide bodies
 
-    def redact(self, body: dict[str, Any]) -> tuple[dict[str, Any], Vault] | None:
-        """(the redacted copy, its vault), or None when the body holds nothing to redact."""
+    def redact(self, body: dict[str, Any], raw: bytes | None = None) -> tuple[dict[str, Any], Vault] | None:
+        """(the redacted copy, its vault), or None when the body holds nothing to redact. `raw`: the bytes
+        `body` was parsed from, if unchanged (lets a small clean body be decided in one pass, `clean_json`)."""
+        if type(raw) is bytes and self._whole and type(body) is dict:
+            turns = body.get("messages")
+            if (turns is None or type(turns) is not list or len(turns) <= RAW_TURNS) and clean_json(self.scanner, raw):
+                return None
         w: _Walk = []
         out = self._dict(body, w) if type(body) is dict else self._value(body, None, w)
         return (out, w[0]) if w else None

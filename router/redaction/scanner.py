@@ -227,10 +227,13 @@ class Scanner:
             self.regex: Any = re2.compile(pattern.encode("latin-1"), options)
             self._search = _re2_search(self.regex)
             self._match: Any = self.regex._regexp.Match  # scan's first search calls it directly (one frame less)
+            # the pass over Latin-1 bytes: (data, pos) -> where the next candidate starts, -1 for none
+            self.search_bytes: Any = self._search
         elif engine == "re":
             self.regex = re.compile(pattern)
             self._search = _re_search(self.regex)
             self._match = None
+            self.search_bytes = None
         else:
             raise ValueError(f"unknown engine {engine!r} (re2 or re)")
         self._single = [re.compile(_alternation(self.detectors, [i])) for i in range(n)]
@@ -285,6 +288,11 @@ class Scanner:
                 self._memo_chars = len(text)
             self._memo[text] = tuple(found)
         return found
+
+    def scan_from(self, text: str, data: bytes, s: int) -> list[Finding]:
+        """`scan(text)` when no candidate starts before `s` (known from a pass over bytes holding the text's
+        own, `data`: its Latin-1 bytes); RE2 only, no memo."""
+        return self._walk(text, data, s)
 
     def _walk(self, text: str, data: Any, s: int) -> list[Finding]:
         """The scan loop over `data` (Latin-1 bytes for RE2, the text itself for `re`) from its first
