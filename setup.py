@@ -1,10 +1,12 @@
-"""The one compiled part of the package: the classifier's text scan (`router/routing/_textscan.c`).
+"""The compiled parts of the package: the classifier's text scan (`router/routing/_textscan.c`) and the answer's
+head serializer (`router/_wire.c`).
 
-Everything else is declared in pyproject.toml. The extension is optional: where it cannot be compiled (no C
-compiler, no Python headers) the build goes on without it and the router runs its pure-Python twin
-(`router/routing/textscan.py`), with the same results.
+Everything else is declared in pyproject.toml. Both extensions are optional: where they cannot be compiled (no C
+compiler, no Python headers) the build goes on without them and the router runs the pure-Python twin
+(`router/routing/textscan.py`) and aiohttp's own serializer, with the same results.
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("router.routing._textscan", ["router/routing/_textscan.c"], optional=True)])
+setup(ext_modules=[Extension("router.routing._textscan", ["router/routing/_textscan.c"], optional=True),
+                   Extension("router._wire", ["router/_wire.c"], optional=True)])
