@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
+from multidict import istr
 
 from backends import egress, http1
 from backends.base import Backend
@@ -68,8 +69,10 @@ PATHS = {
     "responses": "/responses",
 }
 STREAM_USAGE_ENDPOINTS = ("chat", "completions")
-JSON_HEADERS = {"Content-Type": "application/json"}
-SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# (istr names: the server's answer keeps them as they are, see H_REQUEST_ID in router/server.py)
+JSON_HEADERS = {istr("Content-Type"): "application/json"}
+SSE_HEADERS = {istr("Content-Type"): "text/event-stream", istr("Cache-Control"): "no-cache",
+               istr("X-Accel-Buffering"): "no"}
 MAX_ERROR_BODY = 65536
 SEEN_MAX_BYTES = 16 << 20  # of a stream kept for local token counting (upstreams that send no usage)
 PCHAR = "!$&'()*+,;=:@-._~"
