@@ -27,10 +27,12 @@ clean_ascii(PyObject *o, Py_ssize_t *len)
 {
     if (Py_TYPE(o) != &PyUnicode_Type && Py_TYPE(o) != istr_type)
         return NULL;
+#if PY_VERSION_HEX < 0x030C0000  /* (from 3.12 every str is ready, and the call is deprecated) */
     if (PyUnicode_READY(o) < 0) {
         PyErr_Clear();
         return NULL;
     }
+#endif
     if (!PyUnicode_IS_ASCII(o))
         return NULL;
     const unsigned char *s = (const unsigned char *)PyUnicode_DATA(o);

@@ -106,3 +106,19 @@ def test_any_head(status: str, items: list[tuple[str, str]]) -> None:
                           st.text(st.characters(min_codepoint=0, max_codepoint=0x7f), max_size=8)), max_size=12))
 def test_any_ascii_head(items: list[tuple[str, str]]) -> None:
     _same("HTTP/1.1 200 OK", CIMultiDict(items))
+
+
+def test_no_reference_is_kept_or_lost() -> None:
+    import sys
+
+    key, value, tab, bad = "x-" + "k" * 3, "v" * 5, "a\t" + "b", "a\n" + "b"
+    heads = [CIMultiDict({key: value}), CIMultiDict({key: tab}), CIMultiDict({key: bad}),
+             CIMultiDict((f"x-{i}", value) for i in range(80))]
+    before = [sys.getrefcount(o) for o in (key, value, tab, bad)]
+    for _ in range(2000):
+        for h in heads:
+            try:
+                _wire.serialize_headers("HTTP/1.1 200 OK", h)
+            except ValueError:
+                pass
+    assert [sys.getrefcount(o) for o in (key, value, tab, bad)] == before
