@@ -7,7 +7,7 @@ PYTHON ?= $(BIN)/python
 
 .PHONY: test-sdk setup demo lint test bench-setup bench bench-quick bench-stages
 
-$(BIN)/ai-router: pyproject.toml setup.py router/routing/_textscan.c router/_wire.c  # the C part compiles at install
+$(BIN)/ai-router: pyproject.toml setup.py router/routing/_textscan.c router/_wire.c router/redaction/_prescan.c  # the C parts compile at install
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

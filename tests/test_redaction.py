@@ -14,8 +14,10 @@ import pytest
 
 from router.config import ConfigError
 from router.redaction import BodyRedactor, RestoredStream, Restorer, Scanner, TenantPolicies, parse_policy
+from router.redaction import body as body_module
 from router.redaction.body import clean_json
 from router.redaction.checksums import cnpj_ok, cpf_ok, entropy, entropy_at_least, iban_ok, is_card, luhn, ssn_ok
+from router.redaction.detectors import Detector
 
 SCANNER = Scanner()
 CORPUS = Path(__file__).parent / "data" / "redaction_corpus"
@@ -440,3 +442,31 @@ def test_whole_body_pass_agrees_on_random_bodies() -> None:
         if rnd.random() < 0.3:
             body["user"] = text()
         _both(body)
+
+
+@pytest.mark.skipif(body_module.prescan_clean is None, reason="router/redaction/_prescan.c not compiled")
+def test_prescan_never_passes_a_finding() -> None:
+    """The compiled clean-body test against the detectors: number-shaped texts around each of its thresholds
+    (digits in a row, in a run, separators, 0/9/+/( starts, IBAN's letters), and a body it calls clean has
+    no finding; with the other scanners' detectors (a subset of kinds) too; a custom detector goes without."""
+    clean = body_module.prescan_clean
+    assert clean is not None
+    rnd = random.Random(21)
+    pieces = ["0", "1", "5", "9", " ", "-", ".", "(", ")", "+", "a", "ssn ", "cpf ", "cnpj ", "tel ", "card ", "id ",
+              "DE", "GB", "NO", "AB", "x", "order ", "v", "Q", "BR", "  ", "eyJ", "bEaReR ", "Basic ", "----", "AKIA"]
+    decided = 0
+    for _ in range(20000):
+        t = "".join(rnd.choice(pieces) if rnd.random() < 0.5 else rnd.choice("0123456789")
+                    for _ in range(rnd.randint(1, 40)))
+        body = {"messages": [{"role": "user", "content": t}]}
+        if clean(orjson.dumps(body)):
+            decided += 1
+            assert BodyRedactor(SCANNER).redact(body) is None, t
+    assert decided > 2000
+    assert clean(b'{"max_tokens":1024,"messages":[{"role":"user","content":"hello there"}]}')
+    assert not clean(b'{"messages":[{"role":"user","content":"hello there"}],"x":"a\\u0040b.io"}')
+    assert not clean('{"m":"olá"}'.encode())
+    assert BodyRedactor(Scanner(kinds={"EMAIL"}))._prescan is clean
+    custom = Scanner(detectors=[Detector("WORD", "pii", r"hello")])
+    assert BodyRedactor(custom)._prescan is None
+    assert BodyRedactor(custom).redact({"m": "hello there"}, b'{"m":"hello there"}') is not None

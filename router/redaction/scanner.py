@@ -214,6 +214,7 @@ class Scanner:
                  engine: str = "re2", memo: bool = True, warm: bool = True) -> None:
         wanted = None if kinds is None else set(kinds)
         self.detectors = [d for d in detectors if wanted is None or d.kind in wanted]
+        self.builtin = all(d in DETECTORS for d in self.detectors)  # only shipped detectors (body.py's _prescan)
         self.kinds = {d.kind for d in self.detectors}
         self.engine = engine
         n = len(self.detectors)
