@@ -112,7 +112,7 @@ class BodyRedactor:
         if type(raw) is bytes and type(body) is dict:
             if self._prescan is not None and self._prescan(raw):
                 return None
-            if self._whole:
+            if self._whole and len(raw) <= RAW_MAX:  # (clean_json's own first test, without its call)
                 turns = body.get("messages")
                 if (turns is None or type(turns) is not list or len(turns) <= RAW_TURNS) and clean_json(
                         self.scanner, raw):
