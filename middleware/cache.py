@@ -131,6 +131,15 @@ class CacheStage(Stage):
         puts `reply_headers` on the answer); a cacheable one looks the cache up (`_lookup`)."""
         if ex.dry_run:
             return call_next(ex)
+        mode = ex.headers.get(HEADER)  # (`key`'s test, inline: most requests are not cacheable)
+        if mode == "bypass" or (mode != "force" and ex.endpoint != "embeddings" and ex.body.get("temperature") != 0):
+            ex.cache = "bypass"  # (`_say`, inline)
+            rh = ex.reply_headers
+            if rh is None:
+                ex.reply_headers = {HEADER: "bypass"}
+            else:
+                rh[HEADER] = "bypass"
+            return call_next(ex)
         key = self.key(ex)
         if key is None:
             _say(ex, "bypass")

@@ -10,7 +10,9 @@ tightest of the key's and the tenant's limits; resets in whole seconds, rounded 
 when no limit is configured anywhere.
 
 The limits that apply to a tenant and key are resolved once into a `LimitPlan` (memoised), which
-also keeps the current minute's counter keys and its request charges, so a request formats no key.
+also keeps the current minute's counter keys and its request charges, so a request formats no key, and,
+on a store that has them (memory), the minute's `Meter` (its counters held directly) and the second's
+headers with only the two remaining counts left to fill.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from router.exchange import CallNext, Exchange, Reply
 from router.pipeline import Stage
 from router.routing.tokens import estimate, extract
 from router.state import Charge, Grant, Store
+from router.state.base import Meter
 from router.tenants import DEFAULT_TENANT, KeyAllowance, Limits, Tenants, parse_limits
 
 MEMO_MAX = 10_000
@@ -38,8 +41,8 @@ RESET = tuple(f"{s}s" for s in range(61))  # x-ratelimit-reset-*: whole seconds 
 class LimitPlan:
     """The rpm/tpm counters of one tenant and key: what a request charges, this minute."""
 
-    __slots__ = ("end", "groups", "keys", "kinds", "limit_text", "limits", "names", "request_charges", "start",
-                 "token_idx", "tpm", "two")
+    __slots__ = ("end", "groups", "keys", "kinds", "limit_text", "limits", "meter", "names", "per_token",
+                 "request_charges", "rpm_int", "second", "start", "template", "token_idx", "tpm", "tpm_int", "two")
 
     def __init__(self, scoped: list[tuple[str, Limits]]) -> None:
         self.names: list[str] = []  # counter key prefixes, `rl:r:k:web:`
@@ -65,17 +68,36 @@ class LimitPlan:
                         indices[0], tuple(indices[1:])) for kind, indices in groups.items()]
         self.limit_text = [str(int(x)) for x in self.limits]
         self.two = self.kinds == ["requests", "tokens"]  # the usual shape: one rpm and one tpm counter
+        if self.two:
+            self.rpm_int, self.tpm_int = (int(x) for x in self.limits)  # (ints: the meter's counts stay ints)
+        self.per_token = tuple(kind == "tokens" for kind in self.kinds)
         self.start = self.end = 0.0  # the minute the keys are for
         self.keys: list[str] = []
         self.request_charges: list[Charge | None] = []
+        self.meter: Meter | None = None  # the minute's counters, when the store has meters
+        self.second = -1.0  # the second `template` is for (`two` only)
+        self.template: dict[str, str] = {}
 
-    def _minute(self, now: float) -> None:
-        """Start the minute `now` is in: new counters (windows.minute's ids, `t29345678`)."""
+    def _minute(self, now: float, store: Store | None = None) -> None:
+        """Start the minute `now` is in: new counters (windows.minute's ids, `t29345678`), and their meter
+        (`store`'s; none without)."""
         n = int(now // 60)
         self.start, self.end = float(n * 60), float((n + 1) * 60)
         self.keys = [f"{name}t{n}" for name in self.names]
         self.request_charges = [Charge(k, 1, lim, self.end, hold=False) if kind == "requests" else None
                                 for k, kind, lim in zip(self.keys, self.kinds, self.limits, strict=True)]
+        self.meter = store.meter(self.keys, self.limits, self.end, self.per_token) if store is not None else None
+        self.second = -1.0
+
+    def _second(self, second: float) -> None:
+        """The headers of the second starting at `second` (`two` only), the remaining counts left blank: the
+        reset is the same all second (`end` is whole, so ceil(end - now) = end - floor(now))."""
+        s = int(self.end - second)
+        reset = RESET[s] if 0 < s <= 60 else RESET[60 if s > 60 else 1]
+        self.second = second
+        self.template = {"x-ratelimit-limit-requests": self.limit_text[0], "x-ratelimit-remaining-requests": "",
+                         "x-ratelimit-reset-requests": reset, "x-ratelimit-limit-tokens": self.limit_text[1],
+                         "x-ratelimit-remaining-tokens": "", "x-ratelimit-reset-tokens": reset}
 
     def amounts(self, now: float, tokens: int) -> list[float]:
         """What a request adds to each of this minute's counters (`keys`): 1 request, its tokens."""
@@ -134,6 +156,7 @@ class RateLimitStage(Stage):
         self.key_limits = KeyAllowance("limits", parse_limits)
         self.counts_now = self.store.counts_now  # the store counts without Charge and Grant objects
         self._plans: dict[tuple[str, str | None, int], LimitPlan | None] = {}
+        self._metered = self._correct_metered  # bound once: the finish hook of every metered request
 
     def limits(self, ex: Exchange) -> list[tuple[str, Limits]]:
         out = []
@@ -177,7 +200,35 @@ class RateLimitStage(Stage):
             mt = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
             if isinstance(mt, int) and not isinstance(mt, bool):
                 tokens += mt
-        if self.counts_now:  # the usual path: counted at once, no Charge or Grant objects
+        if not plan.start <= now < plan.end:
+            plan._minute(now, self.store)
+        meter = plan.meter
+        if meter is not None:  # the usual path (memory): counted at once, no key looked up
+            levels = meter.count(tokens)
+            if levels is not None:
+                if plan.two:
+                    second = now // 1
+                    if second != plan.second:
+                        plan._second(second)
+                    h = plan.template.copy()  # (order kept: the remaining counts are set in place)
+                    r, t = plan.rpm_int - levels[0], plan.tpm_int - levels[1]
+                    # (ints, as the meter counts them, format as f"{}"; a float as "%d" would)
+                    h["x-ratelimit-remaining-requests"] = ("0" if r <= 0 else f"{r}" if r.__class__ is int
+                                                           else "%d" % r)  # noqa: UP031
+                    h["x-ratelimit-remaining-tokens"] = ("0" if t <= 0 else f"{t}" if t.__class__ is int
+                                                         else "%d" % t)  # noqa: UP031
+                else:
+                    h = plan.headers(levels, now, plan.end)
+                rh = ex.reply_headers
+                if rh is None:
+                    ex.reply_headers = h
+                else:
+                    rh.update(h)
+                if tokens:
+                    ex.ratelimit = (meter, tokens)
+                    ex.finish_hooks.append(self._metered)
+                return call_next(ex)
+        elif self.counts_now:  # counted at once, no Charge or Grant objects
             amounts = plan.amounts(now, tokens)
             keys, end = plan.keys, plan.end
             levels = self.store.count_nowait(keys, amounts, plan.limits, end)
@@ -214,6 +265,18 @@ class RateLimitStage(Stage):
         ex.add_reply_headers(headers)
         if tokens:
             ex.finish_hooks.append(partial(self._correct, plan.token_idx, keys, end, tokens))
+
+    def _correct_metered(self, ex: Exchange) -> None:
+        """`_correct` of a metered request (`ex.ratelimit`: its minute's meter and the tokens it charged)."""
+        usage = ex.usage
+        if not usage:
+            return
+        meter, estimated = ex.ratelimit
+        memo = ex.counts  # (usage_counts' memo, read inline)
+        counts = memo[1] if memo is not None and memo[0] is usage else usage_counts(ex)
+        delta = counts[0] + counts[1] - estimated  # type: ignore[index]
+        if delta:
+            meter.add(delta)
 
     def _correct(self, token_idx: tuple[int, ...], keys: list[str], end: float, estimated: int, ex: Exchange
                  ) -> None:

@@ -105,10 +105,12 @@ class Exchange:
         "overhead_s",
         "prefer",
         "queue_s",
+        "ratelimit",
         "raw",
         "reply_headers",
         "request_id",
         "slot_wait_s",
+        "spend",
         "spilled",
         "started",
         "status",
@@ -176,6 +178,8 @@ class Exchange:
         # headers a stage adds to whatever answer this request gets, errors included (x-ratelimit-*,
         # x-router-cache): the server merges them once, so a stage need not await the reply to copy its headers
         self.reply_headers: dict[str, str] | None = None
+        self.ratelimit: Any = None  # the `ratelimit` stage's, for its correction after the answer
+        self.spend: Any = None  # the `budget` stage's, for its gate
 
     def add_reply_headers(self, headers: dict[str, str]) -> None:
         """Headers for whatever answer this request gets (`reply_headers`; the dict may be kept as it is)."""

@@ -422,3 +422,25 @@ async def test_hold_nowait_is_reserve_of_one_amount(store: Store) -> None:
     await store.settle(g, 1.5)
     await store.settle(g, 1.5)  # once
     assert await store.levels(keys) == [pytest.approx(1.5), pytest.approx(1.5)]
+
+
+async def test_meter_counts_like_count_nowait(store: Store) -> None:
+    """`meter` (memory's rate-limit path): counts like `count_nowait` on the same counters (1 a request, the
+    tokens where per_token), refuses without counting, `add` corrects the token counters; None elsewhere."""
+    keys, end = ["rl:r:m:t1", "rl:t:m:t1"], later()
+    m = store.meter(keys, [3.0, 100.0], end, (False, True))
+    if m is None:
+        return
+    assert m.count(40) == [1, 40]
+    assert m.count(70) is None  # tokens over: nothing counted
+    assert store.levels_nowait(keys) == [1, 40]
+    assert store.count_nowait(keys, [1, 60], [3.0, 100.0], end) == [2.0, 100.0]  # the same cells
+    m.add(-50)
+    assert m.count(0) == [3, 50]
+    assert m.count(0) is None  # requests over
+    three = store.meter(["rl:r:m:t1", "rl:t:m:t1", "rl:t:n:t1"], [9.0, 100.0, 10.0], end, (False, True, True))
+    assert three is not None
+    assert three.count(20) is None  # the third counter's limit
+    assert three.count(5) == [4, 55, 5]
+    three.add(2)
+    assert await store.levels(["rl:r:m:t1", "rl:t:m:t1", "rl:t:n:t1"]) == [4, 57, 7]

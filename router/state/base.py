@@ -302,6 +302,13 @@ class Store:
         Charges, which answers in full (a refusal changed nothing)."""
         return None
 
+    def meter(self, keys: list[str], limits: list[float], expires_at: float, per_token: tuple[bool, ...]
+              ) -> Meter | None:
+        """The rate limits' counters `keys` of one window (ending at `expires_at`) as a `Meter`: counted in
+        process, at once, with no key lookups (memory). None: this store has none (use `count_nowait` or
+        `reserve`)."""
+        return None
+
     # Fire-and-forget forms for the after-the-answer path (sync: they never make the caller wait). A store
     # whose calls are local (memory, SQLite's write-behind) does them at once; others run them as tasks.
 
@@ -319,6 +326,19 @@ class Store:
         task = asyncio.get_running_loop().create_task(coro)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+
+
+class Meter:
+    """`Store.meter`'s answer: a window's rate-limit counters, each charged 1 a request or, where `per_token`,
+    the request's tokens; `count` is `count_nowait` of those amounts (the levels after, or None when one would
+    go over its limit: then `reserve` answers in full), `add` an unconditional use of the token counters (the
+    correction after the answer). Sync and atomic on the event loop."""
+
+    def count(self, tokens: int) -> list[float] | None:
+        raise NotImplementedError
+
+    def add(self, tokens: float) -> None:
+        raise NotImplementedError
 
 
 class StoreURLError(ConfigError):
