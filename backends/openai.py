@@ -35,7 +35,7 @@ from backends.base import Backend
 from backends.encoding import IDENTITY, EncodingError, StreamDecoder, decode_body
 from router import __version__
 from router.config import BackendSpec, ConfigError, ModelSpec
-from router.cost import counts_cost, local_usage, usage_counts, with_counted_output
+from router.cost import local_usage, usage_cost, with_counted_output
 from router.errors import (
     InvalidRequest,
     ModelUnavailable,
@@ -261,9 +261,8 @@ class OpenAIBackend(Backend):
         else:
             usage = ex.usage = find_usage(body)
         ex.truncated = truncated(body)
-        if usage is not None:  # (the counts are kept on the exchange for the stages and the observer)
-            counts = usage_counts(ex)
-            ex.cost_usd = counts_cost(target.model, counts) if counts is not None else 0.0
+        if usage is not None:  # (the counts and cost are kept on the exchange for the stages and the observer)
+            ex.cost_usd = usage_cost(ex, target.model)
         return Reply(resp.status, JSON_HEADERS, body=body)
 
     def native_stream(self, resp: http1.Response, first: bytes, strip: bool, ex: Exchange) -> Any:

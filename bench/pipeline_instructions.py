@@ -81,7 +81,7 @@ def _inner(requests: int, without: list[str]) -> None:
 
     from bench.targets import BENCH_KEY, KEY_ENV, Target
     from router.config import parse
-    from router.cost import counts_cost, usage_counts
+    from router.cost import usage_cost
     from router.exchange import Reply
     from router.server import Handlers, RouterService, create_app
     from router.sse import find_usage, truncated
@@ -94,8 +94,7 @@ def _inner(requests: int, without: list[str]) -> None:
         usage = ex.usage = find_usage(body)
         ex.truncated = truncated(body)
         if usage is not None:
-            counts = usage_counts(ex)
-            ex.cost_usd = counts_cost(target.model, counts) if counts is not None else 0.0
+            ex.cost_usd = usage_cost(ex, target.model)
         return Reply(200, json_headers, body=body)
 
     async def main() -> None:

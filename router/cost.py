@@ -56,8 +56,27 @@ def usage_counts(ex: Any) -> tuple[int, int, int] | None:
     if memo is not None and memo[0] is usage:
         return memo[1]  # type: ignore[no-any-return]
     counts = token_counts(usage)
-    ex.counts = (usage, counts)
+    ex.counts = (usage, counts, None, 0.0)  # (no model priced yet: `usage_cost`)
     return counts
+
+
+def usage_cost(ex: Any, model: ModelSpec) -> float:
+    """`counts_cost(model, usage_counts(ex))` of an exchange's usage (0 without), memoised with the counts
+    (`Exchange.counts`: usage, counts, the model priced, its cost), so the backend's price of an answer is the
+    one the budget settles, computed once."""
+    usage = ex.usage
+    if not usage:
+        return 0.0
+    memo = ex.counts
+    if memo is not None and memo[0] is usage:
+        if memo[2] is model:
+            return memo[3]  # type: ignore[no-any-return]
+        counts = memo[1]
+    else:
+        counts = token_counts(usage)
+    cost = counts_cost(model, counts)
+    ex.counts = (usage, counts, model, cost)
+    return cost
 
 
 def cost_usd(model: ModelSpec, usage: dict[str, Any] | None) -> float:

@@ -153,7 +153,8 @@ class Exchange:
         self.target: Candidate | None = None
         self.attempts: list[Attempt] = []
         self.usage: dict[str, Any] | None = None
-        self.counts: tuple[Any, tuple[int, int, int]] | None = None  # (usage, its counts): cost.usage_counts
+        # (usage, its counts, the model it was priced for, that cost): cost.usage_counts / usage_cost
+        self.counts: tuple[Any, tuple[int, int, int], Any, float] | None = None
         self.cost_usd: float | None = None
         self.prefer: str | None = None
         self.max_tier: str | None = None

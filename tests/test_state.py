@@ -444,3 +444,34 @@ async def test_meter_counts_like_count_nowait(store: Store) -> None:
     assert three.count(5) == [4, 55, 5]
     three.add(2)
     assert await store.levels(["rl:r:m:t1", "rl:t:m:t1", "rl:t:n:t1"]) == [4, 57, 7]
+
+
+async def test_account_holds_like_hold_nowait(store: Store) -> None:
+    """`account` (memory's budget path): `hold` holds like `hold_nowait` on the same counters, refuses without
+    holding, and its Grant settles once like any other; None elsewhere."""
+    keys, limits, ends = ["budget:t:a:d1", "budget:t:a:m1"], [10.0, 12.0], [later(), later(120)]
+    a = store.account(keys, limits, ends)
+    if a is None:
+        return
+    g = a.hold(4.0)
+    assert g is not None
+    assert g.ok
+    assert g.levels == [pytest.approx(4.0), pytest.approx(4.0)]
+    assert [(c.key, c.amount, c.limit, c.expires_at, c.hold) for c in g.charges] == [
+        (k, 4.0, lim, e, True) for k, lim, e in zip(keys, limits, ends, strict=True)]
+    assert a.hold(9.0) is None  # over the daily limit: nothing held
+    h = store.hold_nowait(keys, 2.0, limits, ends)  # the same cells
+    assert h is not None
+    assert await store.levels(keys) == [pytest.approx(6.0), pytest.approx(6.0)]
+    await store.settle(g, 1.5)
+    await store.settle(g, 1.5)  # once
+    await store.settle(h, 0.5)
+    assert await store.levels(keys) == [pytest.approx(2.0), pytest.approx(2.0)]
+    three = store.account([*keys, "budget:k:a:d1"], [10.0, 12.0, 1.0], [*ends, later()])
+    assert three is not None
+    assert three.hold(1.5) is None  # the third window's limit
+    g3 = three.hold(1.0)
+    assert g3 is not None
+    await store.settle(g3, 0.25)
+    assert await store.levels([*keys, "budget:k:a:d1"]) == [pytest.approx(2.25), pytest.approx(2.25),
+                                                          pytest.approx(0.25)]

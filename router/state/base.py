@@ -172,12 +172,16 @@ class Rollup:
     """Spend aggregated in process, per UTC day: {day id: {(tenant, model, tier): METRICS values}}. A month's
     rows sum its days, so an entry updates one aggregate, not one per window."""
 
-    __slots__ = ("_day", "_end", "_start", "days")
+    __slots__ = ("_day", "_end", "_last", "_model", "_start", "_tenant", "_tier", "days")
 
     def __init__(self) -> None:
         self.days: dict[str, dict[tuple[str, str, str], list[float]]] = {}
         self._day: dict[tuple[str, str, str], list[float]] = {}  # the day [_start, _end) last added to
         self._start = self._end = 0.0
+        # the aggregate last added to, and its (tenant, model, tier): a server's entries mostly repeat them, the
+        # very same strings, so an identity test finds it without making and hashing the key
+        self._last: list[float] | None = None
+        self._tenant = self._model = self._tier = ""
 
     def add(self, e: SpendEntry) -> None:
         ts = e.ts
@@ -185,11 +189,17 @@ class Rollup:
             day, self._end = windows.day(ts)
             self._start = self._end - 86400
             self._day = self.days.setdefault(day, {})
-        k = (e.tenant, e.model, e.tier)
-        v = self._day.get(k)
-        if v is None:
-            self._day[k] = list(entry_metrics(e))
-            return
+            self._last = None
+        tenant, model, tier = e.tenant, e.model, e.tier
+        v = self._last
+        if v is None or tenant is not self._tenant or model is not self._model or tier is not self._tier:
+            k = (tenant, model, tier)
+            v = self._day.get(k)
+            if v is None:
+                self._day[k] = v = list(entry_metrics(e))
+                self._last, self._tenant, self._model, self._tier = v, tenant, model, tier
+                return
+            self._last, self._tenant, self._model, self._tier = v, tenant, model, tier
         # entry_metrics, added in place (METRICS order)
         if e.failed:
             v[2] += 1
@@ -309,6 +319,11 @@ class Store:
         `reserve`)."""
         return None
 
+    def account(self, keys: list[str], limits: list[float], ends: list[float]) -> Account | None:
+        """The budget windows `keys` (limits, ends) as an `Account`: held in process, at once, with no key
+        lookups (memory). None: this store has none (use `hold_nowait` or `reserve`)."""
+        return None
+
     # Fire-and-forget forms for the after-the-answer path (sync: they never make the caller wait). A store
     # whose calls are local (memory, SQLite's write-behind) does them at once; others run them as tasks.
 
@@ -338,6 +353,15 @@ class Meter:
         raise NotImplementedError
 
     def add(self, tokens: float) -> None:
+        raise NotImplementedError
+
+
+class Account:
+    """`Store.account`'s answer: a budget's windows, `hold(amount)` being `hold_nowait(keys, amount, limits,
+    ends)` (a Grant that settles like any other, or None when a window would go over its limit: then
+    `reserve` answers in full). Sync and atomic on the event loop."""
+
+    def hold(self, amount: float) -> Grant | None:
         raise NotImplementedError
 
 

@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any
 
 from router.state.base import EPS, Charge, Grant, Rollup, SpendEntry, SpendRow, Store, granted
+from router.state.base import Account as BaseAccount
 from router.state.base import Meter as BaseMeter
 from router.state.windows import period_id
 
@@ -82,6 +83,63 @@ class Meter(BaseMeter):
         for cell, per_token in zip(self.cells, self.per_token, strict=True):
             if per_token:
                 cell[0] += tokens
+
+
+class Hold(Grant):
+    """`Account.hold`'s Grant: the same amount held on each of the account's cells."""
+
+    __slots__ = ("account", "amount")
+
+    @property  # type: ignore[override]
+    def charges(self) -> tuple[Charge, ...]:  # type: ignore[override]
+        a = self.account
+        return tuple(Charge(k, self.amount, lim, end) for k, lim, end in zip(a.keys, a.limits, a.ends, strict=True))
+
+
+class Account(BaseAccount):
+    """`MemoryStore.account`'s: the windows' cells held directly, so holding looks no key up. The cells are
+    the store's own (`counters`), made at once; the sweep drops a cell only once it has expired and holds
+    nothing, and a budget's plan is for one UTC day, so a live account's cells stay the store's."""
+
+    __slots__ = ("cells", "d", "d_limit", "ends", "keys", "limits", "m", "m_limit", "over")
+
+    def __init__(self, keys: list[str], cells: list[list[float]], limits: list[float], ends: list[float]) -> None:
+        self.keys, self.cells, self.limits, self.ends = keys, cells, limits, ends
+        self.over = [lim + EPS for lim in limits]  # (a level within EPS of its limit still fits)
+        self.d: list[float] | None = None
+        if len(cells) == 2:  # the usual shape (a daily and a monthly window): unrolled in hold
+            self.d, self.m = cells
+            self.d_limit, self.m_limit = self.over
+
+    def hold(self, amount: float) -> Grant | None:
+        d = self.d
+        if d is not None:
+            m = self.m
+            ld = d[0] + d[1] + amount
+            lm = m[0] + m[1] + amount
+            if ld > self.d_limit or lm > self.m_limit:
+                return None
+            d[1] += amount
+            m[1] += amount
+            levels = [ld, lm]
+        else:
+            levels = []
+            for cell, over in zip(self.cells, self.over, strict=True):
+                level = cell[0] + cell[1] + amount
+                if level > over:
+                    return None
+                levels.append(level)
+            for cell in self.cells:
+                cell[1] += amount
+        g = _new(Hold)
+        g.ok = True  # (one by one: a tuple assignment builds the tuple first)
+        g.levels = levels
+        g.denied = None
+        g.settled = False
+        g._id = ""
+        g.account = self
+        g.amount = amount
+        return g
 
 
 class MemoryStore(Store):
@@ -196,6 +254,19 @@ class MemoryStore(Store):
             cells.append(cell)
         return Meter(cells, limits, per_token)
 
+    def account(self, keys: list[str], limits: list[float], ends: list[float]) -> Account:
+        counters = self.counters
+        cells = []
+        for key, end in zip(keys, ends, strict=True):
+            cell = counters.get(key)
+            if cell is None:
+                cell = counters[key] = [0.0, 0.0, end]
+                self._wrote()
+            else:
+                cell[2] = end  # (as each hold_nowait sets it)
+            cells.append(cell)
+        return Account(keys, cells, limits, ends)
+
     def hold_nowait(self, keys: list[str], amount: float, limits: list[float], ends: list[float]) -> Grant | None:
         counters = self.counters
         get = counters.get
@@ -247,7 +318,28 @@ class MemoryStore(Store):
     def settle_nowait(self, grant: Grant, actual: float, entry: SpendEntry | None = None) -> None:
         if grant.ok and not grant.settled:
             grant.settled = True
-            if grant.__class__ is Held:  # hold_nowait's: one amount on every key
+            cls = grant.__class__
+            if cls is Hold:  # an account's: one amount on each of its cells
+                amount = grant.amount  # type: ignore[attr-defined]
+                account = grant.account  # type: ignore[attr-defined]
+                d = account.d
+                if d is not None:  # (unrolled, as in hold)
+                    m = account.m
+                    d[1] -= amount
+                    d[0] += actual
+                    m[1] -= amount
+                    m[0] += actual
+                else:
+                    for cell in account.cells:
+                        cell[1] -= amount
+                        cell[0] += actual
+                if entry is not None:
+                    if not entry.ts:  # (`_record`, inline)
+                        entry.ts = time.time()
+                    self.rollup.add(entry)
+                    self.ledger.append(entry)
+                return
+            if cls is Held:  # hold_nowait's: one amount on every key
                 get = self.counters.get
                 amount = grant.amount  # type: ignore[attr-defined]
                 for key in grant.keys:  # type: ignore[attr-defined]
