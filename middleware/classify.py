@@ -70,8 +70,9 @@ class Analyzer:
     def _in_band(self, f: Features, base: Base, tc: TokenCount, ex: Exchange) -> bool:
         """Could the token band [low, high] change this request's routing (or its difficulty's level)?"""
         if is_auto(ex.client_model) and self.policy.complexity_matters(f.task):
-            z = self.difficulty.logit
-            lo, hi = z(base, tc.low) - BOUND_MARGIN, z(base, tc.high) + BOUND_MARGIN  # the logit grows with size
+            lo, hi = self.difficulty.logits(base, tc.low, tc.high)  # the logit grows with size
+            lo -= BOUND_MARGIN
+            hi += BOUND_MARGIN
             if hi - lo > BAND_LOGIT:  # a narrower band moves the difficulty less than its own error: no recount
                 for b in self._bounds:
                     if lo <= b <= hi:

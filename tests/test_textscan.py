@@ -23,6 +23,7 @@ from router.routing.textscan import (
     WIDE_SEPARATORS,
     WORD_SEPARATORS,
     ascii_counts_python,
+    bands_python,
     fold_python,
     scan_python,
     scan_words,
@@ -149,6 +150,26 @@ def test_fold_matches(text: str) -> None:
     assert textscan.fold(text) == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(any_text | st.sampled_from(["", "a " * 16384, "a " * 16385, "dense" * 40, "1\n2 3"]), max_size=4))
+def test_bands_match_and_estimate_the_same(texts: list[str]) -> None:
+    """`bands` (compiled) = `bands_python` (the reference), and `estimate` with them = its general loop."""
+    from router.routing import tokens
+
+    expected = bands_python(texts, tokens._BAND_PARAMS)
+    assert repr(textscan.bands(texts, tokens._BAND_PARAMS)) == repr(expected)  # the same floats
+    if any(t and (not t.isascii() or len(t) > tokens.SAMPLED_CHARS) for t in texts):
+        assert expected is None
+    prompt = tokens.Prompt(texts=texts, overhead=7)
+    general = tokens.bands
+    try:
+        tokens.bands = lambda _texts, _params: None  # the loop `estimate` falls back to
+        loop = tokens.estimate(prompt)
+    finally:
+        tokens.bands = general
+    assert tokens.estimate(prompt) == loop
+
+
 @pytest.mark.parametrize("text", [
     "", " ", ".", ". ", ".\n", "a", "A", "_", "\x1c", "\x0b\x0c", "x" * 5000, ("Word. " * 4000) + "end.",
     "ab" * 3000 + " the", "the " * 10000, "\n".join(["def f(x):", "    return x.y  # 10%"] * 500),
@@ -163,6 +184,8 @@ def test_edge_texts(text: str) -> None:
     assert scanner(VOCAB, compiled=False)(text) == (*expected[:6], (), (), b"", 0)
     assert textscan.ascii_counts(text) == ascii_counts_python(text)
     assert textscan.fold(text) == fold_python(text)
+    assert textscan.bands([text, text], (0.2, -0.1, 0.5, 0.5, 0.55, 1.7, 3.0, 0.3, 0.12, 0.8, 32768.0)) == (
+        bands_python([text, text], (0.2, -0.1, 0.5, 0.5, 0.55, 1.7, 3.0, 0.3, 0.12, 0.8, 32768.0)))
 
 
 @compiled

@@ -32,6 +32,8 @@
  *              when its first byte that is not a letter, if it has one, is in `marks`; from its rarest byte)
  * ascii_counts(text) -> (spaces, newlines, digits) of an ASCII text, None for any other.
  * fold(text) -> an ASCII text's bytes lower-cased, without " \t\n\r\x0b\x0c" (None for any other text).
+ * bands(texts, params) -> (estimate, low, high) token bands of a list of texts, each ASCII and at most
+ *     params[10] characters, from their spaces, newlines and digits (None when one is not: see bands_python).
  *
  * Memory: every index is bounded by the text's length; the marks buffer is as long as the text (on the
  * stack up to STACK_MARKS bytes, else PyMem); the table holds one strong reference per distinct word, per
@@ -43,13 +45,16 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define FNV_OFFSET 14695981039346656037ULL
 #define FNV_PRIME 1099511628211ULL
 #define STACK_MARKS 2048
 /* what Scanner() takes and scan() returns; textscan.py's API must equal it, else (an in-tree build older than
    the Python code, after a pull without a reinstall) textscan.py runs its Python functions instead */
-#define TEXTSCAN_API 4
+#define TEXTSCAN_API 5
 
 typedef struct {
     uint64_t hash;
@@ -812,6 +817,47 @@ done:
     return result;
 }
 
+/* spaces, newlines and digits of s[:n] into c[0..2]: 16 bytes a step with SSE2 (byte-wide counters summed every
+   255 steps, before they can overflow), the rest one byte at a time */
+static __attribute__((noinline)) void
+count3(const Py_UCS1 *s, Py_ssize_t n, Py_ssize_t *c)
+{
+    Py_ssize_t i = 0, sp = 0, nl = 0, dg = 0;
+#ifdef __SSE2__
+    const __m128i space = _mm_set1_epi8(' '), newline = _mm_set1_epi8('\n'), zero = _mm_set1_epi8('0'),
+                  nine = _mm_set1_epi8(9), none = _mm_setzero_si128();
+    while (n - i >= 16) {
+        __m128i a = none, b = none, d = none;
+        Py_ssize_t steps = (n - i) / 16;
+        if (steps > 255) {
+            steps = 255;
+        }
+        for (Py_ssize_t k = 0; k < steps; k++, i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+            __m128i x = _mm_sub_epi8(v, zero); /* a digit: x <= 9, unsigned */
+            a = _mm_sub_epi8(a, _mm_cmpeq_epi8(v, space));
+            b = _mm_sub_epi8(b, _mm_cmpeq_epi8(v, newline));
+            d = _mm_sub_epi8(d, _mm_cmpeq_epi8(_mm_min_epu8(x, nine), x));
+        }
+        a = _mm_sad_epu8(a, none);
+        b = _mm_sad_epu8(b, none);
+        d = _mm_sad_epu8(d, none);
+        sp += _mm_cvtsi128_si32(a) + _mm_extract_epi16(a, 4);
+        nl += _mm_cvtsi128_si32(b) + _mm_extract_epi16(b, 4);
+        dg += _mm_cvtsi128_si32(d) + _mm_extract_epi16(d, 4);
+    }
+#endif
+    for (; i < n; i++) {
+        Py_UCS1 x = s[i];
+        sp += x == ' ';
+        nl += x == '\n';
+        dg += (Py_UCS1)(x - '0') < 10;
+    }
+    c[0] = sp;
+    c[1] = nl;
+    c[2] = dg;
+}
+
 static PyObject *
 ascii_counts(PyObject *module, PyObject *text)
 {
@@ -824,24 +870,83 @@ ascii_counts(PyObject *module, PyObject *text)
     }
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
-    Py_ssize_t counts[3] = {0, 0, 0}; /* spaces, newlines, digits */
-    for (Py_ssize_t i = 0; i < n;) {
-        /* byte-wide counters over chunks of at most 255 bytes (they cannot overflow): the compiler turns
-           the inner loop into vector compares */
-        Py_ssize_t end = n - i > 255 ? i + 255 : n;
-        unsigned char sp = 0, nl = 0, dg = 0;
-        for (; i < end; i++) {
-            Py_UCS1 c = s[i];
-            sp += c == ' ';
-            nl += c == '\n';
-            dg += (Py_UCS1)(c - '0') < 10;
-        }
-        counts[0] += sp;
-        counts[1] += nl;
-        counts[2] += dg;
-    }
+    Py_ssize_t counts[3]; /* spaces, newlines, digits */
+    count3(s, n, counts);
     PyObject *result = PyTuple_New(3);
     return result == NULL ? NULL : tuple_of(result, 0, 3, counts);
+}
+
+/* bands(texts, params) -> (estimate, low, high) of ASCII texts of at most `max_chars` characters each, or None
+   when a text is not ASCII or longer (the caller's general path). params: (per_char, per_space, per_newline,
+   per_digit, low_factor, high_factor, high_slack, dense_est, dense_low, dense_high, max_chars). The same double
+   operations in the same order as `textscan.bands_python` (the reference), so the same floats: products and sums
+   one at a time (`fp-contract=off`: no fused multiply-add). */
+__attribute__((optimize("fp-contract=off"))) static PyObject *
+bands(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 11) {
+        PyErr_SetString(PyExc_TypeError, "bands(texts: list, params: tuple of 11 numbers)");
+        return NULL;
+    }
+    double k[11];
+    for (int i = 0; i < 11; i++) {
+        k[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(args[1], i));
+        if (k[i] == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    PyObject *texts = args[0];
+    double est = 0.0, low = 0.0, high = 0.0;
+    for (Py_ssize_t t = 0; t < PyList_GET_SIZE(texts); t++) {
+        PyObject *text = PyList_GET_ITEM(texts, t);
+        int ascii = ascii_str(text, "bands");
+        if (ascii < 0) {
+            return NULL;
+        }
+        Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+        if (n == 0) {
+            continue;
+        }
+        if (!ascii || (double)n > k[10]) {
+            Py_RETURN_NONE;
+        }
+        Py_ssize_t c[3];
+        count3(PyUnicode_1BYTE_DATA(text), n, c);
+        Py_ssize_t sp = c[0], nl = c[1], dg = c[2];
+        double e, lo, hi;
+        if (sp * 12 >= n) {
+            e = k[0] * (double)n;
+            e = e + k[1] * (double)sp;
+            e = e + k[2] * (double)nl;
+            e = e + k[3] * (double)dg;
+            lo = e * k[4];
+            hi = e * k[5];
+            hi = hi + k[6];
+        }
+        else {
+            e = k[7] * (double)n;
+            lo = k[8] * (double)n;
+            hi = k[9] * (double)n;
+            hi = hi + k[6];
+        }
+        est += e;
+        low += lo > 1.0 ? lo : 1.0; /* a non-empty text is at least one token */
+        high += hi;
+    }
+    PyObject *out = PyTuple_New(3);
+    if (out == NULL) {
+        return NULL;
+    }
+    double v[3] = {est, low, high};
+    for (int i = 0; i < 3; i++) {
+        PyObject *f = PyFloat_FromDouble(v[i]);
+        if (f == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, f);
+    }
+    return out;
 }
 
 static PyMethodDef Scanner_methods[] = {
@@ -896,6 +1001,8 @@ fold(PyObject *module, PyObject *text)
 static PyMethodDef module_methods[] = {
     {"ascii_counts", (PyCFunction)ascii_counts, METH_O,
      "ascii_counts(text) -> (spaces, newlines, digits) of an ASCII text, None for any other"},
+    {"bands", (PyCFunction)(void (*)(void))bands, METH_FASTCALL,
+     "bands(texts, params) -> (estimate, low, high) token bands of short ASCII texts, None otherwise"},
     {"fold", (PyCFunction)fold, METH_O,
      "fold(text) -> an ASCII text's bytes lower-cased without ASCII whitespace, None for any other text"},
     {NULL, NULL, 0, NULL},

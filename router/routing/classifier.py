@@ -49,7 +49,7 @@ from typing import Any
 
 from router.config import ConfigError, check_keys
 from router.exchange import Features
-from router.routing.difficulty import DEFAULT_CUTS, Base, Difficulty
+from router.routing.difficulty import DEFAULT_CUTS, Base, Difficulty, round3
 from router.routing.signals import (
     ADVANCED_MATH,
     ALGORITHMIC,
@@ -365,22 +365,7 @@ class _Task:
 
 _VIEW_CHARS = HEAD_CHARS + 1 + TAIL_CHARS  # the length of a cut view (`_view`)
 _VIEW_MAX = HEAD_CHARS + TAIL_CHARS  # longer texts are cut
-
-
-def round3(x: float) -> float:
-    """`round(x, 3)`, the same float, without the decimal conversion `round` makes (a tenth of its cost).
-
-    For 0 < x < 1000 not within 1e-6 of a tie: x * 1000 lies within 2**-33 of the exact product, so the
-    nearest integer r is the one `round` finds (half to even on the exact value), and r / 1000 (a correctly
-    rounded division) is the float nearest the decimal r/1000, which is what `round` returns. Anything else
-    (ties, zeros of either sign, negatives, large values, nan) goes to `round` itself."""
-    if 0.0 < x < 1000.0:
-        y = x * 1000.0
-        r = int(y + 0.5)
-        d = y - r
-        if -0.499999 < d < 0.499999:
-            return r / 1000
-    return round(x, 3)
+_NEW = object.__new__
 
 
 def _view(text: str) -> str:
@@ -510,7 +495,8 @@ class Classifier:
             self._phrases.setdefault(first.encode("utf-8", "surrogatepass"), []).append((cats, k, rx))
         self._phrase_keys = frozenset(self._phrases)
         # per class: its index, its strong and weak keyword categories, their weights, its signal's name
-        self._kw_tasks = [(t.index, 2 * t.index, 2 * t.index + 1, t.strong_weight, t.weak_weight, t.keywords_key)
+        self._kw_tasks = [(t.index, 2 * t.index, 2 * t.index + 1, t.strong_weight, t.weak_weight, t.keywords_key,
+                           t.index * _SLOT + _KEYWORD_SLOT)
                           for t in self.tasks]
         vocab |= self._keyword_keys | self._phrase_keys
         vocab = vocab.union(*word_sets)
@@ -606,7 +592,7 @@ class Classifier:
         # keywords: the scan counted the words per category; phrases confirmed on the text add theirs
         if phrases_found:
             counts = self._phrase_counts(phrases_found, lowered, hits, plain, counts)
-        for ti, strong_cat, weak_cat, strong_weight, weak_weight, key in self._kw_tasks:
+        for ti, strong_cat, weak_cat, strong_weight, weak_weight, key, order in self._kw_tasks:
             strong, weak = counts[strong_cat], counts[weak_cat]
             if strong or weak:
                 k = weak * weak_weight  # min(4.5, strong * strong_weight + min(2.0, weak weight)), inlined
@@ -615,7 +601,7 @@ class Classifier:
                     k = 4.5
                 if k:
                     scores[ti] += k
-                    fired.append((ti * _SLOT + _KEYWORD_SLOT, key, k))
+                    fired.append((order, key, k))
         if len(fired) > 1:
             fired.sort()
         return lowered, hits, marks, scores, fired, counts, spaces, stops, plain
@@ -690,22 +676,14 @@ class Classifier:
         margin = (top - second) / (top + second) if top > 0 else 0.0
         evidence = top / 3.0
         sure = 0.35 + 1.5 * margin
-        # = Features(task=..., confidence=..., ...): keyword arguments to a class cost a dict per call
-        f = Features()
-        f.task = self.names[ti]
-        f.confidence = round3((1.0 if sure > 1.0 else sure) * (0.8 + 0.2 * (1.0 if evidence > 1.0 else evidence)))
-        f.tokens = tokens
-        f.signals = sorted(fired, key=fired.__getitem__, reverse=True)
-        f.has_tools = bool(prompt.tools)
-        f.has_images = bool(prompt.image_tokens)
-        f.wants_json = prompt.wants_json
-        f.max_output_tokens = prompt.max_output
+        task = self.names[ti]
+        confidence = round3((1.0 if sure > 1.0 else sure) * (0.8 + 0.2 * (1.0 if evidence > 1.0 else evidence)))
+        signals = sorted(fired, key=fired.__getitem__, reverse=True)
         # the evidence `Difficulty.base` reads (signals it adds are listed too); words: the view's spaces + 1
         words = spaces + 1
         cx0 = self._cx0
         hard, moderate, simple, long_form, advanced, constraints, expert, algorithmic, fractions, relations, \
             negations = counts[cx0 : cx0 + 11]
-        signals = f.signals
         statements = False
         if counts[self._statement_cat] and STATEMENTS.search(lowered):  # "Statement 1 | ... Statement 2"
             fired["statements"] = 1.0
@@ -723,7 +701,6 @@ class Classifier:
                        + w[2] * (questions if questions < 3 else 3) + w[3] * (fractions if fractions < 3 else 3)
                        + w[4] * (relations if relations < 3 else 3) + w[5] * (negations if negations < 3 else 3)
                        + w[6] * (1.0 if statements else 0.0))
-        task = f.task
         # "500-word": in a plain text the word is one of the hits (no search for "word" in the text otherwise)
         if (not plain or counts[self._word_cat]) and "word" in lowered and WORD_COUNT.search(lowered):
             long_form += 1
@@ -753,7 +730,19 @@ class Classifier:
             shape = _PLAIN
         base = difficulty.base(task, fired, (hard, moderate, simple, long_form, advanced, constraints, expert,
                                              algorithmic, fractions, relations, steps), numbers, words, shape, learned)
+        # = Features(task=..., ...): every field set, without the dataclass __init__'s own frame
+        f = _NEW(Features)
+        f.task = task
         f.difficulty, f.complexity = difficulty.level(base, tokens)
+        f.confidence = confidence
+        f.tokens = tokens
+        f.tokens_exact = True
+        f.signals = signals
+        f.has_tools = bool(prompt.tools)
+        f.has_images = bool(prompt.image_tokens)
+        f.wants_json = prompt.wants_json
+        f.needs_native = False
+        f.max_output_tokens = prompt.max_output
         return f, base
 
     def _numbers(

@@ -105,6 +105,22 @@ def learned_layer() -> LearnedLayer:
     return LearnedLayer(tuple(float(weights[f]) for f in FEATURES), tasks, (centres["*"], scale), float(doc["clip"]))
 
 
+def round3(x: float) -> float:
+    """`round(x, 3)`, the same float, without the decimal conversion `round` makes (a tenth of its cost).
+
+    For 0 < x < 1000 not within 1e-6 of a tie: x * 1000 lies within 2**-33 of the exact product, so the
+    nearest integer r is the one `round` finds (half to even on the exact value), and r / 1000 (a correctly
+    rounded division) is the float nearest the decimal r/1000, which is what `round` returns. Anything else
+    (ties, zeros of either sign, negatives, large values, nan) goes to `round` itself."""
+    if 0.0 < x < 1000.0:
+        y = x * 1000.0
+        r = int(y + 0.5)
+        d = y - r
+        if -0.499999 < d < 0.499999:
+            return r / 1000
+    return round(x, 3)
+
+
 def logit(p: float) -> float:
     """The logit of a difficulty (clamped away from 0 and 1)."""
     p = min(max(p, 1e-6), 1 - 1e-6)
@@ -234,10 +250,24 @@ class Difficulty:
         return z
 
     @staticmethod
+    def logits(base: Base, low: int, high: int) -> tuple[float, float]:
+        """(`logit(base, low)`, `logit(base, high)`) in one call."""
+        z0, size_w, long_w = base
+        size = math.log2(low / 64) if low > 0 else _SIZE_MIN
+        z = z0 + size_w * (_SIZE_MIN if size < _SIZE_MIN else _SIZE_MAX if size > _SIZE_MAX else size)
+        if size > 5.0:
+            z += long_w * (size - 5.0 if size < _SIZE_MAX else _SIZE_MAX - 5.0)
+        size = math.log2(high / 64) if high > 0 else _SIZE_MIN
+        y = z0 + size_w * (_SIZE_MIN if size < _SIZE_MIN else _SIZE_MAX if size > _SIZE_MAX else size)
+        if size > 5.0:
+            y += long_w * (size - 5.0 if size < _SIZE_MAX else _SIZE_MAX - 5.0)
+        return z, y
+
+    @staticmethod
     def score(base: Base, tokens: int) -> float:
         """Difficulty in [0, 1] from the size-free base and the prompt's tokens."""
         z = Difficulty.logit(base, tokens)
-        return 0.0 if z < -30.0 else round(1.0 / (1.0 + math.exp(-z)), 3)
+        return 0.0 if z < -30.0 else round3(1.0 / (1.0 + math.exp(-z)))
 
     def level(self, base: Base, tokens: int) -> tuple[float, str]:
         """(difficulty, complexity) of a request: `score` and `level`, inlined (it runs once or twice per
@@ -247,6 +277,6 @@ class Difficulty:
         z += size_w * (_SIZE_MIN if size < _SIZE_MIN else _SIZE_MAX if size > _SIZE_MAX else size)
         if size > 5.0:
             z += long_w * (size - 5.0 if size < _SIZE_MAX else _SIZE_MAX - 5.0)
-        d = 0.0 if z < -30.0 else round(1.0 / (1.0 + math.exp(-z)), 3)
+        d = 0.0 if z < -30.0 else round3(1.0 / (1.0 + math.exp(-z)))  # = round(..., 3)
         cuts = self.cuts
         return d, "low" if d < cuts[0] else "medium" if d < cuts[1] else "high"

@@ -38,6 +38,7 @@ from router.exchange import Candidate, Decision, Features
 from router.routing.adaptive import Adaptive
 
 RANK = {c: i for i, c in enumerate(COMPLEXITIES)}
+_NEW = object.__new__
 PREFER_HEADER = "x-router-prefer"
 MAX_TIER_HEADER = "x-router-max-tier"
 LOCATIONS = ("local", "cloud")
@@ -459,7 +460,11 @@ class Policy:
             chain, below = below, []
         if prefer:
             chain = self._prefer(chain, below, prefer, reasons)
-        return Decision(_healthy_first(chain, reasons), reasons, rule_i)
+        d = _NEW(Decision)  # = Decision(candidates=..., reasons=..., rule=...), without the __init__'s own frame
+        d.candidates = _healthy_first(chain, reasons)
+        d.reasons = reasons
+        d.rule = rule_i
+        return d
 
     def _steering(self, headers: Any, tp: TenantPolicy | None, reasons: list[str]) -> tuple[str | None, str | None]:
         if headers is None:

@@ -18,7 +18,8 @@
 - `present`: the bytes of `asked` in `marks`, ascending;
 - `probed`: how many of `probes` (ASCII substrings) occur in the text, counting up to 2 only (0, 1 or 2).
 
-`ascii_counts(text)` gives (spaces, newlines, digits) of an ASCII text (None for any other), for
+`ascii_counts(text)` gives (spaces, newlines, digits) of an ASCII text (None for any other) and `bands(texts,
+params)` the token bands of short ASCII texts from those counts (`bands_python`), for
 `router.routing.tokens.estimate`; `fold(text)` an ASCII text's bytes lower-cased without `FOLD_DROP` (None for
 any other), for `router.routing.feedback.fingerprint`.
 
@@ -186,7 +187,36 @@ def fold_python(text: str) -> bytes | None:
     return text.encode().translate(_LOWER_ASCII, FOLD_DROP)
 
 
-API = 4  # = TEXTSCAN_API of _textscan.c: what Scanner() takes and scan() returns
+def bands_python(texts: list[str], params: tuple[float, ...]) -> tuple[float, float, float] | None:
+    """(estimate, low, high) token bands of texts each ASCII and at most `params[10]` characters long, summed;
+    None when one is not. Per non-empty text of n characters, sp spaces, nl newlines and dg digits: with
+    `sp * 12 >= n`, e = per_char*n + per_space*sp + per_newline*nl + per_digit*dg, low e*low_factor, high
+    e*high_factor + high_slack; else dense_est*n, dense_low*n, dense_high*n + high_slack; a low under 1 counts
+    as 1. params: (per_char, per_space, per_newline, per_digit, low_factor, high_factor, high_slack,
+    dense_est, dense_low, dense_high, max_chars)."""
+    per_char, per_space, per_newline, per_digit, low_f, high_f, slack, dense_est, dense_low, dense_high, most = params
+    est = low = high = 0.0
+    for t in texts:
+        n = len(t)
+        if not n:
+            continue
+        if n > most or not t.isascii():
+            return None
+        sp = t.count(" ")
+        if sp * 12 >= n:
+            nl = t.count("\n")
+            e = (per_char * n + per_space * sp + per_newline * nl
+                 + per_digit * (len(t) - len(t.encode().translate(None, _DIGITS_NL)) - nl))
+            lo, hi = e * low_f, e * high_f + slack
+        else:
+            e, lo, hi = dense_est * n, dense_low * n, dense_high * n + slack
+        est += e
+        low += lo if lo > 1.0 else 1.0
+        high += hi
+    return est, low, high
+
+
+API = 5  # = TEXTSCAN_API of _textscan.c: what Scanner() takes and scan() returns
 try:
     from router.routing import _textscan  # type: ignore[attr-defined]
 except ImportError:  # built without a compiler: the Python functions
@@ -202,6 +232,9 @@ ascii_counts: Callable[[str], tuple[int, int, int] | None] = (
     _textscan.ascii_counts if _textscan is not None else ascii_counts_python
 )
 fold: Callable[[str], bytes | None] = _textscan.fold if _textscan is not None else fold_python
+bands: Callable[[list[str], tuple[float, ...]], tuple[float, float, float] | None] = (
+    _textscan.bands if _textscan is not None else bands_python
+)
 
 
 def scanner(

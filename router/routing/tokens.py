@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import orjson
 import tiktoken
 
-from router.routing.textscan import ascii_counts
+from router.routing.textscan import ascii_counts, bands
 
 DEFAULT_ENCODING = "o200k_base"
 
@@ -270,13 +270,16 @@ def _add_message(prompt: Prompt, role: str, content: Any, msg: dict[str, Any] | 
                 prompt.texts.append(str(f.get("name", "")) + str(f.get("arguments", "")))
 
 
+_NEW = object.__new__
 _ABSENT = object()  # a message without "content" (a Responses output item): its "output" is the text
 _MAX_OUTPUT_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
 
 def extract(endpoint: str, body: dict[str, Any]) -> Prompt:
     """Read the token-bearing parts of a request body of `endpoint` into a `Prompt`."""
-    p = Prompt()
+    p = _NEW(Prompt)  # = Prompt(): every field set, without the dataclass __init__'s own frame
+    p.texts, p.roles, p.contents, p.system, p.tools, p.image_tokens = [], [], [], "", [], []
+    p.overhead, p.max_output, p.wants_json, p.chars = 0, None, False, 0
     if endpoint == "embeddings":
         inp = body.get("input")
         items = inp if isinstance(inp, list) else [inp]
@@ -448,6 +451,9 @@ WIDE_LOW, WIDE_EST = 0.1, 0.3  # tokens per char (low) and per byte (estimate), 
 SAMPLED_CHARS = 32768
 _LOW_FACTOR, _HIGH_FACTOR = 1 - LOW_MARGIN, 1 + HIGH_MARGIN  # the same floats, computed once
 _NOT_DIGIT = bytes(c for c in range(256) if not 48 <= c <= 57)  # bytes.translate(None, _NOT_DIGIT): the digits
+# `textscan.bands`' params: the ASCII branches of `estimate` below, the same constants
+_BAND_PARAMS = (PER_CHAR, PER_SPACE, PER_NEWLINE, PER_DIGIT, _LOW_FACTOR, _HIGH_FACTOR, HIGH_SLACK, DENSE_EST,
+                DENSE_LOW, DENSE_HIGH, float(SAMPLED_CHARS))
 _TOOL_MEMO: dict[tuple[str, bytes], int] = {}
 _TUPLE_NEW = tuple.__new__
 _TOOL_MEMO_MAX = 256
@@ -492,6 +498,16 @@ def estimate(prompt: Prompt, encoding: str = DEFAULT_ENCODING) -> TokenCount:
         fixed += sum(prompt.image_tokens)
     if prompt.tools:
         fixed += tool_tokens_cached(get_encoding(encoding), prompt.tools)
+    # the usual prompt (ASCII texts, none sampled): every text's band in one call (textscan.bands_python)
+    summed = bands(prompt.texts, _BAND_PARAMS)
+    if summed is not None:
+        est, low, high = summed
+        if high:
+            lo_i = fixed + int(low)
+            hi_i = fixed + int(high) + 1
+            e_i = fixed + round(est)
+            return _TUPLE_NEW(TokenCount, (lo_i if e_i < lo_i else hi_i if e_i > hi_i else e_i, False, lo_i, hi_i))
+        return TokenCount(fixed, True, fixed, fixed)
     est = low = high = 0.0  # high stays 0 only when every text is empty (each adds at least HIGH_SLACK or 1)
     for t in prompt.texts:
         n = len(t)
