@@ -273,6 +273,8 @@ def _add_message(prompt: Prompt, role: str, content: Any, msg: dict[str, Any] | 
 _NEW = object.__new__
 _ABSENT = object()  # a message without "content" (a Responses output item): its "output" is the text
 _MAX_OUTPUT_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+# the chat-like keys `extract` reads besides messages and the output limit (absent: nothing to read)
+_RARE_KEYS = frozenset(("system", "instructions", "tools", "functions", "response_format", "text"))
 
 
 def extract(endpoint: str, body: dict[str, Any]) -> Prompt:
@@ -296,10 +298,12 @@ def extract(endpoint: str, body: dict[str, Any]) -> Prompt:
                 _add_message(p, "user", item)
                 p.overhead -= TOKENS_PER_MESSAGE
     else:
-        system = body.get("system", body.get("instructions"))
-        if system is not None:
-            p.system = _content_text(system, p)
-            _add_message(p, "system", p.system)
+        rare = not _RARE_KEYS.isdisjoint(body)  # most bodies have none of them: their reads are skipped
+        if rare:
+            system = body.get("system", body.get("instructions"))
+            if system is not None:
+                p.system = _content_text(system, p)
+                _add_message(p, "system", p.system)
         msgs = body.get("messages")
         if msgs is None and endpoint == "responses":
             inp = body.get("input")
@@ -326,17 +330,18 @@ def extract(endpoint: str, body: dict[str, Any]) -> Prompt:
             texts.append(text)
             p.overhead += TOKENS_PER_MESSAGE
         p.overhead += REPLY_PRIMING
-        tools = body.get("tools")
-        if isinstance(tools, list):
-            p.tools = [t for t in map(_tool, tools) if t is not None]
-        if not p.tools and isinstance(body.get("functions"), list):
-            p.tools = [t for t in map(_tool, body["functions"]) if t is not None]
-        rf = body.get("response_format")
-        if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
-            p.wants_json = True
-        text = body.get("text")
-        if isinstance(text, dict) and isinstance(text.get("format"), dict):
-            p.wants_json = text["format"].get("type") in ("json_object", "json_schema")
+        if rare:
+            tools = body.get("tools")
+            if isinstance(tools, list):
+                p.tools = [t for t in map(_tool, tools) if t is not None]
+            if not p.tools and isinstance(body.get("functions"), list):
+                p.tools = [t for t in map(_tool, body["functions"]) if t is not None]
+            rf = body.get("response_format")
+            if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
+                p.wants_json = True
+            text = body.get("text")
+            if isinstance(text, dict) and isinstance(text.get("format"), dict):
+                p.wants_json = text["format"].get("type") in ("json_object", "json_schema")
     for key in _MAX_OUTPUT_KEYS:  # the first positive integer of them (a bool is not one)
         v = body.get(key)
         if v is not None and isinstance(v, int) and not isinstance(v, bool) and v > 0:
