@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from router.cost import DEFAULT_MAX_OUTPUT, Baseline, local_usage, tier_prices, token_counts, usage_cost
+from router.cost import Baseline, local_usage, tier_prices, token_counts, usage_cost, worst_case_usd
 from router.errors import BudgetExceeded, UpstreamFailure
 from router.exchange import CallNext, Candidate, Exchange, Reply
 from router.pipeline import Stage
@@ -166,14 +166,8 @@ class BudgetStage(Stage):
                 if levels is None:
                     return self._capped(ex, call_next, spend)
                 self.cap(ex, spend, levels)
-            elif ex.max_tier is not None:
-                self.cap(ex, spend, None)
             else:
-                # only the per-request ceiling can cap: when the highest tier fits (as `cap` would find
-                # first), there is nothing to cap
-                pi, po = self.top_tier_price
-                if ((tokens or 1) * pi + (max_out or 4096) * po) / 1_000_000 > plan.ceiling + 1e-12:  # type: ignore[operator]
-                    self.cap(ex, spend, None)
+                self.cap(ex, spend, None)
         return call_next(ex)
 
     async def _capped(self, ex: Exchange, call_next: CallNext, spend: Spend) -> Reply:
@@ -270,13 +264,7 @@ class BudgetStage(Stage):
         p = model.price
         if plan.priced and (p.input != 0 or p.output != 0):  # (not `model.is_free`: a property is a call)
             ceiling = plan.ceiling
-            # (`worst_case_usd`, inline: a model that is not free has a price)
-            tokens = spend.tokens or 1
-            out = spend.max_out
-            if not out:  # min(DEFAULT_MAX_OUTPUT, max(room, 1)), without the builtins' keyword parsing
-                out = model.context - tokens
-                out = 1 if out < 1 else DEFAULT_MAX_OUTPUT if out > DEFAULT_MAX_OUTPUT else out
-            worst = (tokens * p.input + out * p.output) / 1_000_000
+            worst = worst_case_usd(model, spend.tokens or 1, spend.max_out)
             if ceiling is not None and worst > ceiling + 1e-12:
                 raise BudgetExceeded(
                     f"This request may cost up to ${worst:.4f} on {model.id}, above the per-request budget of "

@@ -113,15 +113,9 @@ class CacheStage(Stage):
 
     # ------------------------------------------------------------ the call
 
-    def key(self, ex: Exchange) -> str | None:
-        """The cache key, or None when the request is not cacheable."""
-        mode = ex.headers.get(HEADER)
-        if mode == "bypass":
-            return None
-        body = ex.body
-        if mode != "force" and ex.endpoint != "embeddings" and body.get("temperature") != 0:
-            return None
-        norm = {k: v for k, v in body.items() if k not in IGNORED}
+    def key(self, ex: Exchange) -> str:
+        """The cache key of a cacheable request (`handle` tells which are)."""
+        norm = {k: v for k, v in ex.body.items() if k not in IGNORED}
         digest = hashlib.sha256(orjson.dumps([ex.tenant or DEFAULT_TENANT, ex.endpoint, norm],
                                              option=orjson.OPT_SORT_KEYS)).hexdigest()
         return digest
@@ -131,20 +125,11 @@ class CacheStage(Stage):
         puts `reply_headers` on the answer); a cacheable one looks the cache up (`_lookup`)."""
         if ex.dry_run:
             return call_next(ex)
-        mode = ex.headers.get(HEADER)  # (`key`'s test, inline: most requests are not cacheable)
+        mode = ex.headers.get(HEADER)  # cacheable: deterministic (temperature 0, or forced), not bypassed
         if mode == "bypass" or (mode != "force" and ex.endpoint != "embeddings" and ex.body.get("temperature") != 0):
-            ex.cache = "bypass"  # (`_say`, inline)
-            rh = ex.reply_headers
-            if rh is None:
-                ex.reply_headers = {HEADER: "bypass"}
-            else:
-                rh[HEADER] = "bypass"
-            return call_next(ex)
-        key = self.key(ex)
-        if key is None:
             _say(ex, "bypass")
             return call_next(ex)
-        return self._lookup(ex, call_next, key)
+        return self._lookup(ex, call_next, self.key(ex))
 
     async def _lookup(self, ex: Exchange, call_next: CallNext, key: str) -> Reply:
         try:
@@ -236,7 +221,11 @@ def _say(ex: Exchange, what: str) -> None:
     """`x-router-cache: miss|bypass` on whatever answer the request gets, and `ex.cache` for the metrics
     and the access log."""
     ex.cache = what
-    ex.add_reply_headers({HEADER: what})
+    rh = ex.reply_headers  # (`add_reply_headers` without its temporary dict: most requests pass here)
+    if rh is None:
+        ex.reply_headers = {HEADER: what}
+    else:
+        rh[HEADER] = what
 
 
 class Recorder:

@@ -111,7 +111,10 @@ def worst_case_usd(model: ModelSpec, prompt_tokens: int, max_output: int | None)
     p = model.price
     if p.input == 0 and p.output == 0:
         return 0.0
-    out = max_output if max_output else min(DEFAULT_MAX_OUTPUT, max(model.context - prompt_tokens, 1))
+    out = max_output
+    if not out:  # min(DEFAULT_MAX_OUTPUT, max(room, 1)), as conditionals: the budget asks on every paid attempt
+        out = model.context - prompt_tokens
+        out = 1 if out < 1 else DEFAULT_MAX_OUTPUT if out > DEFAULT_MAX_OUTPUT else out
     return (prompt_tokens * p.input + out * p.output) / 1_000_000
 
 
