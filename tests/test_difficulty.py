@@ -134,3 +134,41 @@ def test_the_issue_examples_behave(router: Router) -> None:
     assert a[1] == b[1] == "code"
     assert a[0] == b[0]
     assert a[0] in ("local-large", "cloud-code")
+
+
+# Puzzles a small model gets wrong, in the shapes that name no puzzle: a syllogism, a kinship riddle, a crossing
+# under a limit; and everyday asks with the same words, which are not puzzles.
+PUZZLES = [
+    "Some glorps are trinks and all trinks are flubs. Are all glorps definitely flubs?",
+    "No painters are pilots, and some pilots are poets. Can any poet be a painter?",
+    "Todos los gatos son animales y algunos animales son negros. ¿Son negros algunos gatos?",
+    "Todos os médicos são leitores e alguns leitores são músicos. Algum médico é músico, com certeza?",
+    "Pointing at a photo, Ana says: 'Her mother is my mother's only daughter.' Who is in the photo?",
+    "A boy says: 'That woman is the daughter of my father's only sister.' How is she related to him?",
+    "Apontando para um retrato, Pedro diz: 'O pai desse homem é o filho do meu pai, e não tenho irmãos.' Quem é?",
+    "Señalando una foto, Luis dice: 'La madre de esa niña es la hija de mi madre, y soy hijo único.' ¿Quién es?",
+    "Four hikers must cross a bridge at night with one torch; the bridge holds only two at a time. They take 1, 2, "
+    "5 and 10 minutes. What is the fastest way over?",
+    "Um pastor precisa atravessar o rio com um lobo, uma ovelha e um repolho, mas o barco só leva ele e mais um. "
+    "Como ele faz?",
+]
+NOT_PUZZLES = [
+    "All our stores are open on Sunday, and some stores are open late. What are the hours in Lisbon?",
+    "My sister's husband turns 40 next week. Any gift ideas for someone who loves cycling?",
+    "What's the best boat tour to cross the river in Budapest?",
+    "Mi hermana y yo queremos cruzar el río en barco en Sevilla, ¿qué excursión recomiendas?",
+]
+
+
+@pytest.mark.parametrize("text", PUZZLES)
+def test_a_puzzle_that_names_no_puzzle_goes_to_cloud(router: Router, text: str) -> None:
+    d, cloud, f = router.route(body_of(text))
+    assert "logic_puzzle" in f.signals, f.signals
+    assert cloud, (f.task, d)
+
+
+@pytest.mark.parametrize("text", NOT_PUZZLES)
+def test_everyday_asks_with_puzzle_words_stay_local(router: Router, text: str) -> None:
+    d, cloud, f = router.route(body_of(text))
+    assert "logic_puzzle" not in f.signals, f.signals
+    assert not cloud, (f.task, d)

@@ -24,6 +24,10 @@ _LANGS = (
 _Alt = tuple[str, "str | None"]
 # = r"\b\d+" in a search, written to start with \d so the regex engine scans for a digit first (about 2x faster)
 _D = r"\d(?<!\w\d)\d*"
+_KIN = r"(?:father|mother|brother|sister|son|daughter|uncle|aunt|husband|wife)"
+_KIN_CHAIN = r"\b" + _KIN + r"'s (?:" + _KIN[3:-1] + r"|only son|only daughter|only child)\b"
+_ASKS_WHO = r"(?:\bwho(?: is|'s| was| are)\b|\bwhom\b|\brelated\b|\brelation)"
+_DOC_LEADS = ("based on", "according to", "using", "from", "out of")  # "... this text": what to read it from
 STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
     ("code_fence", "code", 3.0, [("```", r"^```[ \t]*(?:" + _LANGS + r")?[ \t]*$")]),
     ("code_syntax", "code", 2.5, [
@@ -148,7 +152,7 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
                                r"|emails|items|companies|locations|mentions)\b")
          for verb in ("list", "find", "pull out", "identify")]
       + [(lead, lead + r" (?:the|this) (?:text|passage|article|paragraph|document|reference|excerpt|context|email"
-                       r"|transcript|report)\b") for lead in ("based on", "according to", "using", "from")] + [
+                       r"|transcript|report)\b") for lead in _DOC_LEADS] + [
         ("extraia", None), ("extrae", None), ("extraer", None), ("extrair", None),
         ("texto", r"\b(?:neste|deste|nesse|desse|no|do|en este|de este|en el|del) texto\b"),
     ]),
@@ -196,6 +200,24 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("de cada um", r"\b(?:qual|quais) (?:é |são )?(?:a |as |o |os )?\w+ de cada um\b"),
         ("de cada uno", r"\b(?:cuál|cuáles) (?:es |son )?(?:la |las |el |los )?\w+ de cada uno\b"),
         ("each person", r"\bwhat (?:is|are) each person's\b"),
+        # a syllogism: two quantified statements in a row ("some glorps are trinks and all trinks are flubs")
+        *((q, r"\b(?:all|some|no) (?:[\w-]+ ){1,2}?are (?:[\w-]+ )?[\w-]+[.,;]?\s+(?:and |but |while |if |so )?"
+              r"(?:all|some|no|every) (?:[\w-]+ ){1,2}?(?:are|is)\b") for q in ("all ", "some ", "no ")),
+        ("todos ", r"\btod[oa]s (?:l[oa]s |[oa]s )?[\w-]+ (?:son|são) [^.?!;]{1,60}?[.,;]?\s+(?:y |e |pero |mas )?"
+                   r"(?:algun[oa]s|algumas|alguns|ningún|ninguna|nenhum|nenhuma|tod[oa]s) "),
+        # a kinship riddle: relations chained through one another ("that man's father is my father's son") and a
+        # question of who someone is or how they are related
+        *((kin + "'s ", _ASKS_WHO + r"[^\n]{0,200}?" + _KIN_CHAIN + "|" + _KIN_CHAIN + r"[^\n]{0,200}?" + _ASKS_WHO)
+          for kin in ("father", "mother", "brother", "sister", "son", "daughter")),
+        (" of my ", r"\b(?:son|daughter|brother|sister|father|mother) of my (?:father|mother|brother|sister|son"
+                    r"|daughter)\b"),
+        (" do meu ", r"\b(?:filh[oa]|irmão|irmã|pai|mãe) d[oa] (?:meu|minha) (?:pai|mãe|irmão|irmã|filho|filha)\b"),
+        (" da minha ", r"\b(?:filh[oa]|irmão|irmã|pai|mãe) d[oa] (?:meu|minha) (?:pai|mãe|irmão|irmã|filho|filha)\b"),
+        (" de mi ", r"\b(?:hij[oa]|herman[oa]|padre|madre) de mi (?:padre|madre|herman[oa]|hij[oa])\b"),
+        # a crossing puzzle: who goes over with whom, under a capacity or a light to share
+        ("cross", r"\b(?:cross|across|crossing) (?:a |the )?(?:river|bridge|lake)\b"),
+        ("rio", r"\b(?:atravessar|travessia|cruzar|atravesar|outro lado|otro lado) (?:o |el |un |um |do |del )?"
+                r"(?:rio|río|ponte|puente)\b"),
         ("who", r"\bwho (?:\w+ ){0,3}?(?:first|second|third|fourth|fifth|last|oldest|youngest|tallest|shortest"
                 r"|in the middle)\b"),
         ("quem", r"\bquem (?:\w+ ){0,3}?(?:primeiro|segundo|terceiro|quarto|último|mais velh[oa]|mais nov[oa])\b"),
@@ -269,6 +291,21 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("logic_puzzle", "who"): (("than", "before", "after"),),
     ("logic_puzzle", "quem"): (("antes", "depois", "mais"),),
     ("logic_puzzle", "quién"): (("antes", "después", "más", "mayor", "menor"),),
+    **{("logic_puzzle", q): (("are",), ("some", "no", "every", "all")) for q in ("all ", "some ", "no ")},
+    ("logic_puzzle", "todos "): (("son", "são"),),
+    # a chain of relations is a riddle when the text asks who someone is or how people are related
+    **{("logic_puzzle", kin + "'s "): (("who", "whom", "related", "relation", "relationship"),)
+       for kin in ("father", "mother", "brother", "sister", "son", "daughter")},
+    ("logic_puzzle", " of my "): (("who", "whom", "related", "relation", "relationship"),),
+    ("logic_puzzle", " do meu "): (("quem", "parentesco", "relação"),),
+    ("logic_puzzle", " da minha "): (("quem", "parentesco", "relação"),),
+    ("logic_puzzle", " de mi "): (("quién", "parentesco", "relación"),),
+    # ... and the limit that makes it a puzzle ("only one at a time", "the boat holds two", "17 minutes")
+    ("logic_puzzle", "cross"): (("boat", "raft", "canoe", "ferry", "torch", "flashlight", "lantern"),
+                                ("only", "alone", "hold", "holds", "carry", "carries", "safely", "minutes", "time")),
+    ("logic_puzzle", "rio"): (("barco", "bote", "barca", "canoa", "lanterna", "linterna"),
+                              ("só", "sozinho", "sozinha", "apenas", "solo", "sola", "cabe", "caben", "leva", "levar",
+                               "lleva", "llevar", "minutos", "vez")),
     ("summarize", "given "): (("paragraph", "text", "passage", "article", "document", "excerpt"),),
     ("summarize", "in "): (("sentence", "sentences", "bullet", "paragraph", "paragraphs", "words"),),
     ("translate", "to "): (_LANGUAGES,),
@@ -279,7 +316,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("rewrite", "tighten "): (_WRITING,),
     ("rewrite", "more "): (("formal", "concise", "professional"),),
     **{("extract", v + " all "): (_EXTRACT_NOUNS,) for v in ("list", "find", "pull out", "identify")},
-    **{("extract", lead): (("the", "this"), _DOC_NOUNS) for lead in ("based on", "according to", "using", "from")},
+    **{("extract", lead): (("the", "this"), _DOC_NOUNS) for lead in _DOC_LEADS},
     **{("compose", v): (_COMPOSE_NOUNS,) for v in ("write", "draft", "compose", "create")},
     **{("advice", lead): (_ADVICE_NOUNS,) for lead in ("give me", "suggest", "recommend", "any")},
     ("shell", "one-liner"): (("bash", "zsh", "shell", "terminal", "awk", "sed"),),
@@ -439,7 +476,9 @@ ADVANCED_MATH = [
     "integral", "integrate", "eigenvalue", "eigenvalues", "eigenvector", "eigenvectors", "matrix", "matrices",
     "calculus", "confidence interval", "standard deviation", "combinatorics", "combinatorial", "how many ways",
     "expected value", "expected number", "converge", "converges", "convergence", "differential equation",
-    "group of", "vector space", "maximize", "maximise", "minimize", "minimise", "hypothesis test", "regression",
+    "group of order", "groups of order", "of prime order", "subgroup", "subgroups", "abelian", "cyclic group",
+    "homomorphism", "isomorphism", "vector space", "maximize", "maximise", "minimize", "minimise", "hypothesis test",
+    "regression",
     "maximum area", "maximum volume", "maximum value", "minimum value", "minimum cost", "inscribed", "circumscribed",
     "área máxima", "volume máximo", "volumen máximo", "valor máximo", "valor mínimo", "inscrito", "inscrita",
 ]
