@@ -36,6 +36,7 @@ CASES = ROOT / "tests" / "data" / "difficulty_cases.yaml"
 HOLDOUT = ROOT / "tests" / "data" / "difficulty_holdout.yaml"  # written before tuning; never tuned on
 MIXED = ROOT / "tests" / "data" / "mixed_traffic.yaml"  # diverse mixed traffic, mostly easy (its misses were fixed)
 MIXED_HOLDOUT = ROOT / "tests" / "data" / "mixed_holdout.yaml"  # the same kind of traffic, never tuned on
+CATEGORIES = ROOT / "tests" / "data" / "categories.yaml"  # nine kinds of chat traffic, written blind (then tuned on)
 # MMLU subjects whose strong outcomes are an artefact (../shared/datasets/outcomes/README.md: the strong model's
 # answer is read from its first token, and in math subjects it starts working the problem instead): the
 # quantitative subjects where gpt-4 scores below 60% (3% on high_school_mathematics), against its ~86% overall.
@@ -45,6 +46,7 @@ NOISY_MMLU = frozenset({
     "abstract_algebra", "college_chemistry", "college_mathematics", "college_physics", "elementary_mathematics",
     "high_school_mathematics", "high_school_physics",
 })
+OWN_SETS = (CASES, HOLDOUT, MIXED, MIXED_HOLDOUT, CATEGORIES)
 HEAD = (f"{'table':24} {'n':>6} {'cloud':>6} {'PGR':>6} {'random':>6} {'p95':>6} {'oracle':>6}   "
         f"{'APGR':>5} {'CPT50':>6} {'CPT80':>6}   {'length APGR':>11}")
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None, help="router config (default config/router.yaml)")
     ap.add_argument("--tables", nargs="*", default=list(TABLES), help="outcome files to score")
-    ap.add_argument("--cases", nargs="*", default=[str(p) for p in (CASES, HOLDOUT, MIXED, MIXED_HOLDOUT)],
+    ap.add_argument("--cases", nargs="*", default=[str(p) for p in OWN_SETS],
                     help="hand-labelled hard/easy cases")
     ap.add_argument("--seeds", type=int, default=200, help="random-routing seeds")
     args = ap.parse_args(argv)
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         cases = load_cases(path)
         own = [(d, c) for d, c, _f in route_rows(router, cases)]
         name = {"difficulty_holdout.yaml": "holdout", "mixed_traffic.yaml": "mixed",
-                "mixed_holdout.yaml": "mixed holdout"}.get(path.name, "own cases")
+                "mixed_holdout.yaml": "mixed holdout", "categories.yaml": "categories"}.get(path.name, "own cases")
         for lang in [*sorted({c["lang"] for c in cases}), "all"]:
             idx = [i for i, c in enumerate(cases) if lang in ("all", c["lang"])]
             table = so.Table("binary", [cases[i]["id"] for i in idx], [cases[i] for i in idx], ["local"], "cloud")

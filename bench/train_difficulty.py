@@ -47,7 +47,7 @@ from typing import Any
 import orjson
 
 from bench.outcomes import ROOT, Router, body_of, route_rows, rows, scorer, tables
-from bench.routing_quality import CASES, HOLDOUT, MIXED, MIXED_HOLDOUT, NOISY_MMLU, load_cases
+from bench.routing_quality import NOISY_MMLU, OWN_SETS, load_cases
 from router.routing.difficulty import FEATURES
 from router.routing.tokens import extract
 
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     weights, centres = fit(data, names, args.C)
     print("\nthe hand-labelled sets (not trained on), the layer trained on all tables:")
     print(f"{'set':28} {'hard->cloud':>11} {'easy->cloud':>11}   with the layer (same cuts)")
-    for path in (CASES, HOLDOUT, MIXED, MIXED_HOLDOUT):
+    for path in OWN_SETS:
         cases = load_cases(path)
         for lang in ("en", "pt", "es", "all"):
             sub = [c for c in cases if lang in ("all", c["lang"])]

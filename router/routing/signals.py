@@ -27,6 +27,8 @@ _D = r"\d(?<!\w\d)\d*"
 _KIN = r"(?:father|mother|brother|sister|son|daughter|uncle|aunt|husband|wife)"
 _KIN_CHAIN = r"\b" + _KIN + r"'s (?:" + _KIN[3:-1] + r"|only son|only daughter|only child)\b"
 _ASKS_WHO = r"(?:\bwho(?: is|'s| was| are)\b|\bwhom\b|\brelated\b|\brelation)"
+_CROSS = ("cross", "across", "crossing", "crosses")
+_WATERS = ("rio", "río", "riacho", "arroyo", "ponte", "puente", "lago")  # what a crossing puzzle crosses (pt, es)
 _DOC_LEADS = ("based on", "according to", "using", "from", "out of")  # "... this text": what to read it from
 STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
     ("code_fence", "code", 3.0, [("```", r"^```[ \t]*(?:" + _LANGS + r")?[ \t]*$")]),
@@ -215,9 +217,20 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         (" da minha ", r"\b(?:filh[oa]|irmão|irmã|pai|mãe) d[oa] (?:meu|minha) (?:pai|mãe|irmão|irmã|filho|filha)\b"),
         (" de mi ", r"\b(?:hij[oa]|herman[oa]|padre|madre) de mi (?:padre|madre|herman[oa]|hij[oa])\b"),
         # a crossing puzzle: who goes over with whom, under a capacity or a light to share
-        ("cross", r"\b(?:cross|across|crossing) (?:a |the )?(?:river|bridge|lake)\b"),
-        ("rio", r"\b(?:atravessar|travessia|cruzar|atravesar|outro lado|otro lado) (?:o |el |un |um |do |del )?"
-                r"(?:rio|río|ponte|puente)\b"),
+        *((w, r"\b(?:cross|across|crossing|crosses) (?:a |the )?(?:river|stream|creek|bridge|lake|canal|moat)\b")
+          for w in _CROSS),
+        *((water, r"\b(?:atravessar|travessia|cruzar|atravesar|outro lado|otro lado) (?:o |a |el |un |um |uma |una "
+                  r"|do |del )?(?:rio|río|riacho|arroyo|ponte|puente|lago)\b") for water in _WATERS),
+        # an ordering puzzle: the order to deduce from relative places ("Mara finished immediately after Lu")
+        ("order", r"\b(?:finishing|seating|final|exact|correct) order\b|\bin (?:what|which) order did\b"
+                  r"|\bwhat (?:was|is) the (?:order|ranking)\b"),
+        ("ordem", r"\bem que ordem (?:eles|elas|chegaram|terminaram)\b|\bordem de (?:chegada|classificação)\b"),
+        ("orden", r"\ben qué orden (?:llegaron|terminaron|quedaron)\b|\borden de (?:llegada|clasificación)\b"),
+        # truth-tellers and liars, in Portuguese and Spanish ("always lies" above)
+        ("siempre mienten", None), ("siempre miente", None), ("siempre dicen la verdad", None),
+        ("siempre dice la verdad", None), ("sempre mentem", None), ("sempre mente", None),
+        ("sempre dizem a verdade", None), ("sempre diz a verdade", None), ("sempre falam a verdade", None),
+        ("sempre fala a verdade", None),
         ("who", r"\bwho (?:\w+ ){0,3}?(?:first|second|third|fourth|fifth|last|oldest|youngest|tallest|shortest"
                 r"|in the middle)\b"),
         ("quem", r"\bquem (?:\w+ ){0,3}?(?:primeiro|segundo|terceiro|quarto|último|mais velh[oa]|mais nov[oa])\b"),
@@ -301,11 +314,15 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("logic_puzzle", " da minha "): (("quem", "parentesco", "relação"),),
     ("logic_puzzle", " de mi "): (("quién", "parentesco", "relación"),),
     # ... and the limit that makes it a puzzle ("only one at a time", "the boat holds two", "17 minutes")
-    ("logic_puzzle", "cross"): (("boat", "raft", "canoe", "ferry", "torch", "flashlight", "lantern"),
-                                ("only", "alone", "hold", "holds", "carry", "carries", "safely", "minutes", "time")),
-    ("logic_puzzle", "rio"): (("barco", "bote", "barca", "canoa", "lanterna", "linterna"),
-                              ("só", "sozinho", "sozinha", "apenas", "solo", "sola", "cabe", "caben", "leva", "levar",
-                               "lleva", "llevar", "minutos", "vez")),
+    **{("logic_puzzle", w): (("boat", "raft", "canoe", "ferry", "torch", "flashlight", "lantern"),
+                             ("only", "alone", "hold", "holds", "carry", "carries", "safely", "minutes", "time"))
+       for w in _CROSS},
+    ("logic_puzzle", "order"): (("before", "after", "ahead", "behind", "than", "immediately", "last", "next"),),
+    ("logic_puzzle", "ordem"): (("antes", "depois", "atrás", "frente", "logo", "último", "última"),),
+    ("logic_puzzle", "orden"): (("antes", "después", "detrás", "delante", "justo", "último", "última"),),
+    **{("logic_puzzle", water): (("barco", "bote", "barca", "canoa", "lanterna", "linterna"),
+                                 ("só", "sozinho", "sozinha", "apenas", "solo", "sola", "cabe", "caben", "leva",
+                                  "levar", "lleva", "llevar", "minutos", "vez")) for water in _WATERS},
     ("summarize", "given "): (("paragraph", "text", "passage", "article", "document", "excerpt"),),
     ("summarize", "in "): (("sentence", "sentences", "bullet", "paragraph", "paragraphs", "words"),),
     ("translate", "to "): (_LANGUAGES,),
