@@ -194,3 +194,16 @@ def test_nine_kinds_of_traffic_keep_their_level(router: Router) -> None:
     assert sum(hard) >= 0.68 * len(hard)
     assert sum(easy) <= 0.03 * len(easy)
     assert sum(hard) + sum(easy) <= 0.35 * len(cases)
+
+
+@pytest.mark.parametrize(("text", "cloud"), [
+    ("Write a sonnet in iambic pentameter about my cat, rhyme scheme ABAB CDCD EFEF GG.", True),
+    ("Escreva um poema acróstico com a palavra LUAR, cada verso com exatamente sete sílabas e esquema de rimas ABAB.",
+     True),
+    ("write a sonnet about rain", False),
+    ("Write an ode to my morning coffee.", False),
+])
+def test_verse_is_writing_and_counted_verse_is_hard(router: Router, text: str, cloud: bool) -> None:
+    d, to_cloud, f = router.route(body_of(text))
+    assert f.task == "docs"
+    assert to_cloud is cloud, d

@@ -163,7 +163,7 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
               r"|essay|paragraph|story|poem|blog|article|cover letter|speech|memo|bio|biography"
               r"|announcement|tweet|post|press release|haiku|limerick|song|lyrics|toast|eulogy|newsletter|slogan"
               r"|tagline|product description|review|summary|abstract|headline|caption|message|note|invitation|proposal"
-              r"|report|outline|scene|dialogue|monologue|screenplay|character)s?\b")
+              r"|report|outline|scene|dialogue|monologue|screenplay|character|sonnet|ode|ballad|stanza|jingle)s?\b")
           for verb in ("write", "draft", "compose", "create")] + [
         (verb, verb + r" (?:um|uma|o|a|un|una|el|la|me) (?:[\w-]+ ){0,3}?(?:e-?mail|carta|poema|poesia|poesía|conto"
                       r"|cuento|história|historia|texto|redação|redacción|artigo|artículo|mensagem|mensaje|correo"
@@ -284,7 +284,8 @@ _COMPOSE_NOUNS = tuple(
         "biography", "announcement", "tweet", "post", "release", "haiku", "limerick", "song", "lyrics", "toast",
         "eulogy", "newsletter", "slogan", "tagline", "description", "review", "summary", "abstract", "headline",
         "caption", "message", "note", "invitation", "proposal", "report", "outline", "scene", "dialogue",
-        "monologue", "screenplay", "character") for w in [n] for s in ("", "s"))
+        "monologue", "screenplay", "character", "sonnet", "ode", "ballad", "stanza", "jingle") for w in [n]
+    for s in ("", "s"))
 _WRITING = ("wording", "tone", "flow", "prose", "writing", "draft")
 Need = tuple[tuple[str, ...], ...]
 NEEDS: dict[tuple[str, str], Need] = {
@@ -516,6 +517,9 @@ CONSTRAINTS = [  # the marks of an instruction with many conditions to satisfy a
     "cada una", "cada uno", "sem repetir", "sin repetir", "condiciones", "condições", "restricciones", "restrições",
     "requisitos", "requirements", "constraints", "no más de", "não mais de", "the word", "the letter", "a palavra",
     "la palabra", "a letra", "la letra", "en la última", "na última", "in the last", "terminados en",
+    # verse forms that count: syllables, a rhyme scheme, a metre
+    "syllable", "syllables", "sílaba", "sílabas", "rhyme scheme", "esquema de rimas", "esquema de rima", "iambic",
+    "pentameter", "alliteration", "aliteração", "aliteración",
 ]
 EXPERT = [  # specialist vocabulary where small models answer confidently and wrongly
     "gdpr", "hipaa", "liability", "indemnity", "indemnify", "jurisdiction", "statute", "tort", "plaintiff",
