@@ -141,6 +141,7 @@ _SIGNAL_WEIGHTS: tuple[tuple[frozenset[str], float], ...] = (
     (frozenset(("reasoning_ask", "analysis")), 0.6),
     (frozenset(("diff",)), 0.5),
     (frozenset(("many_files",)), 1.0),
+    (frozenset(("letter_constraint",)), 2.0),  # a lipogram, every word with one initial: letters a model cannot see
 )
 _BASE_SIGNALS = frozenset().union(*(names for names, _w in _SIGNAL_WEIGHTS))  # most requests fire none of them
 
@@ -175,7 +176,7 @@ class Difficulty:
         z, size_w, long_w = PRIORS.get(task, _OTHER)
         transform = task == "docs" and fired and ("translate" in fired or "summarize" in fired or "rewrite" in fired)
         if transform:
-            hard = expert = 0  # transforming a text is as easy in a specialist field as anywhere
+            hard = expert = advanced = 0  # transforming a text is as easy in a specialist field as anywhere
         analytic = task == "math" or task == "reasoning"
         # min(x, 3) as conditionals (the same ints): no builtin call per count
         z += 0.7 * (hard if hard < 3 else 3) + 0.35 * (moderate if moderate < 3 else 3)

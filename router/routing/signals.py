@@ -92,6 +92,7 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         (" to infinity", None), ("how many ways", None), ("mod ", r"\bmod \d+\b"),
         ("*", _D + r"(?:\.\d+)?\s*\*\s*\d+(?:\.\d+)?"), (" + ", _D + r"(?:\.\d+)?\s\+\s\d+(?:\.\d+)?\s*(?:=|\?|$)"),
         (" - ", _D + r"(?:\.\d+)?\s-\s\d+(?:\.\d+)?\s*(?:=|\?|$)"), ("/", _D + r"/\d+\s*[+\-*]\s*\d+/\d+"),
+        ("~10^", r"\d\s*(?:x|\u00d7|\*)\s*10\^[-\u2212]?\d"),  # scientific notation: 1.8 x 10^-5
         ("", "[\u222b\u2211\u220f\u221a\u03c0\u2264\u2265\u2260\u221e\u2202\u2208\u2200\u2203\u00d7\u00f7]"),
     ]),
     ("word_problem", "math", 0.5, [
@@ -99,10 +100,10 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("what ", r"\bwhat (?:is|was|were|are) the (?:total|sum|difference|average|mean|median|product|probability"
                   r"|percentage|ratio|area|perimeter|volume|remainder|value|cost|price|profit|speed|rate)\b"),
         ("what percent", None), ("in total", None), ("altogether", None),
-    ] + [(w, w + r" (?:\w+ ){0,3}?(?:vai|vão|tem|têm|terá|custa|custam|sobr|faltam|gast|pag|rest|ganh|vend|compr"
+    ] + [(w, w + r" (?:\w+ ){0,5}?(?:vai|vão|tem|têm|terá|custa|custam|sobr|faltam|gast|pag|rest|ganh|vend|compr"
                  r"|precis|leva|levam|dura|é|são|foi|foram|há)")
          for w in ("quanto", "quanta", "quantos", "quantas")] + [
-    ] + [(w, w + r" (?:\w+ ){0,3}?(?:va|van|tiene|tienen|tendrá|cuesta|cuestan|sobr|faltan|gast|pag|rest|gan|vend"
+    ] + [(w, w + r" (?:\w+ ){0,5}?(?:va|van|tiene|tienen|tendrá|cuesta|cuestan|sobr|faltan|gast|pag|rest|gan|vend"
                  r"|compr|necesit|tarda|dura|es|son|fue|fueron|hay|habrá)") for w in ("cuánto", "cuánta", "cuántos",
                                                                                      "cuántas")] + [
         ("calcule", None), ("calcula ", None), ("resolva", None), ("resuelve", None), ("encontre", None),
@@ -167,7 +168,7 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
           for verb in ("write", "draft", "compose", "create")] + [
         (verb, verb + r" (?:um|uma|o|a|un|una|el|la|me) (?:[\w-]+ ){0,3}?(?:e-?mail|carta|poema|poesia|poesía|conto"
                       r"|cuento|história|historia|texto|redação|redacción|artigo|artículo|mensagem|mensaje|correo"
-                      r"|discurso|post|tweet|parágrafo|párrafo|ensaio|ensayo|resenha|reseña|anúncio|anuncio)s?\b")
+                      r"|discurso|post|tweet|parágrafo|párrafo|ensaio|ensayo|resenha|reseña|anúncio|anuncio|soneto|oda|ode|balada)s?\b")
         for verb in ("escreva", "escrever", "escribe", "escribir", "redija", "redacta")]),
     ("logic_puzzle", "reasoning", 4.0, [
         ("riddle", None), ("puzzle", None), ("brain teaser", None), ("brainteaser", None), ("knights", None),
@@ -203,8 +204,8 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("de cada uno", r"\b(?:cuál|cuáles) (?:es |son )?(?:la |las |el |los )?\w+ de cada uno\b"),
         ("each person", r"\bwhat (?:is|are) each person's\b"),
         # a syllogism: two quantified statements in a row ("some glorps are trinks and all trinks are flubs")
-        *((q, r"\b(?:all|some|no) (?:[\w-]+ ){1,2}?are (?:[\w-]+ )?[\w-]+[.,;]?\s+(?:and |but |while |if |so )?"
-              r"(?:all|some|no|every) (?:[\w-]+ ){1,2}?(?:are|is)\b") for q in ("all ", "some ", "no ")),
+        (" are ", r"\b(?:all|some|no) (?:[\w-]+ ){1,2}?are (?:[\w-]+ )?[\w-]+[.,;]?\s+(?:and |but |while |if |so )?"
+                  r"(?:all|some|no|every) (?:[\w-]+ ){1,2}?(?:are|is)\b"),
         ("todos ", r"\btod[oa]s (?:l[oa]s |[oa]s )?[\w-]+ (?:son|são) [^.?!;]{1,60}?[.,;]?\s+(?:y |e |pero |mas )?"
                    r"(?:algun[oa]s|algumas|alguns|ningún|ninguna|nenhum|nenhuma|tod[oa]s) "),
         # a kinship riddle: relations chained through one another ("that man's father is my father's son") and a
@@ -226,6 +227,11 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
                   r"|\bwhat (?:was|is) the (?:order|ranking)\b"),
         ("ordem", r"\bem que ordem (?:eles|elas|chegaram|terminaram)\b|\bordem de (?:chegada|classificação)\b"),
         ("orden", r"\ben qué orden (?:llegaron|terminaron|quedaron)\b|\borden de (?:llegada|clasificación)\b"),
+        # weighing puzzles: the odd coin or ball found in a few weighings on a balance
+        ("balance scale", None), ("pan balance", None), ("weighings", None),
+        ("weighing", r"\b(?:one|two|three|four|\d) weighings?\b"), ("balança de dois pratos", None),
+        ("balança de pratos", None), ("balanza de dos platillos", None), ("balanza de platillos", None),
+        ("pesagens", None), ("pesajes", None),
         # truth-tellers and liars, in Portuguese and Spanish ("always lies" above)
         ("siempre mienten", None), ("siempre miente", None), ("siempre dicen la verdad", None),
         ("siempre dice la verdad", None), ("sempre mentem", None), ("sempre mente", None),
@@ -236,6 +242,13 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("quem", r"\bquem (?:\w+ ){0,3}?(?:primeiro|segundo|terceiro|quarto|último|mais velh[oa]|mais nov[oa])\b"),
         ("quién", r"\bquién (?:\w+ ){0,3}?(?:primero|segundo|tercero|cuarto|último|mayor|menor)\b"),
     ]),
+    # letters as constraints, which a model that reads tokens cannot see: lipograms, every word with one initial
+    ("letter_constraint", "docs", 0.0, [(p, None) for p in (
+        "without the letter", "without using the letter", "sin la letra", "sin usar la letra", "sem a letra",
+        "sem usar a letra", "start with the letter", "starts with the letter", "begin with the letter",
+        "begins with the letter", "empiecen por la letra", "empiece por la letra", "empiecen con la letra",
+        "empiezan por la letra", "comecem com a letra", "comece com a letra", "comecem pela letra",
+        "começam com a letra", "lipogram", "lipograma")]),
     ("reasoning_ask", "reasoning", 2.0, [
         ("explain your reasoning", None), ("show your reasoning", None), ("reasoning steps", None),
         ("think step by step", None), ("explain your logic", None), ("explique o raciocínio", None),
@@ -305,7 +318,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("logic_puzzle", "who"): (("than", "before", "after"),),
     ("logic_puzzle", "quem"): (("antes", "depois", "mais"),),
     ("logic_puzzle", "quién"): (("antes", "después", "más", "mayor", "menor"),),
-    **{("logic_puzzle", q): (("are",), ("some", "no", "every", "all")) for q in ("all ", "some ", "no ")},
+    ("logic_puzzle", " are "): (("some", "no", "every", "all"),),
     ("logic_puzzle", "todos "): (("son", "são"),),
     # a chain of relations is a riddle when the text asks who someone is or how people are related
     **{("logic_puzzle", kin + "'s "): (("who", "whom", "related", "relation", "relationship"),)
@@ -316,7 +329,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("logic_puzzle", " de mi "): (("quién", "parentesco", "relación"),),
     # ... and the limit that makes it a puzzle ("only one at a time", "the boat holds two", "17 minutes")
     **{("logic_puzzle", w): (("boat", "raft", "canoe", "ferry", "torch", "flashlight", "lantern"),
-                             ("only", "alone", "hold", "holds", "carry", "carries", "safely", "minutes", "time"))
+                             ("only", "alone", "hold", "holds", "carry", "carries", "safely", "minutes"))
        for w in _CROSS},
     ("logic_puzzle", "order"): (("before", "after", "ahead", "behind", "than", "immediately", "last", "next"),),
     ("logic_puzzle", "ordem"): (("antes", "depois", "atrás", "frente", "logo", "último", "última"),),
@@ -408,12 +421,14 @@ KEYWORDS: dict[str, tuple[list[str], list[str]]] = {  # task: (keywords, weak ke
          "porcentagem", "porcentaje", "juros", "interés compuesto", "raiz quadrada", "raíz cuadrada", "triângulo",
          "triángulo", "teorema", "polinômio", "polinomio", "fração", "fracción", "frações", "fracciones",
          "matriz", "vetor", "vector", "logaritmo", "quadrática", "cuadrática", "hipotenusa", "perímetro", "área",
-         "volumen", "divisível", "divisible", "primos", "cone", "cono", "cilindro", "esfera"],
+         "volumen", "divisível", "divisible", "primos", "cone", "cono", "cilindro", "esfera", "algarismos",
+         "dígitos", "permutaciones", "permutações", "combinaciones", "combinações", "combinatoria", "combinatória"],
         ["sum", "average", "mean", "median", "ratio", "area", "volume", "angle", "limit", "series", "product",
          "remainder", "total", "twice", "half", "dozen", "per", "each", "cents", "dollars", "miles", "hours",
          "minutes", "pounds", "times", "numbers", "number", "calculate", "compute", "quanto", "quantos", "quantas",
          "cuánto", "cuántos", "cuántas", "média", "media", "soma", "suma", "total", "metade", "mitad", "dobro",
-         "doble", "triplo", "triple", "reais", "euros", "horas", "minutos", "vezes", "veces", "calcule", "calcula"],
+         "doble", "triplo", "triple", "reais", "euros", "horas", "minutos", "vezes", "veces", "calcule", "calcula",
+         "números", "cifras"],
     ),
     "reasoning": (
         ["puzzle", "puzzles", "riddle", "riddles", "logic", "logical", "logically", "deduce", "deduction",
@@ -461,7 +476,8 @@ HARD = [
     "refactor", "refactoring", "architecture", "architect", "design a", "design an", "design the", "redesign",
     "optimize", "optimise", "optimization", "scalable", "scalability", "scale to", "concurrency", "concurrent",
     "distributed", "race condition", "race conditions", "deadlock", "deadlocks", "memory leak", "memory leaks",
-    "thread-safe", "vulnerability", "vulnerabilities", "security review", "security audit", "migrate", "migration",
+    "thread-safe", "race detector", "data race", "data races", "vulnerability", "vulnerabilities", "security review",
+    "security audit", "migrate", "migration",
     "migrating", "prove", "proof", "proofs", "rigorous", "rigorously", "derive", "derivation", "step by step",
     "step-by-step", "in depth", "in-depth", "in detail", "detailed", "thorough", "thoroughly", "comprehensive",
     "analyze", "analyse", "analysis", "trade-offs", "tradeoffs", "trade-off", "compare and contrast", "edge cases",
@@ -499,6 +515,11 @@ ADVANCED_MATH = [
     "regression",
     "maximum area", "maximum volume", "maximum value", "minimum value", "minimum cost", "inscribed", "circumscribed",
     "área máxima", "volume máximo", "volumen máximo", "valor máximo", "valor mínimo", "inscrito", "inscrita",
+    # counting problems: how many numbers, arrangements or ways with a condition
+    "how many different", "how many numbers", "how many integers", "digit numbers", "distinct digits",
+    "different digits", "permutations", "cuántos números", "quantos números", "cifras distintas",
+    "cifras diferentes", "algarismos distintos", "algarismos diferentes", "de cuántas maneras", "de cuantas maneras",
+    "de quantas maneiras", "de cuántas formas", "de quantas formas", "permutaciones", "permutações",
 ]
 SIMPLE = ["quick", "quickly", "simple", "short", "briefly", "brief", "one-liner", "one line", "in one sentence", "just",
           "tiny", "small", "basic", "easy", "what is", "what's", "who is", "who was", "when is", "when was",
@@ -519,7 +540,8 @@ CONSTRAINTS = [  # the marks of an instruction with many conditions to satisfy a
     "la palabra", "a letra", "la letra", "en la última", "na última", "in the last", "terminados en",
     # verse forms that count: syllables, a rhyme scheme, a metre
     "syllable", "syllables", "sílaba", "sílabas", "rhyme scheme", "esquema de rimas", "esquema de rima", "iambic",
-    "pentameter", "alliteration", "aliteração", "aliteración",
+    "pentameter", "alliteration", "aliteração", "aliteración", "endecasílabo", "endecasílabos", "octosílabo",
+    "octosílabos", "decassílabo", "decassílabos", "redondilha", "rima consonante", "rima asonante", "rima toante",
 ]
 EXPERT = [  # specialist vocabulary where small models answer confidently and wrongly
     "gdpr", "hipaa", "liability", "indemnity", "indemnify", "jurisdiction", "statute", "tort", "plaintiff",
@@ -568,6 +590,10 @@ ALGORITHMIC = [  # what makes a piece of code non-trivial to write or to fix
     "autenticação", "subcadena", "palindrómica", "vetor circular", "optimizo", "otimizar", "optimizar", "lenta",
     "recursiva", "recursivo", "memoização", "memoización", "stack overflow", "estoura a pilha", "desborda la pila",
     "worker pool", "pool de workers", "cancellation", "cancelamento", "cancelación",
+    # races and double effects; runs of rows (gaps and islands) in SQL
+    "double charge", "cobrado duas vezes", "cobrado dos veces", "condição de corrida", "condición de carrera",
+    "consecutive", "streak", "streaks", "gaps and islands", "running total", "racha", "rachas", "consecutivos",
+    "consecutivas",
 ]
 # the learned layer's structural vocabularies (router.routing.difficulty FEATURES): distinct words counted once each
 FRACTIONS = [  # ratio words: a word problem that scales, splits or compounds
