@@ -38,6 +38,7 @@ MIXED = ROOT / "tests" / "data" / "mixed_traffic.yaml"  # diverse mixed traffic,
 MIXED_HOLDOUT = ROOT / "tests" / "data" / "mixed_holdout.yaml"  # the same kind of traffic, never tuned on
 CATEGORIES = ROOT / "tests" / "data" / "categories.yaml"  # nine kinds of chat traffic, written blind (then tuned on)
 CATEGORIES_2 = ROOT / "tests" / "data" / "categories_2.yaml"  # the same, by another writer (then tuned on)
+CATEGORIES_HOLDOUT = ROOT / "tests" / "data" / "categories_holdout.yaml"  # a third writer's; never tuned on
 # MMLU subjects whose strong outcomes are an artefact (../shared/datasets/outcomes/README.md: the strong model's
 # answer is read from its first token, and in math subjects it starts working the problem instead): the
 # quantitative subjects where gpt-4 scores below 60% (3% on high_school_mathematics), against its ~86% overall.
@@ -47,7 +48,10 @@ NOISY_MMLU = frozenset({
     "abstract_algebra", "college_chemistry", "college_mathematics", "college_physics", "elementary_mathematics",
     "high_school_mathematics", "high_school_physics",
 })
-OWN_SETS = (CASES, HOLDOUT, MIXED, MIXED_HOLDOUT, CATEGORIES, CATEGORIES_2)
+OWN_SETS = (CASES, HOLDOUT, MIXED, MIXED_HOLDOUT, CATEGORIES, CATEGORIES_2, CATEGORIES_HOLDOUT)
+SET_NAMES = {"difficulty_holdout.yaml": "holdout", "mixed_traffic.yaml": "mixed", "mixed_holdout.yaml": "mixed holdout",
+             "categories.yaml": "categories", "categories_2.yaml": "categories 2",
+             "categories_holdout.yaml": "categories holdout"}
 HEAD = (f"{'table':24} {'n':>6} {'cloud':>6} {'PGR':>6} {'random':>6} {'p95':>6} {'oracle':>6}   "
         f"{'APGR':>5} {'CPT50':>6} {'CPT80':>6}   {'length APGR':>11}")
 
@@ -119,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in map(Path, args.cases):
         cases = load_cases(path)
         own = [(d, c) for d, c, _f in route_rows(router, cases)]
-        name = {"difficulty_holdout.yaml": "holdout", "mixed_traffic.yaml": "mixed",
-                "mixed_holdout.yaml": "mixed holdout", "categories.yaml": "categories",
-                "categories_2.yaml": "categories 2"}.get(path.name, "own cases")
+        name = SET_NAMES.get(path.name, "own cases")
         for lang in [*sorted({c["lang"] for c in cases}), "all"]:
             idx = [i for i, c in enumerate(cases) if lang in ("all", c["lang"])]
             table = so.Table("binary", [cases[i]["id"] for i in idx], [cases[i] for i in idx], ["local"], "cloud")
