@@ -106,7 +106,7 @@ def build_analyzer(ctx: Any) -> Analyzer:
                     f"backends[{i}].models[{j}].encoding: unknown encoding {m.encoding!r} "
                     f"(known: {', '.join(ENCODINGS)})"
                 )
-    classifier = Classifier(routing.tasks, routing.complexity_cuts, routing.learned_difficulty)
+    classifier = Classifier(routing.tasks, routing.complexity_cuts, routing.learned_difficulty, routing.encoding)
     policy = Policy(routing, ctx.catalog, ctx.config.tenants, classifier.names)
     return Analyzer(classifier, policy, routing.encoding)
 

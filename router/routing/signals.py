@@ -120,7 +120,8 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
     ] + [(w, None) for w in ("summarize", "summarise", "summary", "summarizing", "summarising", "summarization")] + [
         ("tl;dr", None), ("tldr", None), ("recap", None),
         ("resuma", None), ("resumir", None), ("resumo", None), ("resumen", None), ("resume en", None),
-        ("resume el", None), ("resume este", None), ("resume esta", None), ("sintetize", None), ("sintetiza", None),
+        ("resume el", None), ("resume este", None), ("resume esta", None), ("resume eso", None), ("resume esto", None),
+        ("resúmelo", None), ("resumelo", None), ("sintetize", None), ("sintetiza", None),
         ("condense", None), ("key points", None), ("main points", None), ("key takeaways", None), ("gist", r"\bgist\b"),
         ("given ", r"\bgiven (?:this|the|that) (?:paragraph|text|passage|article|document|excerpt)\b"),
         ("in ", r"\bin (?:one|two|three|a few|\d) (?:sentences?|bullet points?|paragraphs?|words)\b"),
@@ -148,6 +149,14 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
         ("corrija", None), ("revise o texto", None), ("corrige los", None), ("corrige el", None),
         ("corrige la", None), ("corrige este", None), ("corrige esta", None), ("ortografia", None),
         ("ortografía", None), ("gramática", None), ("mais formal", None), ("más formal", None),
+        # "make it shorter" and the like: a follow-up that rewrites the previous answer
+        ("make it shorter", None), ("make it a bit shorter", None), ("make it a little shorter", None),
+        ("make this shorter", None), ("make that shorter", None), ("keep it shorter", None),
+        ("hazlo", r"\bhazlo (?:un poco |mucho )?m[aá]s (?:corto|breve|sencillo|simple|claro|formal|informal)\b"),
+        ("hazla", r"\bhazla (?:un poco |mucho )?m[aá]s (?:corta|breve|sencilla|simple|clara|formal|informal)\b"),
+    ] + [(verb, r"\b" + verb + r" (?:isso |isto |o texto |a resposta )?mais (?:curto|curta|breve|simples|claro|clara"
+                r"|formal|informal)\b") for verb in ("deixe", "deixa", "torne", "torna")] + [
+        ("encurte", None), ("acórtalo", None), ("acortalo", None), ("acórtala", None),
     ]),
     ("extract", "docs", 3.5, [
         ("extract", r"\bextract\b"),
