@@ -15,6 +15,14 @@ question over a pasted passage; plus whole-word keyword hits). Signals from the 
 full, those from the system prompt and earlier turns at half. `chat` starts with a prior, so a request with
 no signal is chat. Confidence grows with the winner's margin over the runner-up and with its evidence.
 
+Follow-ups (`_follow_up`): a last user message of at most FOLLOW_UP_WORDS words after an earlier user turn,
+firing none of the transform or greeting signals itself (summarise, translate, rewrite, extract, compose,
+thanks), continues the thread's task ("now in C++", "what if it were 72 cm?", "why?"): its difficulty base
+becomes the size-free `(thread logit, 0, 0)` when that is the higher, and `follow_up` joins its signals. The
+thread logit is what `analyse` gives the conversation cut just after the previous user message, at that
+cut's token estimate, less FOLLOW_UP_DISCOUNT (so a follow-up of a follow-up inherits through the chain),
+memoised per conversation. A request with one user message takes one length check for all this.
+
 The classes and their keywords are configurable under `routing.tasks` (`parse_tasks` validates it):
 
     routing:
