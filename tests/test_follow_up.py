@@ -135,6 +135,19 @@ def test_a_follow_up_of_a_follow_up_still_goes_to_cloud(router: Router, thread: 
     assert "follow_up" in f.signals
 
 
+def test_a_chain_of_follow_ups_is_discounted_once(router: Router) -> None:
+    """"Continue." after "Continue." keeps the first follow-up's difficulty: the discount is not compounded."""
+    turns: list[str] = [SUBSTRING]
+    seen = []
+    for _ in range(5):
+        turns += [ANSWER, "Continue."]
+        d, cloud, f = router.route(conversation(*turns))
+        assert cloud
+        assert "follow_up" in f.signals
+        seen.append(d)
+    assert len(set(seen)) == 1, seen
+
+
 def test_the_inherited_difficulty_is_the_threads_minus_the_discount_and_size_free(router: Router) -> None:
     """The follow-up's base is (thread logit, 0, 0): the classify stage's recount cannot move it."""
     analyzer = router.analyzer

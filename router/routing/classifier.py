@@ -816,7 +816,7 @@ class Classifier:
         """The difficulty logit this classifier gives the conversation cut just after its user message `prev`
         (the same system prompt, tools and options), at that cut's token estimate, minus FOLLOW_UP_DISCOUNT.
         `analyse` runs on the cut, so a follow-up of a follow-up inherits from the ask the chain started with
-        (up to FOLLOW_UP_HOPS turns back from the request).
+        (up to FOLLOW_UP_HOPS turns back from the request), discounted once.
         Memoised (THREAD_MEMO) by a digest of the cut's messages and options, so a retried or continued
         conversation scores its earlier part once; the digest, not the texts, is kept (bounded memory)."""
         n = prev + 1
@@ -835,7 +835,10 @@ class Classifier:
         cut.overhead = TOKENS_PER_MESSAGE * n + REPLY_PRIMING
         cut.chars = sum(map(len, contents))
         tokens = estimate(cut, threads.encoding).tokens
-        z = self.difficulty.logit(self.analyse(cut, tokens, endpoint, hops + 1)[1], tokens) - FOLLOW_UP_DISCOUNT
+        f, base = self.analyse(cut, tokens, endpoint, hops + 1)
+        z = self.difficulty.logit(base, tokens)
+        if "follow_up" not in f.signals:  # the discount once per chain: "continue", "continue", ... stays put
+            z -= FOLLOW_UP_DISCOUNT
         if len(memo) >= THREAD_MEMO:  # the oldest entry goes (another thread may have just removed it)
             try:
                 del memo[next(iter(memo))]
