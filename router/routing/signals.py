@@ -524,7 +524,7 @@ ADVANCED_MATH = [
     "regression",
     "maximum area", "maximum volume", "maximum value", "minimum value", "minimum cost", "inscribed", "circumscribed",
     "área máxima", "volume máximo", "volumen máximo", "valor máximo", "valor mínimo", "inscrito", "inscrita",
-    # counting problems: how many numbers, arrangements or ways with a condition
+    # counting problems: how many numbers or ways with a condition
     "how many different", "how many numbers", "how many integers", "digit numbers", "distinct digits",
     "different digits", "permutations", "cuántos números", "quantos números", "cifras distintas",
     "cifras diferentes", "algarismos distintos", "algarismos diferentes", "de cuántas maneras", "de cuantas maneras",
