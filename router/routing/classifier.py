@@ -20,8 +20,9 @@ firing none of the transform or greeting signals itself (summarise, translate, r
 thanks), continues the thread's task ("now in C++", "what if it were 72 cm?", "why?"): its difficulty base
 becomes the size-free `(thread logit, 0, 0)` when that is the higher, and `follow_up` joins its signals. The
 thread logit is what `analyse` gives the conversation cut just after the previous user message, at that
-cut's token estimate, less FOLLOW_UP_DISCOUNT (so a follow-up of a follow-up inherits through the chain),
-memoised per conversation. A request with one user message takes one length check for all this.
+cut's token estimate, less FOLLOW_UP_DISCOUNT once per chain (a follow-up of a follow-up inherits the
+discounted logit of the ask the chain started with), memoised per conversation. A request with one user
+message takes one length check for all this.
 
 The classes and their keywords are configurable under `routing.tasks` (`parse_tasks` validates it):
 

@@ -27,6 +27,7 @@ _D = r"\d(?<!\w\d)\d*"
 _KIN = r"(?:father|mother|brother|sister|son|daughter|uncle|aunt|husband|wife)"
 _KIN_CHAIN = r"\b" + _KIN + r"'s (?:" + _KIN[3:-1] + r"|only son|only daughter|only child)\b"
 _ASKS_WHO = r"(?:\bwho(?: is|'s| was| are)\b|\bwhom\b|\brelated\b|\brelation)"
+_OF_MY_PT = (" do meu ", " da minha ")  # "o filho do meu pai": a kinship chain in Portuguese
 _CROSS = ("cross", "across", "crossing", "crosses")
 _WATERS = ("rio", "río", "riacho", "arroyo", "ponte", "puente", "lago")  # what a crossing puzzle crosses (pt, es)
 _DOC_LEADS = ("based on", "according to", "using", "from", "out of")  # "... this text": what to read it from
@@ -223,8 +224,8 @@ STRUCTURAL: list[tuple[str, str, float, list[_Alt]]] = [
           for kin in ("father", "mother", "brother", "sister", "son", "daughter")),
         (" of my ", r"\b(?:son|daughter|brother|sister|father|mother) of my (?:father|mother|brother|sister|son"
                     r"|daughter)\b"),
-        (" do meu ", r"\b(?:filh[oa]|irmão|irmã|pai|mãe) d[oa] (?:meu|minha) (?:pai|mãe|irmão|irmã|filho|filha)\b"),
-        (" da minha ", r"\b(?:filh[oa]|irmão|irmã|pai|mãe) d[oa] (?:meu|minha) (?:pai|mãe|irmão|irmã|filho|filha)\b"),
+        *((of_my, r"\b(?:filh[oa]|irmão|irmã|pai|mãe) d[oa] (?:meu|minha) (?:pai|mãe|irmão|irmã|filho|filha)\b")
+          for of_my in _OF_MY_PT),
         (" de mi ", r"\b(?:hij[oa]|herman[oa]|padre|madre) de mi (?:padre|madre|herman[oa]|hij[oa])\b"),
         # a crossing puzzle: who goes over with whom, under a capacity or a light to share
         *((w, r"\b(?:cross|across|crossing|crosses) (?:a |the )?(?:river|stream|creek|bridge|lake|canal|moat)\b")
@@ -333,8 +334,7 @@ NEEDS: dict[tuple[str, str], Need] = {
     **{("logic_puzzle", kin + "'s "): (("who", "whom", "related", "relation", "relationship"),)
        for kin in ("father", "mother", "brother", "sister", "son", "daughter")},
     ("logic_puzzle", " of my "): (("who", "whom", "related", "relation", "relationship"),),
-    ("logic_puzzle", " do meu "): (("quem", "parentesco", "relação"),),
-    ("logic_puzzle", " da minha "): (("quem", "parentesco", "relação"),),
+    **{("logic_puzzle", of_my): (("quem", "parentesco", "relação"),) for of_my in _OF_MY_PT},
     ("logic_puzzle", " de mi "): (("quién", "parentesco", "relación"),),
     # ... and the limit that makes it a puzzle ("only one at a time", "the boat holds two", "17 minutes")
     **{("logic_puzzle", w): (("boat", "raft", "canoe", "ferry", "torch", "flashlight", "lantern"),
